@@ -1,0 +1,218 @@
+// Package stampede holds the vocabulary shared by every part of the tool: a
+// request's Result, a probe's Sample, a log's Evidence and the diagnosis'
+// Finding. It depends on the standard library only; every other package
+// imports it and it imports none of them.
+package stampede
+
+import (
+	"strings"
+	"time"
+)
+
+// Version is the tool's version, overridden at build time with
+// -ldflags "-X github.com/stampede-load/stampede.Version=v1.2.3".
+var Version = "0.1.0-dev"
+
+// Outcome classifies how a request ended. A failed request is data, never a
+// Go error: the engine records it and goes on.
+type Outcome uint8
+
+// The outcomes of a request.
+const (
+	// OK means the response met every expectation of its step.
+	OK Outcome = iota
+	// FailStatus means the status code was not one the step expects
+	// (by default any 2xx or 3xx is expected).
+	FailStatus
+	// FailContent means the status was accepted but the body was not: the
+	// login page shown again (not_login_page), body_contains and the like.
+	// The seed's rate limit hid behind exactly this: a 200 with the login form.
+	FailContent
+	// FailTransport means no response arrived: connection refused or reset,
+	// EOF, DNS, TLS.
+	FailTransport
+	// FailTimeout means the request timed out on the client side.
+	FailTimeout
+)
+
+var outcomeNames = [...]string{"ok", "status", "content", "transport", "timeout"}
+
+// String returns the outcome's name as written in requests.csv.
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return "unknown"
+}
+
+// ParseOutcome is the inverse of Outcome.String. Unknown names give false.
+func ParseOutcome(s string) (Outcome, bool) {
+	for i, n := range outcomeNames {
+		if n == s {
+			return Outcome(i), true
+		}
+	}
+	return 0, false
+}
+
+// Result is the record of one request, as the engine emits it and as
+// requests.csv stores it.
+type Result struct {
+	// Start is when the request was meant to start. In the open model this
+	// is the scheduled arrival, so a stalled server shows in Latency instead
+	// of being hidden by coordinated omission; in the closed model it is the
+	// moment the user sent it.
+	Start time.Time
+	// Name is the endpoint name (Locust's Name column): the step's name, or
+	// its path when the step has none.
+	Name string
+	// Method is the HTTP method.
+	Method string
+	// Status is the HTTP status of the final response; 0 when none arrived.
+	Status int
+	// Latency runs from Start to the last byte of the body.
+	Latency time.Duration
+	// Connect is the time spent dialling (TCP and TLS); 0 on a reused
+	// connection.
+	Connect time.Duration
+	// TTFB runs from the moment the request was written to the first byte
+	// of the response.
+	TTFB time.Duration
+	// Bytes is the size of the response body.
+	Bytes int64
+	// Outcome says whether the request succeeded and, if not, how it failed.
+	Outcome Outcome
+	// Reason is the failure reason shown to people ("HTTP 500",
+	// "login page returned: Too many failed login attempts. Try again later.");
+	// empty when the request succeeded.
+	Reason string
+	// User is the number of the virtual user that sent the request (from 1).
+	User int
+}
+
+// Failed reports whether the request failed.
+func (r *Result) Failed() bool { return r.Outcome != OK }
+
+// End is when the response was complete.
+func (r *Result) End() time.Time { return r.Start.Add(r.Latency) }
+
+// Sample is one reading of one source (a probe) at one time. Metric keys are
+// documented by each probe package; diagnosis reads them by name.
+type Sample struct {
+	// Time is when the reading was taken.
+	Time time.Time `json:"t"`
+	// Source names the probe: "postgres", "pgbouncer", "redis", "host",
+	// "generator".
+	Source string `json:"source"`
+	// Values holds numeric readings by key.
+	Values map[string]float64 `json:"values,omitempty"`
+	// Info holds textual readings by key (settings, blocker descriptions).
+	Info map[string]string `json:"info,omitempty"`
+	// Err is set when the source could not be read; a refused probe is
+	// evidence too.
+	Err string `json:"error,omitempty"`
+}
+
+// Evidence is one event parsed from a server log: a line, or a multi-line
+// block such as a stack trace, with what the signature catalog made of it.
+type Evidence struct {
+	// Time is the event's own timestamp, parsed from the log line; zero if
+	// the line had none that could be read.
+	Time time.Time `json:"t"`
+	// Source is the log's name as the user gave it ("app-errors").
+	Source string `json:"source"`
+	// Signature is the id of the matching catalog entry, empty when none
+	// matched.
+	Signature string `json:"signature,omitempty"`
+	// Class is the finding id the signature points at
+	// ("db-pool-wait-timeout"), empty when unclassified.
+	Class string `json:"class,omitempty"`
+	// Level is the log level when the line carries one (ERROR, WARNING, LOG).
+	Level string `json:"level,omitempty"`
+	// Message is the event's headline: the log message of its first line.
+	Message string `json:"message"`
+	// Exception is the final exception line of a stack trace
+	// ("psycopg.errors.ProtocolViolation: query_wait_timeout").
+	Exception string `json:"exception,omitempty"`
+	// Stack holds the frames of a stack trace, outermost first.
+	Stack []string `json:"stack,omitempty"`
+	// Fields holds attributes parsed from structured lines (method, path,
+	// status, user of an access or auth log).
+	Fields map[string]string `json:"fields,omitempty"`
+	// Ref is where the event starts: "file:line".
+	Ref string `json:"ref"`
+}
+
+// Status of a finding: how direct its evidence is.
+const (
+	// Confirmed: direct evidence (a log signature, a probe reading) names it.
+	Confirmed = "confirmed"
+	// Likely: indirect evidence (symptoms and arithmetic) points to it.
+	Likely = "likely"
+	// Possible: consistent with the data, not shown by it.
+	Possible = "possible"
+)
+
+// EvidenceRef is a piece of evidence quoted in a finding.
+type EvidenceRef struct {
+	Source string    `json:"source"`
+	Time   time.Time `json:"time,omitzero"`
+	Text   string    `json:"text"`
+	Ref    string    `json:"ref,omitempty"`
+}
+
+// Explains says which failures a finding accounts for.
+type Explains struct {
+	Failures  int      `json:"failures"`
+	Endpoints []string `json:"endpoints"`
+}
+
+// Finding is one named cause, with its evidence, fix and next experiment.
+// The ids are the contract of DESIGN.md ("db-pool-wait-timeout", ...).
+type Finding struct {
+	ID             string        `json:"id"`
+	Status         string        `json:"status"`
+	Confidence     float64       `json:"confidence"`
+	Title          string        `json:"title"`
+	Explains       Explains      `json:"explains"`
+	Evidence       []EvidenceRef `json:"evidence"`
+	Fix            string        `json:"fix"`
+	NextExperiment string        `json:"next_experiment"`
+}
+
+// RuledOut is a hypothesis the evidence excludes, and why.
+type RuledOut struct {
+	ID  string `json:"id"`
+	Why string `json:"why"`
+}
+
+// Diagnosis is the content of diagnosis.json.
+type Diagnosis struct {
+	Run      string     `json:"run"`
+	Verdict  string     `json:"verdict"` // "pass" or "fail"
+	Findings []Finding  `json:"findings"`
+	RuledOut []RuledOut `json:"ruled_out"`
+}
+
+// Redact replaces the password of a DSN or URL ("postgres://u:secret@h/db")
+// with "xxxxx", so it can be written to meta.json or a log.
+func Redact(dsn string) string {
+	i := strings.Index(dsn, "://")
+	if i < 0 {
+		return dsn
+	}
+	rest := dsn[i+3:]
+	at := strings.LastIndex(rest, "@")
+	if slash := strings.IndexByte(rest, '/'); slash >= 0 && slash < at {
+		at = strings.LastIndex(rest[:slash], "@")
+	}
+	if at < 0 {
+		return dsn
+	}
+	userinfo := rest[:at]
+	colon := strings.IndexByte(userinfo, ':')
+	if colon < 0 {
+		return dsn
+	}
+	return dsn[:i+3] + userinfo[:colon] + ":xxxxx" + rest[at:]
+}
