@@ -1,0 +1,270 @@
+// Package session is a virtual user's browser: its own cookie jar,
+// redirects, forms with their hidden inputs, and per-phase timings of every
+// request through net/http/httptrace.
+package session
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptrace"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// UserAgent is sent with every request unless a step sets its own.
+const UserAgent = "stampede/0.1 (+load test)"
+
+// NewTransport returns the transport shared by every virtual user of a run:
+// keep-alive connections, up to maxConns idle per host (one per user), no
+// compression negotiation (bodies are measured as served) and the given
+// per-request timeout on response headers.
+func NewTransport(maxConns int, insecure bool) *http.Transport {
+	if maxConns < 2 {
+		maxConns = 2
+	}
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          0,
+		MaxIdleConnsPerHost:   maxConns,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     false,
+		TLSClientConfig:       &tls.Config{InsecureSkipVerify: insecure}, //nolint:gosec // opt-in flag for self-signed test targets
+		ExpectContinueTimeout: time.Second,
+		WriteBufferSize:       4 << 10,
+		ReadBufferSize:        4 << 10,
+	}
+}
+
+// Browser is one virtual user's browser. It is not safe for concurrent use:
+// each virtual user owns one.
+type Browser struct {
+	client  http.Client
+	jar     *cookiejar.Jar
+	body    bytes.Buffer
+	trace   *httptrace.ClientTrace
+	t       phases
+	maxBody int64
+	// Last is the previous response, for submit_form and extract.
+	Last Page
+}
+
+// phases records the httptrace callbacks of the request in flight.
+type phases struct {
+	dialStart, connDone, wrote, firstByte time.Time
+	reused                                bool
+}
+
+// Page is a response as the browser saw it after following redirects.
+type Page struct {
+	// URL is the final URL, after redirects.
+	URL *url.URL
+	// Status is the final status code.
+	Status int
+	// Header is the final response's header.
+	Header http.Header
+	// Body is the final body; it is reused by the next request, so copy
+	// what must outlive it.
+	Body []byte
+	// Size is the body's size in bytes (also when the body was discarded).
+	Size int64
+	// Redirects lists the URLs redirected through, in order.
+	Redirects []string
+}
+
+// Timing is the per-phase timing of one request.
+type Timing struct {
+	// Connect is the time spent dialling, TLS included; 0 on a reused connection.
+	Connect time.Duration
+	// TTFB runs from the request being written to the first response byte.
+	TTFB time.Duration
+	// Reused reports whether a kept-alive connection was used.
+	Reused bool
+}
+
+// Options configure a Browser. The zero value is valid.
+type Options struct {
+	// Transport is shared by the run's browsers; nil uses a new one.
+	Transport http.RoundTripper
+	// Timeout bounds each request, redirects included; 0 means 60 s.
+	Timeout time.Duration
+	// MaxBody caps the bytes of a body kept for checks (the rest is
+	// counted, not kept); 0 means 8 MiB.
+	MaxBody int64
+}
+
+// New returns a browser with an empty cookie jar.
+func New(o Options) *Browser {
+	jar, _ := cookiejar.New(nil) // cookiejar.New never fails with nil options
+	b := &Browser{jar: jar, maxBody: o.MaxBody}
+	if b.maxBody <= 0 {
+		b.maxBody = 8 << 20
+	}
+	rt := o.Transport
+	if rt == nil {
+		rt = NewTransport(2, false)
+	}
+	to := o.Timeout
+	if to <= 0 {
+		to = 60 * time.Second
+	}
+	b.client = http.Client{Transport: rt, Jar: jar, Timeout: to}
+	b.trace = &httptrace.ClientTrace{
+		GetConn:      func(string) { b.t.dialStart = time.Time{} },
+		ConnectStart: func(_, _ string) { b.t.dialStart = time.Now() },
+		GotConn: func(i httptrace.GotConnInfo) {
+			b.t.reused = i.Reused
+			b.t.connDone = time.Now()
+		},
+		WroteRequest:         func(httptrace.WroteRequestInfo) { b.t.wrote = time.Now() },
+		GotFirstResponseByte: func() { b.t.firstByte = time.Now() },
+	}
+	return b
+}
+
+// Jar returns the browser's cookie jar.
+func (b *Browser) Jar() http.CookieJar { return b.jar }
+
+// Cookie returns the value of the named cookie the browser would send to u.
+func (b *Browser) Cookie(u *url.URL, name string) (string, bool) {
+	for _, c := range b.jar.Cookies(u) {
+		if c.Name == name {
+			return c.Value, true
+		}
+	}
+	return "", false
+}
+
+// Request is one request of a step.
+type Request struct {
+	Method string
+	URL    string
+	Header http.Header
+	Body   []byte
+	// ContentType is set when Body is not empty.
+	ContentType string
+	// NoRedirect returns a 3xx as it is instead of following it.
+	NoRedirect bool
+	// KeepBody keeps the body for checks, forms and extraction; otherwise
+	// it is read and counted only.
+	KeepBody bool
+}
+
+// Do sends the request and reads the whole response. The error is a
+// transport failure (no response); HTTP statuses are not errors.
+func (b *Browser) Do(ctx context.Context, r *Request) (Page, Timing, error) {
+	var tm Timing
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, b.trace), r.Method, r.URL, nil)
+	if err != nil {
+		return Page{}, tm, fmt.Errorf("session: build request: %w", err)
+	}
+	if len(r.Body) > 0 {
+		req.Body = io.NopCloser(bytes.NewReader(r.Body))
+		req.ContentLength = int64(len(r.Body))
+		body := r.Body
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		if r.ContentType != "" {
+			req.Header.Set("Content-Type", r.ContentType)
+		}
+	}
+	req.Header.Set("User-Agent", UserAgent)
+	for k, vs := range r.Header {
+		req.Header[k] = vs
+	}
+	if b.Last.URL != nil && req.Header.Get("Referer") == "" {
+		// Browsers send the Referer; Django's CSRF check needs it over HTTPS.
+		req.Header.Set("Referer", b.Last.URL.String())
+	}
+	var redirects []string
+	b.client.CheckRedirect = func(nr *http.Request, via []*http.Request) error {
+		if r.NoRedirect {
+			return http.ErrUseLastResponse
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		redirects = append(redirects, nr.URL.String())
+		b.t = phases{}
+		return nil
+	}
+	b.t = phases{}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return Page{}, tm, err
+	}
+	defer resp.Body.Close()
+	b.body.Reset()
+	var n int64
+	if r.KeepBody {
+		n, err = b.body.ReadFrom(io.LimitReader(resp.Body, b.maxBody))
+		if err == nil {
+			var m int64
+			m, err = io.Copy(io.Discard, resp.Body)
+			n += m
+		}
+	} else {
+		n, err = io.Copy(io.Discard, resp.Body)
+	}
+	if err != nil {
+		return Page{}, tm, err
+	}
+	if !b.t.dialStart.IsZero() && !b.t.connDone.IsZero() && !b.t.reused {
+		tm.Connect = b.t.connDone.Sub(b.t.dialStart)
+	}
+	if !b.t.wrote.IsZero() && !b.t.firstByte.IsZero() {
+		tm.TTFB = b.t.firstByte.Sub(b.t.wrote)
+	}
+	tm.Reused = b.t.reused
+	p := Page{URL: resp.Request.URL, Status: resp.StatusCode, Header: resp.Header, Body: b.body.Bytes(), Size: n, Redirects: redirects}
+	b.Last = p
+	return p, tm, nil
+}
+
+// IsTimeout reports whether a transport error was a timeout (client
+// deadline or the context's).
+func IsTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return strings.Contains(err.Error(), "Client.Timeout exceeded")
+}
+
+// Describe turns a transport error into a short failure reason without the
+// URL (which can carry secrets in its query): "connection refused",
+// "connection reset by peer", "EOF", "timeout".
+func Describe(err error) string {
+	if err == nil {
+		return ""
+	}
+	if IsTimeout(err) {
+		return "timeout"
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	s := err.Error()
+	for _, k := range []string{"connection refused", "connection reset by peer", "broken pipe", "no such host", "network is unreachable", "server closed idle connection", "EOF"} {
+		if strings.Contains(s, k) {
+			return k
+		}
+	}
+	if i := strings.LastIndex(s, ": "); i >= 0 && i+2 < len(s) {
+		return s[i+2:]
+	}
+	return s
+}
