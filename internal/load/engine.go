@@ -1,0 +1,503 @@
+// Package load runs virtual users through a scenario, in the closed model
+// (N users with think time) or the open model (an arrival rate, free of
+// coordinated omission), and emits one stampede.Result per request.
+package load
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	stampede "github.com/stampede-load/stampede"
+	"github.com/stampede-load/stampede/internal/session"
+)
+
+// Engine runs a plan. Results arrive on the channel given to Run.
+type Engine struct {
+	plan      *Plan
+	transport *http.Transport
+
+	users    atomic.Int64 // virtual users alive
+	inflight atomic.Int64 // requests in flight
+	dropped  atomic.Int64 // open model: starts that found no free user
+	started  atomic.Int64 // open model: flows started
+	aborted  atomic.Int64 // requests cut off by the end of the run
+}
+
+// New returns an engine for the plan.
+func New(p *Plan) *Engine {
+	return &Engine{plan: p, transport: session.NewTransport(p.Users, p.Insecure)}
+}
+
+// Users is the number of live virtual users.
+func (e *Engine) Users() int { return int(e.users.Load()) }
+
+// InFlight is the number of requests in flight.
+func (e *Engine) InFlight() int { return int(e.inflight.Load()) }
+
+// Dropped is the number of open-model starts that found no free user.
+func (e *Engine) Dropped() int64 { return e.dropped.Load() }
+
+// Aborted is the number of requests cut off by the end of the run (not
+// recorded: they neither succeeded nor failed).
+func (e *Engine) Aborted() int64 { return e.aborted.Load() }
+
+// Run runs the plan until its duration is over or ctx is cancelled, sending
+// every result to out. It returns when every virtual user has stopped; it
+// does not close out.
+func (e *Engine) Run(ctx context.Context, out chan<- stampede.Result) error {
+	ctx, cancel := context.WithTimeout(ctx, e.plan.Duration)
+	defer cancel()
+	defer e.transport.CloseIdleConnections()
+	var wg sync.WaitGroup
+	if e.plan.Model == Open {
+		e.runOpen(ctx, out, &wg)
+	} else {
+		e.runClosed(ctx, out, &wg)
+	}
+	wg.Wait()
+	return nil
+}
+
+func (e *Engine) newVU(n int, out chan<- stampede.Result) *vu {
+	v := &vu{e: e, n: n, out: out, rng: rand.New(rand.NewPCG(uint64(n), uint64(time.Now().UnixNano())))}
+	v.b = session.New(session.Options{Transport: e.transport, Timeout: e.plan.Timeout})
+	v.vars.row = e.plan.row(n)
+	v.vars.header = e.plan.Header
+	v.vars.n = n
+	return v
+}
+
+func (e *Engine) runClosed(ctx context.Context, out chan<- stampede.Result, wg *sync.WaitGroup) {
+	p := e.plan
+	interval := time.Duration(float64(time.Second) / p.SpawnRate)
+	start := time.Now()
+	for i := 1; i <= p.Users; i++ {
+		if i > 1 {
+			// Spawn on schedule: user i starts at (i-1)/rate, whatever
+			// happened to the others.
+			at := start.Add(time.Duration(i-1) * interval)
+			if !sleepUntil(ctx, at) {
+				return
+			}
+		}
+		v := e.newVU(i, out)
+		wg.Add(1)
+		e.users.Add(1)
+		go func() {
+			defer wg.Done()
+			defer e.users.Add(-1)
+			v.loop(ctx)
+		}()
+	}
+}
+
+func (e *Engine) runOpen(ctx context.Context, out chan<- stampede.Result, wg *sync.WaitGroup) {
+	p := e.plan
+	work := make(chan time.Time)
+	interval := time.Duration(float64(time.Second) / p.ArrivalRate)
+	start := time.Now()
+	n := 0
+	for i := 0; ; i++ {
+		at := start.Add(time.Duration(i) * interval)
+		// Keep the schedule: when the pacer is late it starts the overdue
+		// arrivals at once, each stamped with its intended time.
+		if !sleepUntil(ctx, at) {
+			return
+		}
+		select {
+		case work <- at:
+			e.started.Add(1)
+			continue
+		default:
+		}
+		if n >= p.Users {
+			e.dropped.Add(1)
+			continue
+		}
+		n++
+		v := e.newVU(n, out)
+		wg.Add(1)
+		e.users.Add(1)
+		e.started.Add(1)
+		go func(first time.Time) {
+			defer wg.Done()
+			defer e.users.Add(-1)
+			v.iterate(ctx, first)
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case at := <-work:
+					v.iterate(ctx, at)
+				}
+			}
+		}(at)
+	}
+}
+
+func sleepUntil(ctx context.Context, at time.Time) bool {
+	d := time.Until(at)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// vu is one virtual user.
+type vu struct {
+	e        *Engine
+	n        int
+	b        *session.Browser
+	out      chan<- stampede.Result
+	rng      *rand.Rand
+	vars     vars
+	started  bool // on_start done
+	loggedIn bool // a not_login_page step succeeded
+}
+
+// vars resolves template variables for one user.
+type vars struct {
+	header []string
+	row    []string
+	n      int
+	ext    map[string]string
+}
+
+func (v *vars) get(name string) string {
+	if col, ok := strings.CutPrefix(name, "user."); ok {
+		for i, h := range v.header {
+			if h == col && i < len(v.row) {
+				return v.row[i]
+			}
+		}
+		return ""
+	}
+	if name == "vu" {
+		return strconv.Itoa(v.n)
+	}
+	return v.ext[name]
+}
+
+func (v *vu) loop(ctx context.Context) {
+	p := v.e.plan
+	for ctx.Err() == nil {
+		v.iterate(ctx, time.Time{})
+		if p.AuthOnly && v.started {
+			<-ctx.Done()
+			return
+		}
+		if p.ThinkMax > 0 {
+			d := p.ThinkMin
+			if p.ThinkMax > p.ThinkMin {
+				d += time.Duration(v.rng.Int64N(int64(p.ThinkMax - p.ThinkMin)))
+			}
+			if !sleepUntil(ctx, time.Now().Add(d)) {
+				return
+			}
+		}
+	}
+}
+
+// iterate runs on_start once per user, then one task picked by weight. In
+// the open model, intended is the scheduled start of the flow: the first
+// request's latency counts from it.
+func (v *vu) iterate(ctx context.Context, intended time.Time) {
+	p := v.e.plan
+	if !v.started {
+		// on_start runs until it succeeds: a user whose login failed
+		// tries again on its next iteration (after think time), as a
+		// person would, and never browses logged out.
+		for _, s := range p.OnStart {
+			if !v.step(ctx, s, intended) {
+				return
+			}
+			intended = time.Time{}
+		}
+		v.started = true
+		if p.AuthOnly || ctx.Err() != nil {
+			return
+		}
+	}
+	if len(p.Tasks) == 0 {
+		return
+	}
+	t := p.Tasks[0]
+	if len(p.Tasks) > 1 {
+		r := v.rng.IntN(p.totalWeight)
+		for _, c := range p.Tasks {
+			if r < c.cum {
+				t = c
+				break
+			}
+		}
+	}
+	for _, s := range t.Steps {
+		if !v.step(ctx, s, intended) {
+			return
+		}
+		intended = time.Time{}
+	}
+}
+
+// step runs one step and records its result. It reports whether the flow
+// should go on: a failed step ends the task, as a failed page would stop a
+// person.
+func (v *vu) step(ctx context.Context, s *Step, intended time.Time) bool {
+	p := v.e.plan
+	res := stampede.Result{Name: s.Name, Method: s.Method, User: v.n}
+	req := session.Request{Method: s.Method, NoRedirect: s.NoRedirect, KeepBody: !p.Quick}
+	if s.SubmitForm {
+		last := v.b.Last
+		f, err := session.FindForm(last.Body, last.URL, s.Selector)
+		if err != nil {
+			// The POST could not be sent; it is recorded all the same, so
+			// a login that never happened is not missing from the counts.
+			res.Start = time.Now()
+			if !intended.IsZero() {
+				res.Start = intended
+			}
+			res.Outcome = stampede.FailContent
+			res.Reason = "not sent: " + noFormReason(err, &last)
+			v.emit(ctx, &res)
+			return false
+		}
+		over := make(map[string]string, len(s.Fields))
+		for k, t := range s.Fields {
+			over[k] = t.render(&v.vars)
+		}
+		req.Method = f.Method
+		res.Method = f.Method
+		req.URL = f.Action
+		vals := f.Values(over)
+		if f.Method == "GET" {
+			u, _ := url.Parse(f.Action)
+			u.RawQuery = vals.Encode()
+			req.URL = u.String()
+		} else {
+			req.Body = []byte(vals.Encode())
+			req.ContentType = "application/x-www-form-urlencoded"
+		}
+	} else {
+		raw := s.URL.render(&v.vars)
+		ref, err := p.Target.Parse(raw)
+		if err != nil {
+			res.Start, res.Outcome, res.Reason = time.Now(), stampede.FailContent, fmt.Sprintf("not sent: bad URL %q", raw)
+			v.emit(ctx, &res)
+			return false
+		}
+		req.URL = ref.String()
+		if s.Form != nil {
+			vals := url.Values{}
+			for k, t := range s.Form {
+				vals.Set(k, t.render(&v.vars))
+			}
+			req.Body = []byte(vals.Encode())
+		} else if len(s.Body) > 0 {
+			req.Body = []byte(s.Body.render(&v.vars))
+		}
+		req.ContentType = s.ContentType
+	}
+	if len(s.Headers) > 0 {
+		req.Header = make(http.Header, len(s.Headers))
+		for k, t := range s.Headers {
+			req.Header.Set(k, t.render(&v.vars))
+		}
+	}
+
+	v.e.inflight.Add(1)
+	sent := time.Now()
+	page, tm, err := v.b.Do(ctx, &req)
+	end := time.Now()
+	v.e.inflight.Add(-1)
+	res.Start = sent
+	if !intended.IsZero() && intended.Before(sent) {
+		res.Start = intended
+	}
+	res.Latency = end.Sub(res.Start)
+	res.Connect, res.TTFB = tm.Connect, tm.TTFB
+	if err != nil {
+		if ctx.Err() != nil {
+			// Cut off by the end of the run: neither a success nor a failure.
+			v.e.aborted.Add(1)
+			return false
+		}
+		res.Outcome = stampede.FailTransport
+		if session.IsTimeout(err) {
+			res.Outcome = stampede.FailTimeout
+		}
+		res.Reason = session.Describe(err)
+		v.emit(ctx, &res)
+		return false
+	}
+	res.Status, res.Bytes = page.Status, page.Size
+	v.check(s, &page, &res)
+	if res.Outcome == stampede.OK && len(s.Extract) > 0 {
+		if v.vars.ext == nil {
+			v.vars.ext = map[string]string{}
+		}
+		for name, x := range s.Extract {
+			val, err := x.Extract(v.b, &page)
+			if err != nil {
+				res.Outcome, res.Reason = stampede.FailContent, "extract "+name+": "+err.Error()
+				break
+			}
+			v.vars.ext[name] = val
+		}
+	}
+	v.emit(ctx, &res)
+	return res.Outcome == stampede.OK
+}
+
+func noFormReason(err error, last *session.Page) string {
+	if last.URL == nil {
+		return "submit_form has no previous page to take the form from"
+	}
+	if last.Status >= 400 || last.Status == 0 {
+		return fmt.Sprintf("no form on the previous page (HTTP %d)", last.Status)
+	}
+	if errors.Is(err, session.ErrNoForm) {
+		return "no form on the previous page"
+	}
+	return err.Error()
+}
+
+// check applies the step's expectations and the session rule to a response.
+func (v *vu) check(s *Step, page *session.Page, res *stampede.Result) {
+	if !statusOK(s.Status, page.Status) {
+		res.Outcome = stampede.FailStatus
+		res.Reason = "HTTP " + strconv.Itoa(page.Status)
+		if page.Status >= 400 {
+			if t := pageHint(page.Body); t != "" {
+				res.Reason += " (" + t + ")"
+			}
+		}
+		return
+	}
+	if v.e.plan.Quick {
+		return
+	}
+	isLogin := session.IsLoginPage(page.Body)
+	if s.NotLogin {
+		if isLogin {
+			res.Outcome = stampede.FailContent
+			res.Reason = "login page returned"
+			if t := session.ErrorText(page.Body); t != "" {
+				res.Reason += ": " + clip(t, 160)
+			}
+			return
+		}
+		v.loggedIn = true
+	} else if v.loggedIn && isLogin && page.Status < 300 && len(page.Redirects) > 0 {
+		// Logged in, asked for a page and was sent to a login form: the
+		// session did not stick (a Secure cookie over HTTP, a session store
+		// that lost it).
+		res.Outcome = stampede.FailContent
+		res.Reason = "redirected to login page: session lost"
+		return
+	}
+	if s.Contains != "" && !strings.Contains(string(page.Body), s.Contains) {
+		res.Outcome, res.Reason = stampede.FailContent, "body does not contain "+strconv.Quote(clip(s.Contains, 60))
+		return
+	}
+	if s.NotContains != "" && strings.Contains(string(page.Body), s.NotContains) {
+		res.Outcome, res.Reason = stampede.FailContent, "body contains "+strconv.Quote(clip(s.NotContains, 60))
+		return
+	}
+	if s.NotRedirect != "" {
+		to := ""
+		if page.Status >= 300 && page.Status < 400 {
+			to = page.Header.Get("Location")
+		} else if len(page.Redirects) > 0 {
+			to = page.Redirects[len(page.Redirects)-1]
+		}
+		if to != "" && strings.Contains(to, s.NotRedirect) {
+			res.Outcome, res.Reason = stampede.FailContent, "redirected to "+clip(to, 80)
+		}
+	}
+}
+
+func statusOK(want []int, got int) bool {
+	if len(want) == 0 {
+		return got >= 200 && got < 400
+	}
+	for _, w := range want {
+		if w == got {
+			return true
+		}
+	}
+	return false
+}
+
+// pageHint is a short text naming an error page: its error text, else its
+// <title> or first heading, so failures group by what the server said.
+func pageHint(body []byte) string {
+	if t := session.ErrorText(body); t != "" {
+		return clip(t, 100)
+	}
+	s := string(body[:min(len(body), 4096)])
+	for _, tag := range []string{"title", "h1"} {
+		lo := strings.ToLower(s)
+		i := strings.Index(lo, "<"+tag)
+		if i < 0 {
+			continue
+		}
+		j := strings.IndexByte(lo[i:], '>')
+		if j < 0 {
+			continue
+		}
+		k := strings.Index(lo[i+j:], "</"+tag)
+		if k < 0 {
+			continue
+		}
+		t := stripTags(s[i+j+1 : i+j+k])
+		if t = strings.Join(strings.Fields(t), " "); t != "" {
+			return clip(t, 100)
+		}
+	}
+	return ""
+}
+
+func stripTags(s string) string {
+	var b strings.Builder
+	in := false
+	for _, r := range s {
+		switch {
+		case r == '<':
+			in = true
+		case r == '>':
+			in = false
+		case !in:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func (v *vu) emit(_ context.Context, r *stampede.Result) {
+	// The channel is drained by the recorder until every user has stopped,
+	// so this send never blocks for long and never loses a record.
+	v.out <- *r
+}

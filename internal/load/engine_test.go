@@ -1,0 +1,255 @@
+package load
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	stampede "github.com/stampede-load/stampede"
+	"github.com/stampede-load/stampede/internal/testserver"
+)
+
+// collect runs the plan and returns every result.
+func collect(t *testing.T, p *Plan) ([]stampede.Result, *Engine) {
+	t.Helper()
+	e := New(p)
+	out := make(chan stampede.Result, 1024)
+	var rs []stampede.Result
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for r := range out {
+			rs = append(rs, r)
+		}
+	}()
+	if err := e.Run(context.Background(), out); err != nil {
+		t.Fatal(err)
+	}
+	close(out)
+	wg.Wait()
+	return rs, e
+}
+
+func loginScenario(t *testing.T, target, password string) *Plan {
+	t.Helper()
+	dir := t.TempDir()
+	var users strings.Builder
+	users.WriteString("username,password\n")
+	for i := 1; i <= 50; i++ {
+		fmt.Fprintf(&users, "user%d,%s\n", i, password)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "users.csv"), []byte(users.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	yml := fmt.Sprintf(`target: %s
+load: {users: 50, spawn_rate: 100, duration: 3s}
+think: 100ms..200ms
+users_file: users.csv
+on_start:
+  - name: "[AUTH] Login GET"
+    get: /accounts/login/
+  - name: "[AUTH] Login POST"
+    submit_form:
+      fields: {login: "{{user.username}}", password: "{{user.password}}"}
+    expect: {status: [302], not_login_page: true}
+tasks:
+  - name: dashboard
+    weight: 3
+    steps:
+      - {name: "GET /dashboard/", get: /dashboard/, expect: {body_contains: Dashboard}}
+  - name: home
+    weight: 1
+    steps:
+      - {get: /}
+`, target)
+	path := filepath.Join(dir, "s.yaml")
+	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sc, err := ReadScenario(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := sc.Compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func count(rs []stampede.Result, name string) (n, failed int, reasons map[string]int) {
+	reasons = map[string]int{}
+	for _, r := range rs {
+		if r.Name != name {
+			continue
+		}
+		n++
+		if r.Failed() {
+			failed++
+			reasons[r.Reason]++
+		}
+	}
+	return
+}
+
+func TestLoginAndBrowse(t *testing.T) {
+	srv := testserver.New("pw-ok")
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+
+	rs, _ := collect(t, loginScenario(t, ts.URL, "pw-ok"))
+	n, failed, reasons := count(rs, "[AUTH] Login POST")
+	if n != 50 || failed != 0 {
+		t.Fatalf("login POST: %d requests, %d failed (%v); want 50, 0", n, failed, reasons)
+	}
+	if got := srv.LoginOK.Load(); got != 50 {
+		t.Errorf("server saw %d good logins, want 50", got)
+	}
+	dn, dfailed, _ := count(rs, "GET /dashboard/")
+	if dn == 0 || dfailed != 0 {
+		t.Errorf("dashboard: %d requests, %d failed", dn, dfailed)
+	}
+	if int64(dn) != srv.Dashboards.Load() {
+		t.Errorf("recorded %d dashboards, server served %d", dn, srv.Dashboards.Load())
+	}
+	for _, r := range rs {
+		if r.Name == "[AUTH] Login POST" && (r.Status != 302 || r.Method != "POST") {
+			t.Fatalf("login POST recorded as %s %d", r.Method, r.Status)
+		}
+	}
+}
+
+func TestWrongPasswordIsAFailureDespite200(t *testing.T) {
+	srv := testserver.New("pw-ok")
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+
+	p := loginScenario(t, ts.URL, "wrong")
+	// Expect the status the server really gives to a failed login (200),
+	// so only the login-page rule can catch it.
+	p.OnStart[1].Status = nil
+	p.OnStart[1].NoRedirect = false
+	rs, _ := collect(t, p)
+	n, failed, reasons := count(rs, "[AUTH] Login POST")
+	if n < 50 || failed != n {
+		t.Fatalf("login POST: %d requests, %d failed; want every one of at least 50 to fail", n, failed)
+	}
+	want := "login page returned: The username and/or password you specified are not correct."
+	if reasons[want] != n || int64(n) != srv.LoginFailed.Load() {
+		t.Fatalf("reasons = %v, want %d × %q (server saw %d)", reasons, n, want, srv.LoginFailed.Load())
+	}
+	for _, r := range rs {
+		if r.Name == "[AUTH] Login POST" && r.Status != 200 {
+			t.Fatalf("status %d, want 200", r.Status)
+		}
+	}
+	if dn, _, _ := count(rs, "GET /dashboard/"); dn != 0 {
+		t.Errorf("%d dashboard requests after failed logins: a failed on_start must stop the user's flow", dn)
+	}
+}
+
+// TestStall shows both models against a server that stalls for 2 s
+// mid-run: the open model keeps its schedule, shows the stall in its
+// latencies and counts dropped starts; the closed model slows down.
+func TestStall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes 10 s")
+	}
+	run := func(t *testing.T, p *Plan) ([]stampede.Result, *Engine) {
+		srv := testserver.New("x")
+		ts := httptest.NewServer(srv)
+		defer ts.Close()
+		p.Target.Host = strings.TrimPrefix(ts.URL, "http://")
+		p.Tasks[0].Steps[0].URL = parseTmpl(ts.URL + "/")
+		go func() {
+			time.Sleep(2 * time.Second)
+			srv.Stall(2 * time.Second)
+		}()
+		return collect(t, p)
+	}
+	// perSecond counts requests by the second of their intended start.
+	perSecond := func(rs []stampede.Result, t0 time.Time) []int {
+		c := make([]int, 6)
+		for _, r := range rs {
+			if s := int(r.Start.Sub(t0) / time.Second); s >= 0 && s < len(c) {
+				c[s]++
+			}
+		}
+		return c
+	}
+
+	t.Run("open", func(t *testing.T) {
+		p, _ := QuickPlan("http://127.0.0.1:1/", 20, 0, 5*time.Second)
+		p.Model, p.ArrivalRate, p.Users = Open, 50, 20
+		t0 := time.Now()
+		rs, e := run(t, p)
+		c := perSecond(rs, t0)
+		var worst time.Duration
+		for _, r := range rs {
+			worst = max(worst, r.Latency)
+		}
+		t.Logf("open: starts per second %v, dropped %d, worst latency %v", c, e.Dropped(), worst)
+		// 20 users at 50/s: the stall holds every user, the schedule goes
+		// on, the rest of the 100 starts of the stall are dropped.
+		if e.Dropped() < 50 {
+			t.Errorf("dropped %d starts during a 2 s stall at 50/s with 20 users; want ≥ 50", e.Dropped())
+		}
+		if worst < 1500*time.Millisecond {
+			t.Errorf("worst latency %v: the stall does not show", worst)
+		}
+		if c[0] < 40 || c[4] < 40 {
+			t.Errorf("starts per second %v: the schedule was not kept outside the stall", c)
+		}
+	})
+	t.Run("closed", func(t *testing.T) {
+		p, _ := QuickPlan("http://127.0.0.1:1/", 20, 0, 5*time.Second)
+		p.ThinkMin, p.ThinkMax = 400*time.Millisecond, 400*time.Millisecond // 50/s when the server is fast
+		t0 := time.Now()
+		rs, _ := run(t, p)
+		c := perSecond(rs, t0)
+		t.Logf("closed: requests per second %v", c)
+		if c[2]+c[3] > (c[0]+c[1])/2 {
+			t.Errorf("requests per second %v: the closed model should send far fewer during the stall", c)
+		}
+	})
+}
+
+func TestScenarioErrors(t *testing.T) {
+	for _, tc := range []struct{ yml, want string }{
+		{"target: http://h\nload: {users: 1}\ntasks:\n  - steps: [{get: /}]\n    wieght: 2\n", "s.yaml:5:5"},
+		{"target: http://h\nload: {users: 1, duration: 6x}\ntasks: [{steps: [{get: /}]}]\n", "s.yaml:2:28: load.duration"},
+		{"target: http://h\nload: {users: 1}\ntasks: [{steps: [{get: /, post: /}]}]\n", "exactly one of get"},
+		{"target: http://h\nload: {users: 1}\ntasks: [{steps: [{get: '/x/{{id}}'}]}]\n", "{{id}} is neither"},
+		{"target: ftp://h\nload: {users: 1}\ntasks: [{steps: [{get: /}]}]\n", "s.yaml:1:9: target"},
+		{"target: http://h\nload: {users: 2, arrival_rate: 5/s}\ntasks: [{steps: [{get: /}]}]\n", "max_users"},
+	} {
+		sc, err := ParseScenario("s.yaml", []byte(tc.yml))
+		if err == nil {
+			_, err = sc.Compile()
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q:\n got %v\nwant it to contain %q", tc.yml, err, tc.want)
+		}
+	}
+}
+
+func TestParseRateAndThink(t *testing.T) {
+	for in, want := range map[string]float64{"50/s": 50, "120/m": 2, "10": 10, "5/2s": 2.5} {
+		if got, err := ParseRate(in); err != nil || got != want {
+			t.Errorf("ParseRate(%q) = %v, %v", in, got, err)
+		}
+	}
+	if a, b, err := ParseThink("1s..3s"); err != nil || a != time.Second || b != 3*time.Second {
+		t.Errorf("ParseThink: %v %v %v", a, b, err)
+	}
+	if _, _, err := ParseThink("3s..1s"); err == nil {
+		t.Error("want an error for a reversed range")
+	}
+}

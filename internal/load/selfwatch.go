@@ -1,0 +1,98 @@
+package load
+
+import (
+	"context"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	stampede "github.com/stampede-load/stampede"
+)
+
+// Thresholds above which the generator counts as the bottleneck of an
+// interval: its figures then measure stampede, not the target.
+const (
+	SaturatedCPU = 0.90                  // share of the machine's cores in use by stampede
+	SaturatedLag = 50 * time.Millisecond // worst lateness of a 10 ms timer
+)
+
+// SelfWatch samples the generator itself: its CPU use and how late its
+// timers fire (scheduling lag), once per interval, as "generator" samples.
+type SelfWatch struct {
+	e      *Engine
+	maxLag atomic.Int64
+	prevDr int64
+}
+
+// NewSelfWatch returns a watch over the engine's own process.
+func NewSelfWatch(e *Engine) *SelfWatch { return &SelfWatch{e: e} }
+
+// Run samples every interval until ctx ends, passing each sample to emit.
+func (w *SelfWatch) Run(ctx context.Context, interval time.Duration, emit func(stampede.Sample)) {
+	go w.lagLoop(ctx)
+	prevCPU := cpuTime()
+	prev := time.Now()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			cpu := cpuTime()
+			wall := now.Sub(prev)
+			pct := 0.0
+			if wall > 0 {
+				pct = 100 * float64(cpu-prevCPU) / float64(wall)
+			}
+			prevCPU, prev = cpu, now
+			lag := time.Duration(w.maxLag.Swap(0))
+			cores := runtime.NumCPU()
+			dr := w.e.Dropped()
+			sat := 0.0
+			if pct >= SaturatedCPU*100*float64(cores) || lag >= SaturatedLag {
+				sat = 1
+			}
+			emit(stampede.Sample{Time: now, Source: "generator", Values: map[string]float64{
+				"cpu_pct":    pct,
+				"cores":      float64(cores),
+				"lag_ms":     float64(lag) / float64(time.Millisecond),
+				"goroutines": float64(runtime.NumGoroutine()),
+				"users":      float64(w.e.Users()),
+				"dropped":    float64(dr - w.prevDr),
+				"inflight":   float64(w.e.InFlight()),
+				"saturated":  sat,
+			}})
+			w.prevDr = dr
+		}
+	}
+}
+
+// lagLoop measures scheduling lag: how late a 10 ms timer fires.
+func (w *SelfWatch) lagLoop(ctx context.Context) {
+	const tick = 10 * time.Millisecond
+	t := time.NewTimer(tick)
+	defer t.Stop()
+	want := time.Now().Add(tick)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if late := now.Sub(want); late > time.Duration(w.maxLag.Load()) {
+				w.maxLag.Store(int64(late))
+			}
+			want = time.Now().Add(tick)
+			t.Reset(tick)
+		}
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
