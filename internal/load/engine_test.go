@@ -215,7 +215,8 @@ func TestStall(t *testing.T) {
 		rs, _ := run(t, p)
 		c := perSecond(rs, t0)
 		t.Logf("closed: requests per second %v", c)
-		if c[2]+c[3] > (c[0]+c[1])/2 {
+		// Second 3 lies wholly inside the stall (2 s to 4 s).
+		if c[3] > c[1]/2 {
 			t.Errorf("requests per second %v: the closed model should send far fewer during the stall", c)
 		}
 	})
