@@ -1,0 +1,72 @@
+package rundir
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	stampede "github.com/stampede-load/stampede"
+)
+
+func TestRequestsRoundTripAndTornLine(t *testing.T) {
+	dir := t.TempDir()
+	w, err := NewRequestWriter(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.UnixMicro(1_800_000_000_123_456)
+	in := []stampede.Result{
+		{Start: start, User: 1, Name: "[AUTH] Login POST", Method: "POST", Status: 200, Latency: 1234 * time.Microsecond,
+			TTFB: time.Millisecond, Bytes: 900, Outcome: stampede.FailContent, Reason: `login page returned: Too many, "failed" attempts`},
+		{Start: start.Add(time.Second), User: 2, Name: "/", Method: "GET", Status: 0, Outcome: stampede.FailTransport, Reason: "connection refused"},
+		{Start: start, User: 3, Name: " lead", Method: "GET", Status: 200, Latency: time.Second, Connect: 3 * time.Microsecond},
+	}
+	for i := range in {
+		if err := w.Write(&in[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A torn last line, as kill -9 in mid-write leaves it.
+	f, _ := os.OpenFile(filepath.Join(dir, RequestsFile), os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("1800000000,4,/x,GE")
+	f.Close()
+	var got []stampede.Result
+	if err := ReadRequests(dir, func(r *stampede.Result) error { got = append(got, *r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(in) {
+		t.Fatalf("read %d results, want %d", len(got), len(in))
+	}
+	for i := range in {
+		if got[i] != in[i] {
+			t.Errorf("result %d:\n got %+v\nwant %+v", i, got[i], in[i])
+		}
+	}
+}
+
+func TestMalformedLineNamesIt(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, RequestsFile), []byte(RequestsHeader+"\n1,1,/,GET,200,5,0,0,2,ok,\n1,x,/,GET,200,5,0,0,2,ok,\n"), 0o644)
+	err := ReadRequests(dir, func(*stampede.Result) error { return nil })
+	if err == nil || !contains(err.Error(), "requests.csv:3") {
+		t.Fatalf("err = %v, want it to name requests.csv:3", err)
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func FuzzDecodeRequests(f *testing.F) {
+	f.Add([]byte(RequestsHeader + "\n1,1,/,GET,200,5,0,0,2,ok,\n"))
+	f.Add([]byte(RequestsHeader + "\n1,1,\"a,b\",GET,200,5,0,0,2,content,\"x \"\"y\"\"\"\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_ = DecodeRequests(bytesReader(data), "f", func(*stampede.Result) error { return nil })
+	})
+}
+
+func bytesReader(b []byte) io.Reader { return strings.NewReader(string(b)) }
