@@ -91,7 +91,7 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if logs == "" {
 		logs = "(discarded)"
 	}
-	fmt.Fprintf(stdout, "stampede lab: http://%s  store=%s  preset=%s  logs=%s\n", ln.Addr(), cfg.Store, orDash(preset), logs)
+	fmt.Fprintf(stdout, "stampede lab: http://%s  store=%s  preset=%s  logs=%s\n", ln.Addr(), srv.Config().Store, orDash(preset), logs)
 	fmt.Fprintf(stdout, "users: stampede lab users --count %d > users.csv\n", srv.Config().Users)
 	return srv.Serve(ctx, ln)
 }

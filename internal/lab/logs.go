@@ -1,0 +1,185 @@
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Log files created in Config.LogDir when the lab starts. Each is written in
+// the format of the real software the seed ran:
+//
+//	access.log      combined-like: host - user [time] "request" status bytes "referer" "ua" seconds
+//	auth_debug.log  the seed's middleware: one line per request
+//	errors.log      Django's logging: "asctime LEVEL logger message", then a
+//	                Python-style traceback whose last line is the driver's error
+//	gunicorn.log    gunicorn's error log: "[time] [pid] [LEVEL] message"
+//	pgbouncer.log   embedded store only: the emulated PgBouncer's log lines
+const (
+	AccessLog    = "access.log"
+	AuthDebugLog = "auth_debug.log"
+	ErrorsLog    = "errors.log"
+	GunicornLog  = "gunicorn.log"
+	PgBouncerLog = "pgbouncer.log"
+)
+
+// logFile is an append-only log whose lines are written whole.
+type logFile struct {
+	mu sync.Mutex
+	w  io.Writer
+	c  io.Closer
+}
+
+func (l *logFile) write(s string) {
+	if l == nil || l.w == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, _ = io.WriteString(l.w, s)
+}
+
+type logs struct {
+	access, auth, errors, gunicorn, pgbouncer *logFile
+}
+
+// openLogs creates every log file in dir (truncating none), so a tailer can
+// open them before the first line. An empty dir discards the logs.
+func openLogs(dir string) (*logs, error) {
+	l := &logs{}
+	targets := []struct {
+		name string
+		f    **logFile
+	}{{AccessLog, &l.access}, {AuthDebugLog, &l.auth}, {ErrorsLog, &l.errors}, {GunicornLog, &l.gunicorn}, {PgBouncerLog, &l.pgbouncer}}
+	if dir == "" {
+		for _, t := range targets {
+			*t.f = &logFile{}
+		}
+		return l, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("log dir: %w", err)
+	}
+	for _, t := range targets {
+		f, err := os.OpenFile(filepath.Join(dir, t.name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			l.close()
+			return nil, fmt.Errorf("log dir: %w", err)
+		}
+		*t.f = &logFile{w: f, c: f}
+	}
+	return l, nil
+}
+
+func (l *logs) close() {
+	for _, f := range []*logFile{l.access, l.auth, l.errors, l.gunicorn, l.pgbouncer} {
+		if f != nil && f.c != nil {
+			f.mu.Lock()
+			_ = f.c.Close()
+			f.w = nil
+			f.mu.Unlock()
+		}
+	}
+}
+
+// pyTime formats t like Python logging's asctime: 2026-11-27 10:00:00,123.
+func pyTime(t time.Time) string {
+	return t.Format("2006-01-02 15:04:05") + fmt.Sprintf(",%03d", t.Nanosecond()/1e6)
+}
+
+// django writes one Python-logging line: "asctime LEVEL logger message".
+func (l *logs) django(level, logger, msg string) {
+	l.errors.write(fmt.Sprintf("%s %s %s %s\n", pyTime(time.Now()), level, logger, msg))
+}
+
+// gunicornf writes a line of gunicorn's error log.
+func (l *logs) gunicornf(pid int, level, format string, args ...any) {
+	l.gunicorn.write(fmt.Sprintf("[%s] [%d] [%s] %s\n", time.Now().Format("2006-01-02 15:04:05 -0700"), pid, level, fmt.Sprintf(format, args...)))
+}
+
+// pgbouncerf writes a line of PgBouncer's log with a client prefix.
+func (l *logs) pgbouncerf(level, client, format string, args ...any) {
+	l.pgbouncer.write(fmt.Sprintf("%s [%d] %s %s %s\n", time.Now().UTC().Format("2006-01-02 15:04:05.000 MST"), os.Getpid(), level, client, fmt.Sprintf(format, args...)))
+}
+
+// internalError writes Django's "Internal Server Error: PATH" entry followed by
+// a Python-style traceback of err: one block for the root cause, whose last
+// line carries the driver's own text (e.g. "pgconn.PgError: FATAL:
+// query_wait_timeout (SQLSTATE 08P01)"), and one for the whole chain, joined
+// by Python's "direct cause" line. Frames are the Go frames of the handler.
+func (l *logs) internalError(path string, err error, stack []uintptr) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s ERROR django.request Internal Server Error: %s\n", pyTime(time.Now()), path)
+	root := err
+	for {
+		next := errors.Unwrap(root)
+		if next == nil {
+			break
+		}
+		root = next
+	}
+	frames := formatFrames(stack)
+	b.WriteString("Traceback (most recent call last):\n")
+	b.WriteString(frames)
+	fmt.Fprintf(&b, "%s: %s\n", errTypeName(root), oneLine(root.Error()))
+	if root != err {
+		b.WriteString("\nThe above exception was the direct cause of the following exception:\n\n")
+		b.WriteString("Traceback (most recent call last):\n")
+		b.WriteString(frames)
+		fmt.Fprintf(&b, "lab.InternalServerError: %s\n", oneLine(err.Error()))
+	}
+	l.errors.write(b.String())
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+
+// errTypeName names err's dynamic type like a Python exception class:
+// *pgconn.PgError becomes pgconn.PgError.
+func errTypeName(err error) string {
+	t := reflect.TypeOf(err)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	pkg := t.PkgPath()
+	if i := strings.LastIndex(pkg, "/"); i >= 0 {
+		pkg = pkg[i+1:]
+	}
+	if pkg == "" || t.Name() == "" {
+		return "error"
+	}
+	return pkg + "." + t.Name()
+}
+
+func formatFrames(pcs []uintptr) string {
+	if len(pcs) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	frames := runtime.CallersFrames(pcs)
+	var lines []string
+	for {
+		f, more := frames.Next()
+		if !strings.HasPrefix(f.Function, "runtime.") {
+			fn := f.Function
+			if i := strings.LastIndex(fn, "/"); i >= 0 {
+				fn = fn[i+1:]
+			}
+			lines = append(lines, fmt.Sprintf("  File %q, line %d, in %s\n", f.File, f.Line, fn))
+		}
+		if !more {
+			break
+		}
+	}
+	// Python prints the outermost call first.
+	for i := len(lines) - 1; i >= 0; i-- {
+		b.WriteString(lines[i])
+	}
+	return b.String()
+}
