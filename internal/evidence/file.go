@@ -1,0 +1,101 @@
+package evidence
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/stampede-load/stampede"
+)
+
+// readChunk is how much ParseReader reads at a time. Lines are cut out of
+// each chunk as substrings, so reading costs one allocation per chunk, not
+// one per line.
+const readChunk = 1 << 20
+
+// ParseFile parses a whole log file with the default catalog and the local
+// time zone, and returns the events worth keeping. name is the log's name
+// (Evidence.Source); the path is used in each Ref. See ParseReader for more
+// control.
+func ParseFile(ctx context.Context, path, name string) ([]stampede.Evidence, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("evidence: %w", err)
+	}
+	defer f.Close()
+	var out []stampede.Evidence
+	p := NewParser(name, path, nil, nil)
+	err = ParseReader(ctx, f, p, func(ev stampede.Evidence) { out = append(out, ev) })
+	if err != nil {
+		return out, fmt.Errorf("evidence: %s: %w", path, err)
+	}
+	return out, nil
+}
+
+// ParseReader feeds every line of r to p, flushes it at the end, and calls
+// emit for each event p returns. It checks ctx between chunks.
+func ParseReader(ctx context.Context, r io.Reader, p *Parser, emit func(stampede.Evidence)) error {
+	buf := make([]byte, readChunk)
+	carry := 0 // bytes of an unfinished line at the start of buf
+	lineNo := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, err := io.ReadFull(r, buf[carry:])
+		n += carry
+		end := n
+		if err == nil {
+			// Only whole lines now; the tail waits for the next chunk.
+			if i := lastNewline(buf[:n]); i >= 0 {
+				end = i + 1
+			} else if n == len(buf) {
+				// A line longer than the buffer: grow it.
+				nb := make([]byte, 2*len(buf))
+				copy(nb, buf[:n])
+				buf, carry = nb, n
+				continue
+			}
+		}
+		s := string(buf[:end])
+		for len(s) > 0 {
+			i := strings.IndexByte(s, '\n')
+			var line string
+			if i < 0 {
+				line, s = s, ""
+			} else {
+				line, s = s[:i+1], s[i+1:]
+			}
+			lineNo++
+			for _, ev := range p.Feed(line, lineNo) {
+				emit(ev)
+			}
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				for _, ev := range p.Flush() {
+					emit(ev)
+				}
+				return nil
+			}
+			return err
+		}
+		carry = copy(buf, buf[end:n])
+	}
+}
+
+func lastNewline(b []byte) int { return bytes.LastIndexByte(b, '\n') }
+
+// ParseText parses a whole log held in a string (handy in tests and for
+// short texts such as a client's error message).
+func ParseText(source, file, text string, catalog *Catalog, loc *time.Location) []stampede.Evidence {
+	p := NewParser(source, file, catalog, loc)
+	var out []stampede.Evidence
+	_ = ParseReader(context.Background(), strings.NewReader(text), p, func(ev stampede.Evidence) { out = append(out, ev) })
+	return out
+}
