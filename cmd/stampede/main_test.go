@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	stampede "github.com/stampede-load/stampede"
+	"github.com/stampede-load/stampede/internal/rundir"
+	"github.com/stampede-load/stampede/internal/testserver"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "stampede-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "stampede")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// stampedeCmd runs the built binary.
+func stampedeCmd(args ...string) *exec.Cmd {
+	c := exec.Command(binary, args...)
+	c.Env = append(os.Environ(), "NO_COLOR=1")
+	return c
+}
+
+func readResults(t *testing.T, dir string) []stampede.Result {
+	t.Helper()
+	var rs []stampede.Result
+	if err := rundir.ReadRequests(dir, func(r *stampede.Result) error { rs = append(rs, *r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+func TestQuickForm(t *testing.T) {
+	ts := httptest.NewServer(testserver.New("x"))
+	defer ts.Close()
+	out := filepath.Join(t.TempDir(), "run")
+	cmd := stampedeCmd("run", "--url", ts.URL+"/", "-u", "50", "-r", "25", "-t", "3s", "--out", out)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("run: %v\n%s\n%s", err, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{"Run completed", "Aggregated", "Run directory: " + out} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	rs := readResults(t, out)
+	if len(rs) < 100 {
+		t.Fatalf("%d requests recorded", len(rs))
+	}
+	var meta rundir.Meta
+	b, _ := os.ReadFile(filepath.Join(out, "meta.json"))
+	if err := json.Unmarshal(b, &meta); err != nil || meta.Partial || meta.End.IsZero() {
+		t.Errorf("meta.json: partial=%v end=%v err=%v", meta.Partial, meta.End, err)
+	}
+}
+
+func TestBadInputExitsOne(t *testing.T) {
+	dir := t.TempDir()
+	sc := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(sc, []byte("target: http://127.0.0.1:1\nload:\n  users: 2\n  spwan_rate: 1\ntasks: [{steps: [{get: /}]}]\n"), 0o644)
+	cmd := stampedeCmd("run", sc, "--out", filepath.Join(dir, "r"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit: %v, want status 1", err)
+	}
+	if !strings.Contains(stderr.String(), "bad.yaml:4:3") || !strings.Contains(stderr.String(), "spwan_rate") {
+		t.Errorf("stderr %q does not name bad.yaml:4:3 and the key", stderr.String())
+	}
+}
+
+// TestInterrupt: Ctrl-C mid-run gives complete files marked partial.
+func TestInterrupt(t *testing.T) {
+	ts := httptest.NewServer(testserver.New("x"))
+	defer ts.Close()
+	out := filepath.Join(t.TempDir(), "run")
+	cmd := stampedeCmd("run", "--url", ts.URL+"/", "-u", "10", "-t", "60s", "--out", out, "--quiet")
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("run did not stop within 20 s of Ctrl-C")
+	}
+	if !strings.Contains(stdout.String(), "interrupted") {
+		t.Errorf("output does not say the run was interrupted:\n%s", stdout.String())
+	}
+	meta, err := rundir.ReadMeta(out)
+	if err != nil || !meta.Partial || meta.EndReason != "interrupted" {
+		t.Fatalf("meta: %+v %v", meta, err)
+	}
+	var sum struct {
+		Partial    bool `json:"partial"`
+		Aggregated struct {
+			Requests int `json:"requests"`
+		} `json:"aggregated"`
+	}
+	b, _ := os.ReadFile(filepath.Join(out, "summary.json"))
+	if err := json.Unmarshal(b, &sum); err != nil || !sum.Partial {
+		t.Fatalf("summary.json partial=%v err=%v", sum.Partial, err)
+	}
+	if rs := readResults(t, out); len(rs) != sum.Aggregated.Requests || len(rs) == 0 {
+		t.Errorf("requests.csv has %d records, summary.json %d", len(rs), sum.Aggregated.Requests)
+	}
+}
+
+// TestKill9: after kill -9 every record up to the last flush is readable.
+func TestKill9(t *testing.T) {
+	ts := httptest.NewServer(testserver.New("x"))
+	defer ts.Close()
+	out := filepath.Join(t.TempDir(), "run")
+	cmd := stampedeCmd("run", "--url", ts.URL+"/", "-u", "5", "--think", "10ms", "-t", "60s", "--out", out, "--quiet")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3200 * time.Millisecond)
+	killed := time.Now()
+	cmd.Process.Kill()
+	cmd.Wait()
+	rs := readResults(t, out)
+	if len(rs) < 100 {
+		t.Fatalf("only %d records readable after kill -9", len(rs))
+	}
+	// Flushed at least every second: the newest readable record is less
+	// than ~2 s older than the kill.
+	var last time.Time
+	for _, r := range rs {
+		if e := r.End(); e.After(last) {
+			last = e
+		}
+	}
+	if gap := killed.Sub(last); gap > 2*time.Second {
+		t.Errorf("newest readable record is %v older than the kill", gap)
+	}
+	meta, err := rundir.ReadMeta(out)
+	if err != nil || !meta.Partial {
+		t.Errorf("meta.json after kill -9: %+v, %v (want readable and partial)", meta, err)
+	}
+	if _, err := rundir.ReadTimeline(out); err != nil {
+		t.Errorf("timeline after kill -9: %v", err)
+	}
+}
