@@ -1,0 +1,580 @@
+package diagnose
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/stampede-load/stampede"
+)
+
+// endpoint is an endpoint's totals with its per-second series, indexed by
+// seconds since ctx.start.
+type endpoint struct {
+	EndpointTotals
+	login    bool      // submits the login form
+	reqs     []float64 // completions per second
+	fails    []float64 // failures per second
+	lat      []float64 // mean (or median) latency in seconds; 0 unknown
+	inflight []float64 // requests in flight (Little's law)
+	groups   []*group
+	shape    LatencyShape
+}
+
+// group is a FailureGroup with what classify and the rules made of it.
+type group struct {
+	FailureGroup
+	ep                                 *endpoint
+	class, text, message               string
+	throttle, csrf, loginPage, refused bool
+	lead                               time.Duration // typical latency of these failures
+	covered                            []bool        // per second, for timed groups
+	coveredN                           int           // for untimed groups
+}
+
+// series returns the failures of g in second s: its own count when timed,
+// else its share of the endpoint's failures.
+func (g *group) series(s int) float64 {
+	if g.PerSecond != nil {
+		if s < len(g.PerSecond) {
+			return float64(g.PerSecond[s])
+		}
+		return 0
+	}
+	if g.ep.Failures == 0 {
+		return 0
+	}
+	return g.ep.fails[s] * float64(g.Count) / float64(g.ep.Failures)
+}
+
+// event is a piece of log evidence with the finding id it points at.
+type event struct {
+	*stampede.Evidence
+	id string
+}
+
+// window is a span of time, both ends included.
+type window struct{ from, to time.Time }
+
+func inWindows(t time.Time, ws []window) bool {
+	for _, w := range ws {
+		if !t.Before(w.from) && !t.After(w.to) {
+			return true
+		}
+	}
+	return false
+}
+
+// ctx is one diagnosis in progress.
+type ctx struct {
+	in         *Input
+	start, end time.Time
+	nsec       int
+	eps        []*endpoint
+	groups     []*group
+	events     []event
+	samples    map[string][]*stampede.Sample
+	pad        time.Duration // alignment slack between sources
+	total      int
+	failed     int
+	anatomy    *Anatomy
+	found      map[string]*verdict
+}
+
+// maxSeconds caps the per-second arrays at a week.
+const maxSeconds = 7 * 24 * 3600
+
+func newCtx(in *Input) *ctx {
+	if len(in.Results) > 0 && len(in.Endpoints) == 0 {
+		cp := *in
+		cp.aggregate()
+		in = &cp
+	}
+	c := &ctx{in: in, samples: map[string][]*stampede.Sample{}, found: map[string]*verdict{}}
+	c.span()
+	c.nsec = int(c.end.Sub(c.start)/time.Second) + 2
+	if c.nsec > maxSeconds {
+		c.nsec = maxSeconds
+	}
+	byKey := map[epKey]*endpoint{}
+	get := func(method, name string) *endpoint {
+		k := epKey{method, name}
+		if e := byKey[k]; e != nil {
+			return e
+		}
+		// Locust's failures.csv may name a method the stats do not; fall
+		// back to the name alone.
+		for kk, e := range byKey {
+			if kk.name == name && (method == "" || kk.method == "") {
+				return e
+			}
+		}
+		e := &endpoint{EndpointTotals: EndpointTotals{Method: method, Name: name}}
+		e.reqs = make([]float64, c.nsec)
+		e.fails = make([]float64, c.nsec)
+		e.lat = make([]float64, c.nsec)
+		e.inflight = make([]float64, c.nsec)
+		e.login = c.isLogin(method, name)
+		byKey[k] = e
+		c.eps = append(c.eps, e)
+		return e
+	}
+	for _, t := range in.Endpoints {
+		e := get(t.Method, t.Name)
+		e.EndpointTotals = t
+	}
+	for _, p := range in.History {
+		if p.Name == "" || p.Name == "Aggregated" {
+			continue
+		}
+		e := get(p.Method, p.Name)
+		s := c.sec(p.Time)
+		e.reqs[s] += p.Requests
+		e.fails[s] += p.Failures
+		lat := p.Mean
+		if lat == 0 {
+			lat = p.Median
+		}
+		e.lat[s] = lat.Seconds()
+		if p.InFlight > 0 {
+			e.inflight[s] += p.InFlight
+		} else {
+			e.inflight[s] += p.Requests * lat.Seconds()
+		}
+	}
+	for i := range in.Failures {
+		g := &group{FailureGroup: in.Failures[i]}
+		g.ep = get(g.Method, g.Name)
+		classify(g)
+		if g.Latency != nil {
+			g.lead = g.Latency.Quantile(0.5)
+		} else {
+			g.lead = g.ep.Median
+			if g.ep.shape.ClusterAt > 0 {
+				g.lead = g.ep.shape.ClusterAt
+			}
+		}
+		if g.PerSecond != nil {
+			g.covered = make([]bool, len(g.PerSecond))
+		}
+		g.ep.groups = append(g.ep.groups, g)
+		c.groups = append(c.groups, g)
+	}
+	for _, e := range c.eps {
+		n := 0
+		for _, g := range e.groups {
+			n += g.Count
+		}
+		if n > e.Failures {
+			e.Failures = n
+		}
+		if e.Requests < e.Failures {
+			e.Requests = e.Failures
+		}
+		c.total += e.Requests
+		c.failed += e.Failures
+	}
+	for i := range in.Evidence {
+		e := &in.Evidence[i]
+		c.events = append(c.events, event{e, classifyEvent(e)})
+	}
+	for i := range in.Timeline {
+		s := &in.Timeline[i]
+		c.samples[s.Source] = append(c.samples[s.Source], s)
+	}
+	c.pad = 5 * time.Second
+	for _, ss := range c.samples {
+		sort.SliceStable(ss, func(i, j int) bool { return ss[i].Time.Before(ss[j].Time) })
+		if len(ss) >= 2 {
+			if iv := ss[len(ss)-1].Time.Sub(ss[0].Time) / time.Duration(len(ss)-1); 2*iv > c.pad {
+				c.pad = 2 * iv
+			}
+		}
+	}
+	c.anatomy = c.buildAnatomy()
+	// Imports: the lead of a group is the endpoint's cluster when known.
+	for _, g := range c.groups {
+		if g.Latency == nil && g.ep.shape.ClusterAt > 0 {
+			g.lead = g.ep.shape.ClusterAt
+		}
+	}
+	return c
+}
+
+// span sets c.start and c.end from the input, or from the data when unset.
+func (c *ctx) span() {
+	c.start, c.end = c.in.Start, c.in.End
+	if !c.start.IsZero() && !c.end.IsZero() {
+		return
+	}
+	var lo, hi time.Time
+	see := func(t time.Time) {
+		if t.IsZero() {
+			return
+		}
+		if lo.IsZero() || t.Before(lo) {
+			lo = t
+		}
+		if t.After(hi) {
+			hi = t
+		}
+	}
+	for _, p := range c.in.History {
+		see(p.Time)
+	}
+	for _, g := range c.in.Failures {
+		see(g.First)
+		see(g.Last)
+	}
+	for _, s := range c.in.Timeline {
+		see(s.Time)
+	}
+	for _, e := range c.in.Evidence {
+		see(e.Time)
+	}
+	if c.start.IsZero() {
+		c.start = lo
+	}
+	if c.end.IsZero() {
+		c.end = hi
+	}
+	if c.end.Before(c.start) {
+		c.end = c.start
+	}
+}
+
+func (c *ctx) sec(t time.Time) int {
+	s := int(t.Sub(c.start) / time.Second)
+	if s < 0 {
+		return 0
+	}
+	if s >= c.nsec {
+		return c.nsec - 1
+	}
+	return s
+}
+
+func (c *ctx) at(s int) time.Time { return c.start.Add(time.Duration(s) * time.Second) }
+
+func (c *ctx) isLogin(method, name string) bool {
+	if len(c.in.Load.LoginEndpoints) > 0 {
+		for _, n := range c.in.Load.LoginEndpoints {
+			if n == name {
+				return true
+			}
+		}
+		return false
+	}
+	if !isLoginName(name) {
+		return false
+	}
+	m := strings.ToUpper(method)
+	return m == "POST" || (m == "" && strings.Contains(strings.ToUpper(name), "POST"))
+}
+
+// windows returns the failure windows of gs: the bursts of their failures,
+// reaching back by the failures' latency (the time they were in flight, when
+// the server was failing them) and padded by c.pad for clock and sampling
+// slack. Groups whose timing is unknown give the whole run.
+func (c *ctx) windows(gs []*group) []window {
+	if len(gs) == 0 {
+		return nil
+	}
+	series := make([]float64, c.nsec)
+	var lead time.Duration
+	any := false
+	for _, g := range gs {
+		for s := range series {
+			if v := g.series(s); v > 0 {
+				series[s] += v
+				any = true
+			}
+		}
+		if g.lead > lead {
+			lead = g.lead
+		}
+	}
+	if lead > 10*time.Minute {
+		lead = 10 * time.Minute
+	}
+	if !any {
+		return []window{{c.start.Add(-c.pad), c.end.Add(c.pad)}}
+	}
+	var ws []window
+	for _, b := range c.bursts(series) {
+		ws = append(ws, window{b.Start.Add(-lead - c.pad), b.End.Add(c.pad)})
+	}
+	return ws
+}
+
+// failing returns the failure groups for which keep is true.
+func (c *ctx) failing(keep func(g *group) bool) []*group {
+	var out []*group
+	for _, g := range c.groups {
+		if keep(g) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// serverSide reports whether a failure is one a server fault can cause:
+// a 5xx, a client timeout, or a reset without a response.
+func serverSide(g *group) bool {
+	if g.throttle || g.csrf || g.loginPage {
+		return false
+	}
+	return g.class == Class5xx || g.class == ClassTimeout || (g.class == ClassTransport && !g.refused)
+}
+
+// eventsOf returns the events pointing at id inside ws (all of them when ws
+// is nil). Events without a time are kept: they cannot be placed.
+func (c *ctx) eventsOf(id string, ws []window) []*event {
+	var out []*event
+	for i := range c.events {
+		e := &c.events[i]
+		if e.id != id {
+			continue
+		}
+		if ws == nil || e.Time.IsZero() || inWindows(e.Time, ws) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// reading summarises one metric of one source over the samples inside ws
+// (or outside them when outside is set): the peak, the mean and the sample
+// holding the peak. Samples that could not be read are skipped; a key
+// absent from a readable sample reads 0.
+type reading struct {
+	n         int
+	max, mean float64
+	peak      *stampede.Sample
+}
+
+func (c *ctx) read(source, key string, ws []window, outside bool) reading {
+	var r reading
+	sum := 0.0
+	for _, s := range c.samples[source] {
+		if s.Err != "" {
+			continue
+		}
+		if ws != nil && inWindows(s.Time, ws) == outside {
+			continue
+		}
+		v := s.Values[key]
+		if r.n == 0 || v > r.max {
+			r.max, r.peak = v, s
+		}
+		sum += v
+		r.n++
+	}
+	if r.n > 0 {
+		r.mean = sum / float64(r.n)
+	}
+	return r
+}
+
+// setting returns the last non-zero reading of a setting-like key.
+func (c *ctx) setting(source, key string) float64 {
+	ss := c.samples[source]
+	for i := len(ss) - 1; i >= 0; i-- {
+		if v := ss[i].Values[key]; v > 0 {
+			return v
+		}
+	}
+	return 0
+}
+
+// claim is a rule's claim on failures: the groups' failures inside ws, or
+// all of them when all is set.
+type claim struct {
+	groups []*group
+	ws     []window
+	all    bool
+	rest   bool // only the failures no finding has explained yet
+}
+
+// count returns how many failures cl covers and on which endpoints; with
+// mark set it records them as explained.
+func (c *ctx) count(cl claim, mark bool) (int, []string) {
+	n := 0
+	var eps []string
+	for _, g := range cl.groups {
+		k := 0
+		switch {
+		case cl.rest:
+			k = g.uncovered()
+			if mark {
+				for s := range g.covered {
+					g.covered[s] = true
+				}
+				g.coveredN = g.Count
+			}
+		case cl.all:
+			k = g.Count
+			if mark {
+				for s := range g.covered {
+					g.covered[s] = true
+				}
+				g.coveredN = g.Count
+			}
+		case g.PerSecond != nil:
+			for s, v := range g.PerSecond {
+				if v == 0 || !inWindows(c.at(s).Add(time.Second/2), cl.ws) {
+					continue
+				}
+				k += int(v)
+				if mark {
+					g.covered[s] = true
+				}
+			}
+		default:
+			tot, in := 0.0, 0.0
+			for s, v := range g.ep.fails {
+				if v == 0 {
+					continue
+				}
+				tot += v
+				if inWindows(c.at(s).Add(time.Second/2), cl.ws) {
+					in += v
+				}
+			}
+			if tot == 0 {
+				k = g.Count // no timing at all: the claim's evidence stands for the whole run
+			} else {
+				k = int(math.Round(float64(g.Count) * in / tot))
+			}
+			if mark && k > g.coveredN {
+				g.coveredN = k
+			}
+		}
+		if k > 0 {
+			n += k
+			eps = appendUnique(eps, g.Name)
+		}
+	}
+	return n, eps
+}
+
+// uncovered returns the failures of g no finding explained.
+func (g *group) uncovered() int {
+	if g.PerSecond == nil {
+		return g.Count - g.coveredN
+	}
+	n := 0
+	for s, v := range g.PerSecond {
+		if !g.covered[s] {
+			n += int(v)
+		}
+	}
+	return n
+}
+
+func appendUnique(ss []string, s string) []string {
+	for _, x := range ss {
+		if x == s {
+			return ss
+		}
+	}
+	return append(ss, s)
+}
+
+// Evidence references.
+
+const clock = "15:04:05"
+
+func eventRef(e *event) stampede.EvidenceRef {
+	text := e.Message
+	if e.Exception != "" && !strings.Contains(text, e.Exception) {
+		text += " — " + e.Exception
+	}
+	return stampede.EvidenceRef{Source: e.Source, Time: e.Time, Text: text, Ref: e.Ref}
+}
+
+// eventRefs quotes the first and the last of es and counts the rest.
+func eventRefs(es []*event, what string) []stampede.EvidenceRef {
+	if len(es) == 0 {
+		return nil
+	}
+	refs := []stampede.EvidenceRef{eventRef(es[0])}
+	if len(es) > 1 {
+		last := es[len(es)-1]
+		refs = append(refs, eventRef(last))
+		srcs := map[string]bool{}
+		for _, e := range es {
+			srcs[e.Source] = true
+		}
+		names := make([]string, 0, len(srcs))
+		for s := range srcs {
+			names = append(names, s)
+		}
+		sort.Strings(names)
+		text := fmt.Sprintf("%d log events of %s in %s", len(es), what, strings.Join(names, ", "))
+		if !es[0].Time.IsZero() && !last.Time.IsZero() {
+			text += fmt.Sprintf(" from %s to %s", es[0].Time.Format(clock), last.Time.Format(clock))
+		}
+		refs = append(refs, stampede.EvidenceRef{Source: "logs", Text: text})
+	}
+	return refs
+}
+
+func probeRef(s *stampede.Sample, text string) stampede.EvidenceRef {
+	return stampede.EvidenceRef{Source: s.Source, Time: s.Time, Text: text,
+		Ref: "timeline:" + s.Source + "@" + s.Time.UTC().Format(time.RFC3339)}
+}
+
+func noteRef(source, text string) stampede.EvidenceRef {
+	return stampede.EvidenceRef{Source: source, Text: text}
+}
+
+// groupRef quotes what the client saw for gs.
+func (c *ctx) groupRef(gs []*group) stampede.EvidenceRef {
+	n := 0
+	var first, last time.Time
+	byReason := map[string]int{}
+	var reasons []string
+	eps := []string{}
+	for _, g := range gs {
+		n += g.Count
+		if _, ok := byReason[g.Reason]; !ok {
+			reasons = append(reasons, g.Reason)
+		}
+		byReason[g.Reason] += g.Count
+		eps = appendUnique(eps, g.Name)
+		if !g.First.IsZero() && (first.IsZero() || g.First.Before(first)) {
+			first = g.First
+		}
+		if g.Last.After(last) {
+			last = g.Last
+		}
+	}
+	sort.SliceStable(reasons, func(i, j int) bool { return byReason[reasons[i]] > byReason[reasons[j]] })
+	var parts []string
+	for i, r := range reasons {
+		if i == 3 {
+			parts = append(parts, fmt.Sprintf("%d more reasons", len(reasons)-3))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%d× %q", byReason[r], r))
+	}
+	text := fmt.Sprintf("client: %d failures on %s: %s", n, strings.Join(eps, ", "), strings.Join(parts, ", "))
+	if !first.IsZero() {
+		text += fmt.Sprintf(", %s–%s", first.Format(clock), last.Format(clock))
+	}
+	return stampede.EvidenceRef{Source: "requests", Time: first, Text: text}
+}
+
+func secs(d time.Duration) string {
+	switch {
+	case d >= 10*time.Second:
+		return fmt.Sprintf("%.0f s", d.Seconds())
+	case d >= time.Second:
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	default:
+		return fmt.Sprintf("%d ms", d.Milliseconds())
+	}
+}

@@ -1,0 +1,411 @@
+package diagnose
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/stampede-load/stampede"
+)
+
+// loginEndpoints returns the endpoints that submit the login form.
+func (c *ctx) loginEndpoints() []*endpoint {
+	var out []*endpoint
+	for _, e := range c.eps {
+		if e.login {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// peakPerMinute returns the most requests of es completed in any 60 s.
+func (c *ctx) peakPerMinute(es []*endpoint) float64 {
+	series := make([]float64, c.nsec)
+	for _, e := range es {
+		for s, v := range e.reqs {
+			series[s] += v
+		}
+	}
+	best, sum := 0.0, 0.0
+	for s := range series {
+		sum += series[s]
+		if s >= 60 {
+			sum -= series[s-60]
+		}
+		best = math.Max(best, sum)
+	}
+	return best
+}
+
+// ruleLoginRateLimit: logins throttled or locked out.
+//
+// Confirmed by the server's own answer: a 429, or a page or body carrying a
+// throttle message ("Too many failed login attempts. Try again later.",
+// "Terlalu banyak percobaan masuk…", "Account locked: too many login
+// attempts…", "Retry later"), or a throttling log line (axes lockout,
+// allauth 0.51's TemplateDoesNotExist: 429.html behind a 500).
+func ruleLoginRateLimit(c *ctx) verdict {
+	v := verdict{id: IDLoginRateLimit}
+	throttled := c.failing(func(g *group) bool { return g.throttle })
+	// allauth 0.51 renders a missing 429.html: the throttle hides behind a 500.
+	var tmpl []*event
+	var hidden []*group
+	for _, e := range c.eventsOf(IDLoginRateLimit, nil) {
+		if strings.Contains(strings.ToLower(e.Message+e.Exception), "429.html") {
+			tmpl = append(tmpl, e)
+		}
+	}
+	if len(tmpl) > 0 {
+		hidden = c.failing(func(g *group) bool { return g.ep.login && g.class == Class5xx })
+	}
+	evs := c.eventsOf(IDLoginRateLimit, nil)
+	if len(throttled) == 0 && len(hidden) == 0 && len(evs) == 0 {
+		var loginFails []*group
+		for _, e := range c.loginEndpoints() {
+			loginFails = append(loginFails, e.groups...)
+		}
+		if n := countOf(loginFails); n > 0 {
+			v.ruledOut = fmt.Sprintf("no 429 and no throttle message among %d failed logins", n)
+		}
+		return v
+	}
+	v.status, v.conf = stampede.Confirmed, 0.95
+	if len(throttled) > 0 {
+		v.claims = append(v.claims, claim{groups: throttled, all: true})
+		v.evidence = append(v.evidence, c.groupRef(throttled))
+	}
+	if len(hidden) > 0 {
+		ws := windowsWith(c.windows(hidden), tmpl, nil, nil)
+		v.claims = append(v.claims, claim{groups: hidden, ws: ws})
+		v.evidence = append(v.evidence, eventRefs(tmpl, "a missing 429.html (the rate limit tripped and rendered a 500)")...)
+	}
+	if len(throttled) == 0 && len(hidden) == 0 {
+		v.status, v.conf = stampede.Likely, 0.6
+	}
+	other := []*event{}
+	for _, e := range evs {
+		if !strings.Contains(strings.ToLower(e.Message+e.Exception), "429.html") {
+			other = append(other, e)
+		}
+	}
+	v.evidence = append(v.evidence, eventRefs(other, "throttling")...)
+
+	soft, n429 := 0, 0
+	msg := ""
+	for _, g := range throttled {
+		if g.Status == 429 {
+			n429 += g.Count
+		} else {
+			soft += g.Count
+			if msg == "" {
+				msg = g.message
+			}
+		}
+	}
+	switch {
+	case soft > 0 && n429 == 0:
+		v.title = fmt.Sprintf("Logins throttled: the server answers with the login page again (%q)", msg)
+	case n429 > 0 && soft == 0:
+		v.title = "Logins throttled: the server answers 429 Too Many Requests"
+	default:
+		v.title = "Logins throttled by the server's login rate limit"
+	}
+
+	lf := c.in.Load
+	logins := c.loginEndpoints()
+	perMin := c.peakPerMinute(logins)
+	ips := lf.SourceIPs
+	if ips == 0 {
+		ips = 1
+	}
+	if perMin > 0 {
+		v.evidence = append(v.evidence, noteRef("arithmetic", fmt.Sprintf("peak %.0f login attempts per minute from %d source IP(s) = %.0f per IP per minute; allauth allows 30/m/ip for login (≥0.63) and 10/m/ip plus 5 per 300 s per account for login_failed (≥0.61)", perMin, ips, perMin/float64(ips))))
+	}
+	shared := lf.Assignment == AssignShared || (lf.Accounts > 0 && lf.Users > lf.Accounts)
+	if lf.Users > 0 && lf.Accounts > 0 {
+		v.evidence = append(v.evidence, noteRef("arithmetic", fmt.Sprintf("%d virtual users on %d account(s) (%s): %.1f users per account; more than 5 logins in flight per account trip allauth's per-account counter even with correct passwords", lf.Users, lf.Accounts, orUnknown(lf.Assignment), float64(lf.Users)/float64(lf.Accounts))))
+	}
+	if shared {
+		v.fix = "Give each virtual user its own account (a users_file with one row per user, user_assignment: unique); in the load environment only, raise or disable the login limits (ACCOUNT_RATE_LIMITS, ACCOUNT_LOGIN_ATTEMPTS_LIMIT) and use a shared cache for the counters."
+		v.next = "Rerun with one account per user: the throttle failures should vanish; if they remain, the per-IP limit is next — rerun with ACCOUNT_RATE_LIMITS = False in the test settings."
+	} else {
+		v.fix = fmt.Sprintf("All logins come from %d address(es), so the per-IP limit throttles them: configure the trusted proxy (ALLAUTH_TRUSTED_PROXY_COUNT / get_client_ip) so each client counts on its own, spread the load over more source addresses, or raise the login limits in the load environment only.", ips)
+		v.next = "Rerun with ACCOUNT_RATE_LIMITS = False (ACCOUNT_LOGIN_ATTEMPTS_LIMIT = None on allauth 0.51) in the test settings: the throttle failures should vanish while capacity failures, if any, remain."
+	}
+	return v
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "assignment unknown"
+	}
+	return s
+}
+
+func countOf(gs []*group) int {
+	n := 0
+	for _, g := range gs {
+		n += g.Count
+	}
+	return n
+}
+
+// hostCores returns the target host's cores, 0 when unknown.
+func (c *ctx) hostCores() float64 { return c.setting("host", "cores") }
+
+// cpuHigh reports whether a host sample shows the CPU busy: 85% of all
+// cores, or the target process at 85% of them.
+func cpuHigh(s *stampede.Sample, cores float64) bool {
+	if s.Values["cpu_busy_pct"] >= 85 {
+		return true
+	}
+	return cores > 0 && s.Values["proc_cpu_pct"] >= 85*cores
+}
+
+// loginWindows returns the windows in which logins were in flight.
+func (c *ctx) loginWindows(logins []*endpoint) []window {
+	series := make([]float64, c.nsec)
+	for _, e := range logins {
+		for s := range e.reqs {
+			if e.reqs[s] > 0 {
+				series[s] += e.reqs[s]
+			}
+		}
+	}
+	var lead time.Duration
+	for _, e := range logins {
+		if e.P95 > lead {
+			lead = e.P95
+		}
+	}
+	var ws []window
+	for _, b := range c.bursts(series) {
+		ws = append(ws, window{b.Start.Add(-lead - c.pad), b.End.Add(c.pad)})
+	}
+	return ws
+}
+
+// rulePasswordHash: login latency dominated by CPU-bound password hashing.
+//
+// The symptom is a slow login (median ≥ 250 ms and ≥ 5× the other
+// endpoints' median) whose latency grows linearly with the logins in flight
+// (LatencyShape.Linear). Confirmed when, in addition, the host CPU is busy
+// (≥ 85%) while logins are in flight, or a stack shows the hasher
+// (pbkdf2, argon2, bcrypt). Likely with the symptom alone when the host was
+// not probed. Ruled out when the host CPU stayed below 50% while logins were
+// in flight, or when logins are fast.
+func rulePasswordHash(c *ctx) verdict {
+	v := verdict{id: IDPasswordHashCPU}
+	logins := c.loginEndpoints()
+	if len(logins) == 0 {
+		return v
+	}
+	var login *endpoint
+	for _, e := range logins {
+		if login == nil || e.Requests > login.Requests {
+			login = e
+		}
+	}
+	var others []time.Duration
+	for _, e := range c.eps {
+		if !e.login && e.Requests > 0 && e.Median > 0 {
+			others = append(others, e.Median)
+		}
+	}
+	otherMed := time.Duration(0)
+	if len(others) > 0 {
+		otherMed = others[len(others)/2]
+	}
+	slow := login.Median >= 250*time.Millisecond && (otherMed == 0 || login.Median >= 5*otherMed)
+	sh := login.shape
+	lws := c.loginWindows(logins)
+	cores := c.hostCores()
+	cpu := c.read("host", "cpu_busy_pct", lws, false)
+	hot := false
+	var hotSample *stampede.Sample
+	for _, s := range c.samples["host"] {
+		if s.Err == "" && inWindows(s.Time, lws) && cpuHigh(s, cores) {
+			hot = true
+			if hotSample == nil || s.Values["cpu_busy_pct"] > hotSample.Values["cpu_busy_pct"] {
+				hotSample = s
+			}
+		}
+	}
+	evs := c.eventsOf(IDPasswordHashCPU, nil)
+	switch {
+	case len(evs) > 0 || (hot && slow && (sh.Linear || sh.Points < 5)):
+		v.status, v.conf = stampede.Confirmed, 0.85
+	case slow && sh.Linear && cpu.n == 0:
+		v.status, v.conf = stampede.Likely, 0.6
+	case slow && sh.Linear && !hot && cpu.n > 0 && cpu.max >= 50:
+		v.status, v.conf = stampede.Possible, 0.3
+	default:
+		switch {
+		case cpu.n > 0 && cpu.max < 50 && (slow || login.Failures > 0):
+			v.ruledOut = fmt.Sprintf("host CPU peaked at %.0f%% while logins were in flight: hashing did not saturate the CPU", cpu.max)
+		case login.Failures > 0 && !slow:
+			v.ruledOut = fmt.Sprintf("logins are fast (median %s)", secs(login.Median))
+		}
+		return v
+	}
+	v.title = fmt.Sprintf("Login latency dominated by CPU-bound password hashing (median %s, %s for other pages)", secs(login.Median), secs(otherMed))
+	// Claims: login failures while the CPU was hot.
+	fails := c.failing(func(g *group) bool { return g.ep.login && serverSide(g) })
+	if len(fails) > 0 {
+		if hot {
+			v.claims = []claim{{groups: fails, ws: windowsWith(c.windows(fails), nil, c.samples["host"], func(s *stampede.Sample) bool { return cpuHigh(s, cores) })}}
+		} else if v.status != stampede.Possible {
+			v.claims = []claim{{groups: c.failing(func(g *group) bool { return g.ep.login && g.class == ClassTimeout }), all: true}}
+		}
+		v.evidence = append(v.evidence, c.groupRef(fails))
+	}
+	if sh.Points >= 5 {
+		text := fmt.Sprintf("%s latency grows linearly with logins in flight: +%s per concurrent login (r²=%.2f, %.0f to %.0f in flight)", login.Name, secs(sh.Slope), sh.R2, sh.MinInFlight, sh.MaxInFlight)
+		if !sh.Linear {
+			text = fmt.Sprintf("%s latency against logins in flight: slope %s, r²=%.2f (not a clean line)", login.Name, secs(sh.Slope), sh.R2)
+		}
+		v.evidence = append(v.evidence, noteRef("latency", text))
+	}
+	if hotSample != nil {
+		text := fmt.Sprintf("host CPU %.0f%% busy", hotSample.Values["cpu_busy_pct"])
+		if p := hotSample.Values["proc_cpu_pct"]; p > 0 {
+			text += fmt.Sprintf(", target process %.0f%% (100 = one core)", p)
+		}
+		if cores > 0 {
+			text += fmt.Sprintf(", %.0f cores", cores)
+		}
+		v.evidence = append(v.evidence, probeRef(hotSample, text+" while logins were in flight"))
+	}
+	if cores > 0 && sh.Slope > 0 {
+		tHash := time.Duration(float64(sh.Slope) * cores)
+		text := fmt.Sprintf("%s per login × %.0f cores ⇒ about %s of CPU per login (PBKDF2 at 600k–1M iterations costs 0.25–0.6 s); the host can finish at most %.1f logins/s", secs(sh.Slope), cores, secs(tHash), cores/tHash.Seconds())
+		if sr := c.in.Load.SpawnRate; sr > 0 {
+			text += fmt.Sprintf(", users arrive at %.1f/s", sr)
+		}
+		v.evidence = append(v.evidence, noteRef("arithmetic", text))
+	}
+	v.evidence = append(v.evidence, eventRefs(evs, "password hashing in stacks")...)
+	if otherMed > 0 {
+		v.evidence = append(v.evidence, noteRef("latency", fmt.Sprintf("other pages stay fast (median %s): the cost is in the login itself", secs(otherMed))))
+	}
+	v.fix = "Do not weaken production hashing blindly: scale CPU for the login path or move auth to dedicated workers; in the load environment only, use a fast hasher (PASSWORD_HASHERS = MD5PasswordHasher) with re-seeded users; pre-upgrade stored hashes so must_update re-hashing is not measured; hold no DB transaction across authenticate()."
+	v.next = "Time make_password('x') on the server, then rerun at concurrency 1, cores and 2×cores: latency should grow by about t_hash/cores per concurrent login; rerun with a fast hasher in the test settings: login latency should collapse."
+	return v
+}
+
+// ruleCSRF: CSRF token missing or invalid.
+//
+// Confirmed by the CSRF failure page's text in the failure reason, or by a
+// django.security.csrf line ("Forbidden (CSRF cookie not set.): /path") in
+// the logs while 403s occurred. A 403 on the login form without either is
+// possible.
+func ruleCSRF(c *ctx) verdict {
+	v := verdict{id: IDCSRFFailure}
+	texts := c.failing(func(g *group) bool { return g.csrf })
+	f403 := c.failing(func(g *group) bool { return g.Status == 403 && !g.throttle && !g.csrf })
+	var evs []*event
+	if len(f403) > 0 {
+		evs = c.eventsOf(IDCSRFFailure, c.windows(f403))
+	}
+	switch {
+	case len(texts) > 0 || len(evs) > 0:
+		v.status, v.conf = stampede.Confirmed, 0.95
+	case len(f403) > 0 && anyLogin(f403):
+		v.status, v.conf = stampede.Possible, 0.3
+	default:
+		if c.failed > 0 && len(f403) == 0 {
+			v.ruledOut = "no 403 and no CSRF message among the failures"
+		}
+		return v
+	}
+	v.title = "Requests rejected by CSRF protection (403 CSRF verification failed)"
+	if len(texts) > 0 {
+		v.claims = append(v.claims, claim{groups: texts, all: true})
+		v.evidence = append(v.evidence, c.groupRef(texts))
+	}
+	if len(evs) > 0 {
+		v.claims = append(v.claims, claim{groups: f403, ws: windowsWith(c.windows(f403), evs, nil, nil)})
+	} else if len(f403) > 0 && v.status == stampede.Possible {
+		v.claims = append(v.claims, claim{groups: f403, all: true})
+	}
+	if len(f403) > 0 {
+		v.evidence = append(v.evidence, c.groupRef(f403))
+	}
+	v.evidence = append(v.evidence, eventRefs(evs, "CSRF rejections")...)
+	reason := ""
+	for _, e := range evs {
+		reason += strings.ToLower(e.Message) + " "
+	}
+	for _, g := range texts {
+		reason += g.text + " "
+	}
+	switch {
+	case strings.Contains(reason, "cookie not set"):
+		v.fix = "The script posts without the CSRF cookie: GET the form first in the same session and post its csrfmiddlewaretoken."
+	case strings.Contains(reason, "origin checking failed") || strings.Contains(reason, "referer checking failed"):
+		v.fix = "Behind TLS or a proxy, set CSRF_TRUSTED_ORIGINS with the scheme (https://host) and SECURE_PROXY_SSL_HEADER, and send Referer/Origin from the script."
+	default:
+		v.fix = "Post the token of a fresh GET per virtual user: Django rotates it at login, so a token captured before the login, or a cookie jar shared between users, is rejected."
+	}
+	v.next = "Capture the reason of django.security.csrf (Forbidden (<reason>): /path) and the Set-Cookie/Cookie headers of the failing user; rerun with one virtual user: if the 403 persists, the script's form handling is at fault, not load."
+	return v
+}
+
+func anyLogin(gs []*group) bool {
+	for _, g := range gs {
+		if g.ep.login || isLoginName(g.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// ruleSessionLost: login "succeeded" but the session did not stick.
+//
+// Confirmed when the login form was accepted (the login endpoint has
+// successes) and later pages were sent back to the login page (the reason
+// says so) without a throttle message.
+func ruleSessionLost(c *ctx) verdict {
+	v := verdict{id: IDSessionLost}
+	lost := c.failing(func(g *group) bool { return g.loginPage && !g.throttle && !g.csrf && !g.ep.login })
+	if len(lost) == 0 {
+		return v
+	}
+	okLogins := 0
+	for _, e := range c.loginEndpoints() {
+		okLogins += e.Requests - e.Failures
+	}
+	if okLogins > 0 || len(c.loginEndpoints()) == 0 {
+		v.status, v.conf = stampede.Confirmed, 0.85
+	} else {
+		v.status, v.conf = stampede.Likely, 0.55
+	}
+	n := countOf(lost)
+	after := 0
+	seen := map[*endpoint]bool{}
+	for _, g := range lost {
+		if !seen[g.ep] {
+			after += g.ep.Requests
+			seen[g.ep] = true
+		}
+	}
+	share := float64(n) / math.Max(1, float64(after))
+	v.title = fmt.Sprintf("Sessions lost after login: %.0f%% of pages after login went back to the login page", 100*share)
+	v.claims = []claim{{groups: lost, all: true}}
+	v.evidence = append(v.evidence, c.groupRef(lost))
+	if okLogins > 0 {
+		v.evidence = append(v.evidence, noteRef("requests", fmt.Sprintf("%d logins were accepted (302), then %d of %d requests on those pages were redirected to the login page", okLogins, n, after)))
+	}
+	if share < 0.95 {
+		v.evidence = append(v.evidence, noteRef("arithmetic", fmt.Sprintf("a random %.0f%% is the mark of a per-process session store: with LocMemCache and w workers about (w−1)/w of requests land on a worker that does not know the session (w=2 gives 50%%)", 100*share)))
+		v.fix = "Store sessions where every worker sees them: the database, Redis or cached_db (SESSION_ENGINE), not LocMemCache under several workers."
+		v.next = "Rerun with one app worker: if the lost sessions vanish, the session store is per process."
+	} else {
+		v.evidence = append(v.evidence, noteRef("arithmetic", "every page after login was sent back: the session cookie never comes back (Secure cookie over plain HTTP, or a cookie domain that does not match the host tested)"))
+		v.fix = "Make the session cookie come back: SESSION_COOKIE_SECURE only over HTTPS, SESSION_COOKIE_DOMAIN matching the tested host name (not an IP)."
+		v.next = "Capture Set-Cookie on the login response and the Cookie header of the next request; rerun over HTTPS or with SESSION_COOKIE_SECURE=False in the test settings: the redirects should vanish."
+	}
+	return v
+}

@@ -1,0 +1,386 @@
+package diagnose
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/stampede-load/stampede"
+)
+
+// generatorSaturated reports whether a generator sample says the generator
+// was the bottleneck: its own flag, CPU above 90% of its cores, or timer
+// lag above 50 ms.
+func generatorSaturated(s *stampede.Sample) bool {
+	v := s.Values
+	if v["saturated"] >= 1 || v["lag_ms"] > 50 {
+		return true
+	}
+	return v["cores"] > 0 && v["cpu_pct"] >= 90*v["cores"]
+}
+
+// ruleGenerator: the load generator itself was the bottleneck.
+//
+// Confirmed when a generator sample is saturated (CPU ≥ 90% of its cores or
+// scheduling lag > 50 ms) during a failure window or in ≥ 10% of samples,
+// or when Locust logged its "CPU usage above 90%" warning. It claims the
+// client-side timeouts inside saturated windows: their figures are not the
+// server's.
+func ruleGenerator(c *ctx) verdict {
+	v := verdict{id: IDGeneratorSat}
+	ss := c.samples["generator"]
+	evs := c.eventsOf(IDGeneratorSat, nil)
+	var sat []*stampede.Sample
+	peakCPU, peakLag, cores := 0.0, 0.0, 0.0
+	n := 0
+	for _, s := range ss {
+		if s.Err != "" {
+			continue
+		}
+		n++
+		if generatorSaturated(s) {
+			sat = append(sat, s)
+		}
+		peakCPU = max(peakCPU, s.Values["cpu_pct"])
+		peakLag = max(peakLag, s.Values["lag_ms"])
+		cores = max(cores, s.Values["cores"])
+	}
+	fails := c.failing(func(g *group) bool { return true })
+	ws := c.windows(fails)
+	inWin := 0
+	for _, s := range sat {
+		if inWindows(s.Time, ws) {
+			inWin++
+		}
+	}
+	if len(evs) == 0 && (len(sat) == 0 || (inWin == 0 && float64(len(sat)) < 0.1*float64(n))) {
+		if n > 0 {
+			v.ruledOut = fmt.Sprintf("the generator kept up: CPU peaked at %.0f%% (100 = one core, %.0f cores), timer lag at %.0f ms", peakCPU, cores, peakLag)
+		}
+		return v
+	}
+	v.status, v.conf = stampede.Confirmed, 0.9
+	v.title = "The load generator was saturated: latencies and rates in these windows are the generator's, not the server's"
+	timeouts := c.failing(func(g *group) bool { return g.class == ClassTimeout })
+	if len(timeouts) > 0 && len(sat) > 0 {
+		satWs := make([]window, 0, len(sat))
+		for _, s := range sat {
+			satWs = append(satWs, window{s.Time.Add(-c.pad), s.Time.Add(c.pad)})
+		}
+		v.claims = []claim{{groups: timeouts, ws: satWs}}
+	}
+	if len(sat) > 0 {
+		worst := sat[0]
+		for _, s := range sat {
+			if s.Values["lag_ms"]+s.Values["cpu_pct"] > worst.Values["lag_ms"]+worst.Values["cpu_pct"] {
+				worst = s
+			}
+		}
+		v.evidence = append(v.evidence, probeRef(worst, fmt.Sprintf("generator: CPU %.0f%% of %.0f cores (100 = one core), timer lag %.0f ms, %.0f requests in flight", worst.Values["cpu_pct"], worst.Values["cores"], worst.Values["lag_ms"], worst.Values["inflight"])))
+		v.evidence = append(v.evidence, noteRef("generator", fmt.Sprintf("saturated in %d of %d samples (%d inside failure windows)", len(sat), n, inWin)))
+	}
+	v.evidence = append(v.evidence, eventRefs(evs, "generator CPU warnings")...)
+	v.fix = "Give the generator more CPU or spread it over several machines; lower think-time-free loops; do not trust latency figures from the saturated windows."
+	v.next = "Rerun with the same load from two generators (or half the users per generator): if the server-side figures change, the generator was distorting them."
+	return v
+}
+
+// ruleTargetDown: connections refused or reset: the target was not there.
+//
+// Confirmed by "connection refused" (nothing listened), or by a crash,
+// OOM kill or nginx "connect() failed (111: Connection refused)" line in
+// the failure windows. Resets and EOFs count as likely when no listen-queue
+// overflow or worker-timeout evidence points at saturated workers instead.
+func ruleTargetDown(c *ctx) verdict {
+	v := verdict{id: IDTargetDown}
+	refused := c.failing(func(g *group) bool { return g.class == ClassTransport && g.refused })
+	resets := c.failing(func(g *group) bool { return g.class == ClassTransport && !g.refused })
+	f502 := c.failing(func(g *group) bool { return g.Status == 502 })
+	all := append(append(append([]*group{}, refused...), resets...), f502...)
+	if len(all) == 0 {
+		if c.failed > 0 {
+			v.ruledOut = "no connection was refused or reset and no 502 was returned: the target was listening"
+		}
+		return v
+	}
+	ws := c.windows(all)
+	evs := c.eventsOf(IDTargetDown, ws)
+	overflow := c.read("host", "listen_overflows_delta", c.windows(resets), false)
+	workerEvs := c.eventsOf(IDWorkerSaturation, c.windows(resets))
+	resetsAreDown := len(resets) > 0 && overflow.max == 0 && len(workerEvs) == 0
+	switch {
+	case len(refused) > 0 || len(evs) > 0:
+		v.status, v.conf = stampede.Confirmed, 0.9
+	case resetsAreDown:
+		v.status, v.conf = stampede.Likely, 0.6
+	default:
+		return v
+	}
+	if len(refused) > 0 {
+		v.claims = append(v.claims, claim{groups: refused, all: true})
+	}
+	if resetsAreDown {
+		v.claims = append(v.claims, claim{groups: resets, all: true})
+	}
+	if len(evs) > 0 && len(f502) > 0 {
+		v.claims = append(v.claims, claim{groups: f502, ws: windowsWith(c.windows(f502), evs, nil, nil)})
+	}
+	v.title = "The target was down: connections refused"
+	if len(refused) == 0 {
+		v.title = "The target dropped connections (reset or closed without a response)"
+	}
+	shown := append(append([]*group{}, refused...), resets...)
+	if len(shown) > 0 {
+		v.evidence = append(v.evidence, c.groupRef(shown))
+		// How much of the traffic failed in those windows.
+		tot, bad := 0.0, 0.0
+		sws := c.windows(shown)
+		for _, e := range c.eps {
+			for s, r := range e.reqs {
+				if r > 0 && inWindows(c.at(s).Add(time.Second/2), sws) {
+					tot += r
+				}
+			}
+		}
+		for _, g := range shown {
+			for s := 0; s < c.nsec; s++ {
+				if x := g.series(s); x > 0 && inWindows(c.at(s).Add(time.Second/2), sws) {
+					bad += x
+				}
+			}
+		}
+		if tot > 0 {
+			v.evidence = append(v.evidence, noteRef("requests", fmt.Sprintf("%.0f of %.0f requests in those windows failed without a response (%.0f%%) across all endpoints", bad, tot, 100*bad/tot)))
+		}
+	}
+	v.evidence = append(v.evidence, eventRefs(evs, "crashes or refused upstream connections")...)
+	if h := c.read("host", "cpu_busy_pct", ws, false); h.n > 0 {
+		v.evidence = append(v.evidence, noteRef("host", fmt.Sprintf("the host probe kept answering (%d samples): the machine was up, the app process was not", h.n)))
+	}
+	v.fix = "Find why the app stopped listening: its supervisor's log and exit code, dmesg for oom-kill, a crash loop (worker respawning too fast); give it a restart policy and memory headroom, and do not start the load before the app is ready."
+	v.next = "Rerun with the target's pid probed and its stdout/stderr logged (--log): the last lines before the first refusal name the crash; check dmesg for oom-kill at that time."
+	return v
+}
+
+// ruleRedis: Redis maxclients or the app's Redis client pool exhausted.
+//
+// Confirmed by the refusal or pool exhaustion in the logs inside a failure
+// window ("max number of clients reached", "Too many connections", "No
+// connection available.", "redis: connection pool timeout"), or by the
+// Redis probe there: connected_clients at maxclients or rejected
+// connections rising.
+func ruleRedis(c *ctx) verdict {
+	v := verdict{id: IDRedisConnLimit}
+	cand := c.failing(serverSide)
+	if len(cand) == 0 {
+		return v
+	}
+	ws := c.windows(cand)
+	evs := c.eventsOf(IDRedisConnLimit, ws)
+	full := func(s *stampede.Sample) bool {
+		m := s.Values["maxclients"]
+		return s.Values["rejected_connections_delta"] > 0 || (m > 0 && s.Values["connected_clients"] >= m)
+	}
+	conn := c.read("redis", "connected_clients", ws, false)
+	rej := c.read("redis", "rejected_connections_delta", ws, false)
+	probeFull := false
+	var fullSample *stampede.Sample
+	for _, s := range c.samples["redis"] {
+		if s.Err == "" && inWindows(s.Time, ws) && full(s) {
+			probeFull, fullSample = true, s
+			break
+		}
+	}
+	maxc := c.setting("redis", "maxclients")
+	if len(evs) == 0 && !probeFull {
+		if conn.n > 0 && len(c.eventsOf(IDRedisConnLimit, nil)) == 0 {
+			v.ruledOut = fmt.Sprintf("Redis was healthy during the failure windows: connected_clients peaked at %.0f of maxclients %.0f, no rejected connections, and no log line reports a Redis connection limit", conn.max, maxc)
+		}
+		return v
+	}
+	v.status, v.conf = stampede.Confirmed, 0.9
+	v.claims = []claim{{groups: cand, ws: windowsWith(ws, evs, c.samples["redis"], full)}}
+	v.evidence = append(v.evidence, c.groupRef(cand))
+	v.evidence = append(v.evidence, eventRefs(evs, "Redis connection errors")...)
+	serverCap := probeFull
+	for _, e := range evs {
+		if strings.Contains(strings.ToLower(e.Message+e.Exception), "max number of clients") {
+			serverCap = true
+		}
+	}
+	if fullSample != nil {
+		v.evidence = append(v.evidence, probeRef(fullSample, fmt.Sprintf("redis: connected_clients %.0f of maxclients %.0f, %.0f connections rejected in the interval", fullSample.Values["connected_clients"], fullSample.Values["maxclients"], fullSample.Values["rejected_connections_delta"])))
+	}
+	if serverCap {
+		v.title = "Redis refused connections at maxclients"
+		v.fix = "Share one connection pool per process with max_connections set (BlockingConnectionPool with a timeout), close connections at request teardown, set Redis `timeout 300` to reap leaked clients; raise maxclients with ulimit -n only after that."
+		v.next = "Group CLIENT LIST by addr during the load and compare processes × pool size with maxclients; rerun with a bounded pool per process: rejected_connections should stay flat."
+	} else {
+		v.title = "The app's Redis client pool ran out of connections"
+		if conn.n > 0 && rej.max == 0 {
+			v.evidence = append(v.evidence, noteRef("disagreement", fmt.Sprintf("Redis itself was healthy (connected_clients peak %.0f of %.0f, no rejections) while the app reported pool exhaustion: the limit is the client pool in the app, not Redis", conn.max, maxc)))
+		}
+		v.fix = "Raise the app's Redis pool (max_connections) to at least its threads, or find the slow holders (a connection kept across a slow call) and leaks; set socket_timeout so failures are fast."
+		v.next = "Rerun with the client pool ×2: if the errors move or vanish while Redis stays healthy, the client pool was the limit."
+	}
+	return v
+}
+
+// Known app-server and proxy timeouts: gunicorn's 30 s, nginx's 60 s.
+var workerTimeouts = []time.Duration{30 * time.Second, 60 * time.Second}
+
+// ruleWorkers: all app workers busy.
+//
+// Confirmed by a worker timeout, upstream timeout, listen-queue or
+// harakiri line in the failure windows, or by listen-queue overflows on the
+// host there. Likely from 502/504 answers or client timeouts clustering at
+// a worker or proxy timeout (30 s, 60 s) with no other cause confirmed.
+func ruleWorkers(c *ctx) verdict {
+	v := verdict{id: IDWorkerSaturation}
+	cand := c.failing(serverSide)
+	if len(cand) == 0 {
+		return v
+	}
+	ws := c.windows(cand)
+	evs := c.eventsOf(IDWorkerSaturation, ws)
+	overflow := func(s *stampede.Sample) bool {
+		return s.Values["listen_overflows_delta"] > 0 || s.Values["listen_drops_delta"] > 0
+	}
+	ov := c.read("host", "listen_overflows_delta", ws, false)
+	probe := ov.peak != nil && overflow(ov.peak)
+	gateway := c.failing(func(g *group) bool { return g.Status == 502 || g.Status == 504 })
+	var clustered []*group
+	for _, g := range cand {
+		at := g.ep.shape.ClusterAt
+		if g.Latency != nil {
+			at, _ = g.Latency.Cluster(0.5)
+		}
+		for _, t := range workerTimeouts {
+			if near(at, t) && (g.class == ClassTimeout || g.Status == 502 || g.Status == 504) {
+				clustered = append(clustered, g)
+				break
+			}
+		}
+	}
+	switch {
+	case len(evs) > 0 || probe:
+		v.status, v.conf = stampede.Confirmed, 0.85
+		v.claims = []claim{{groups: cand, ws: windowsWith(ws, evs, c.samples["host"], overflow)}}
+	case len(gateway) > 0 || len(clustered) > 0:
+		if f := c.found[IDPoolWaitTimeout]; f != nil && f.status == stampede.Confirmed {
+			return v // a 504 in front of a pool timeout is the pool's
+		}
+		v.status, v.conf = stampede.Likely, 0.6
+		gs := append(append([]*group{}, gateway...), clustered...)
+		v.claims = []claim{{groups: dedupe(gs), all: true}}
+	default:
+		hostProbed := c.read("host", "cpu_busy_pct", ws, false).n > 0
+		if hostProbed && len(c.eventsOf(IDWorkerSaturation, nil)) == 0 {
+			v.ruledOut = "no 502/504, no worker or upstream timeout in the logs and no listen-queue overflow on the host during the failure windows"
+		}
+		return v
+	}
+	v.title = "All app workers busy: requests queue, time out or are turned away (502/504)"
+	v.evidence = append(v.evidence, c.groupRef(cand))
+	v.evidence = append(v.evidence, eventRefs(evs, "worker saturation")...)
+	if probe {
+		v.evidence = append(v.evidence, probeRef(ov.peak, fmt.Sprintf("host: %.0f listen-queue overflows in the interval: connections arrived faster than workers accepted them", ov.max)))
+	}
+	if x, w := c.throughput(); x > 0 {
+		v.evidence = append(v.evidence, noteRef("arithmetic", fmt.Sprintf("peak throughput %.1f req/s at mean latency %s: by Little's law about %.0f requests were inside the server at once; with fewer workers × threads than that, the rest queue", x, secs(w), x*w.Seconds())))
+	}
+	if cpu := c.read("host", "cpu_busy_pct", ws, false); cpu.n > 0 {
+		kind := "workers are blocked on I/O or locks, not short of CPU: more workers (or threads) should help"
+		if cpu.max >= 85 {
+			kind = "the CPU is saturated too: more workers will not help (see cpu-saturation)"
+		}
+		v.evidence = append(v.evidence, noteRef("host", fmt.Sprintf("host CPU peaked at %.0f%% in the failure windows: %s", cpu.max, kind)))
+	}
+	v.fix = "Run enough workers for the concurrency (sync workers ≈ 2–4× cores, or gthread/async for I/O-bound views), align timeouts (app DB/Redis timeouts < gunicorn timeout < nginx proxy_read_timeout), raise backlog with net.core.somaxconn; do not serve load from runserver."
+	v.next = "Rerun with twice the workers: if throughput doubles and the 502/504s drop while CPU stays below 100%, it was too few workers; if throughput stays flat with CPU at 100%, it is CPU."
+	return v
+}
+
+func dedupe(gs []*group) []*group {
+	seen := map[*group]bool{}
+	var out []*group
+	for _, g := range gs {
+		if !seen[g] {
+			seen[g] = true
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// throughput returns the peak completions per second over all endpoints and
+// the mean latency in that second.
+func (c *ctx) throughput() (float64, time.Duration) {
+	best, bestLat := 0.0, 0.0
+	for s := 0; s < c.nsec; s++ {
+		x, lat := 0.0, 0.0
+		for _, e := range c.eps {
+			x += e.reqs[s]
+			lat += e.reqs[s] * e.lat[s]
+		}
+		if x > best {
+			best, bestLat = x, lat/x
+		}
+	}
+	return best, time.Duration(bestLat * float64(time.Second))
+}
+
+// ruleCPU: the target host's CPU is the bottleneck for other reasons than
+// password hashing.
+//
+// Confirmed when the target process used ≥ 90% of the cores during the
+// failure windows; likely when the host was ≥ 90% busy there. It stands
+// aside when password-hash-cpu is found, and notes the generator's share
+// when both run on one host.
+func ruleCPU(c *ctx) verdict {
+	v := verdict{id: IDCPUSaturation}
+	if f := c.found[IDPasswordHashCPU]; f != nil && f.status != stampede.Possible {
+		return v
+	}
+	cand := c.failing(serverSide)
+	if len(cand) == 0 {
+		return v
+	}
+	ws := c.windows(cand)
+	cores := c.hostCores()
+	busy := c.read("host", "cpu_busy_pct", ws, false)
+	proc := c.read("host", "proc_cpu_pct", ws, false)
+	procHot := cores > 0 && proc.max >= 90*cores
+	hot := func(s *stampede.Sample) bool {
+		return s.Values["cpu_busy_pct"] >= 90 || (cores > 0 && s.Values["proc_cpu_pct"] >= 90*cores)
+	}
+	switch {
+	case procHot:
+		v.status, v.conf = stampede.Confirmed, 0.8
+	case busy.max >= 90:
+		v.status, v.conf = stampede.Likely, 0.55
+	default:
+		if busy.n > 0 && busy.max < 70 {
+			v.ruledOut = fmt.Sprintf("host CPU peaked at %.0f%% during the failure windows", busy.max)
+		}
+		return v
+	}
+	v.title = "The target host's CPU is saturated"
+	v.claims = []claim{{groups: cand, ws: windowsWith(ws, nil, c.samples["host"], hot)}}
+	v.evidence = append(v.evidence, c.groupRef(cand))
+	peak := busy.peak
+	if procHot {
+		peak = proc.peak
+	}
+	v.evidence = append(v.evidence, probeRef(peak, fmt.Sprintf("host CPU %.0f%% busy (iowait %.0f%%, steal %.0f%%), target process %.0f%% (100 = one core), load1 %.1f on %.0f cores", peak.Values["cpu_busy_pct"], peak.Values["cpu_iowait_pct"], peak.Values["cpu_steal_pct"], peak.Values["proc_cpu_pct"], peak.Values["load1"], cores)))
+	out := c.read("host", "cpu_busy_pct", ws, true)
+	if out.n > 0 {
+		v.evidence = append(v.evidence, noteRef("host", fmt.Sprintf("CPU averaged %.0f%% in the failure windows against %.0f%% outside them", busy.mean, out.mean)))
+	}
+	if g := c.read("generator", "cpu_pct", ws, false); g.n > 0 && cores > 0 && g.max/cores >= 25 {
+		v.evidence = append(v.evidence, noteRef("disagreement", fmt.Sprintf("the generator itself used %.0f%% of a core (%.0f%% of the host): if it runs on the target's host, part of this CPU is the generator's", g.max, g.max/cores)))
+	}
+	v.fix = "Find what burns the CPU (py-spy top / perf on the app process) and cut it, or scale out; keep the generator off the target's host."
+	v.next = "Profile the app process under the same load (py-spy record); rerun with twice the cores or half the load: failure onset should move with the CPU budget."
+	return v
+}
