@@ -90,10 +90,8 @@ func (c *coarse) add(i int) {
 }
 
 func (c *coarse) grow(i int) {
-	n := max(2*len(c.counts), i+1, 128)
-	if n > i+1024 {
-		n = i + 1
-	}
+	// Doubling, but never past the bucket of maxLatency: the last index.
+	n := min(max(2*len(c.counts), i+1, 128), coarseIndex(maxLatency)+1)
 	counts := make([]int64, n)
 	copy(counts, c.counts)
 	c.counts = counts

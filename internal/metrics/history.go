@@ -83,6 +83,7 @@ func (m *Metrics) Snapshot(now time.Time) Progress {
 // Tick closes the current second at now with users active, and returns its
 // history rows. Results added since the previous Tick belong to the second,
 // whatever their own timestamps: the recorder adds them as they complete.
+// The Second is shared with Snapshot's callers: read it, do not modify it.
 func (m *Metrics) Tick(now time.Time, users int) *Second {
 	slot := m.ticks % window
 	since := m.start // the start of the window
