@@ -71,6 +71,7 @@ func TestQuickForm(t *testing.T) {
 	if len(rs) < 100 {
 		t.Fatalf("%d requests recorded", len(rs))
 	}
+	checkLocustFiles(t, out, len(rs))
 	var meta rundir.Meta
 	b, _ := os.ReadFile(filepath.Join(out, "meta.json"))
 	if err := json.Unmarshal(b, &meta); err != nil || meta.Partial || meta.End.IsZero() {
@@ -133,9 +134,11 @@ func TestInterrupt(t *testing.T) {
 	if err := json.Unmarshal(b, &sum); err != nil || !sum.Partial {
 		t.Fatalf("summary.json partial=%v err=%v", sum.Partial, err)
 	}
-	if rs := readResults(t, out); len(rs) != sum.Aggregated.Requests || len(rs) == 0 {
+	rs := readResults(t, out)
+	if len(rs) != sum.Aggregated.Requests || len(rs) == 0 {
 		t.Errorf("requests.csv has %d records, summary.json %d", len(rs), sum.Aggregated.Requests)
 	}
+	checkLocustFiles(t, out, len(rs))
 }
 
 // TestKill9: after kill -9 every record up to the last flush is readable.
@@ -172,5 +175,47 @@ func TestKill9(t *testing.T) {
 	}
 	if _, err := rundir.ReadTimeline(out); err != nil {
 		t.Errorf("timeline after kill -9: %v", err)
+	}
+}
+
+// Locust's headers, copied from shared/peers/locust-csv.md.
+var locustHeaders = map[string]string{
+	"locust_stats.csv":         "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%\r\n",
+	"locust_stats_history.csv": "Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%,Total Request Count,Total Failure Count,Total Median Response Time,Total Average Response Time,Total Min Response Time,Total Max Response Time,Total Average Content Size\r\n",
+	"locust_failures.csv":      "Method,Name,Error,Occurrences\r\n",
+	"locust_exceptions.csv":    "Count,Message,Traceback,Nodes\r\n",
+}
+
+// checkLocustFiles: the four headers equal Locust's byte for byte, and the
+// Aggregated request count equals the records and summary.json's total.
+func checkLocustFiles(t *testing.T, dir string, records int) {
+	t.Helper()
+	for name, header := range locustHeaders {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(b, []byte(header)) {
+			t.Errorf("%s header:\n got %q\nwant %q", name, b[:min(len(b), len(header))], header)
+		}
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "locust_stats.csv"))
+	var agg string
+	for _, line := range strings.Split(string(b), "\r\n") {
+		if strings.HasPrefix(line, ",Aggregated,") {
+			agg = strings.Split(line, ",")[2]
+		}
+	}
+	var sum struct {
+		Aggregated struct {
+			Requests int `json:"requests"`
+		} `json:"aggregated"`
+	}
+	sb, _ := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err := json.Unmarshal(sb, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if agg != fmt.Sprint(records) || sum.Aggregated.Requests != records {
+		t.Errorf("Aggregated request count %s in locust_stats.csv, %d in summary.json, %d records", agg, sum.Aggregated.Requests, records)
 	}
 }

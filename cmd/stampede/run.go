@@ -321,10 +321,10 @@ func executeRun(ctx context.Context, sc *load.Scenario, plan *load.Plan, o runOp
 
 	sec := m.Tick(end, 0)
 	m.SetDropped(engine.Dropped())
+	_ = out.lw.Write(m, sec)
 	m.Close()
 	sum := m.Summary(end)
 	sum.Partial = interrupted
-	out.second(m, sec, end)
 	errs := []error{runErr, out.final(m, sum), reqw.Close(), timeline.Close(), evw.Close()}
 	if err := sum.WriteFile(filepath.Join(dir, rundir.SummaryFile)); err != nil {
 		errs = append(errs, err)
