@@ -500,6 +500,8 @@ func eventRefs(es []*event, what string) []stampede.EvidenceRef {
 	if len(es) == 0 {
 		return nil
 	}
+	es = append([]*event(nil), es...)
+	sort.SliceStable(es, func(i, j int) bool { return es[i].Time.Before(es[j].Time) })
 	refs := []stampede.EvidenceRef{eventRef(es[0])}
 	if len(es) > 1 {
 		last := es[len(es)-1]

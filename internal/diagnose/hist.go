@@ -97,5 +97,12 @@ func (h *Histogram) Cluster(share float64) (time.Duration, float64) {
 	if got < share {
 		return 0, got
 	}
-	return bucketValue(bestAt), got
+	// The window's weighted centre, not its middle bucket: the first
+	// window holding the most may have the cluster at its edge.
+	var vsum, wsum float64
+	for i := max(bestAt-w/2, 0); i <= bestAt+w/2 && i < histBuckets; i++ {
+		vsum += float64(h.counts[i]) * float64(bucketValue(i))
+		wsum += float64(h.counts[i])
+	}
+	return time.Duration(vsum / wsum), got
 }

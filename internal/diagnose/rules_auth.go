@@ -121,7 +121,7 @@ func ruleLoginRateLimit(c *ctx) verdict {
 		ips = 1
 	}
 	if perMin > 0 {
-		v.evidence = append(v.evidence, noteRef("arithmetic", fmt.Sprintf("peak %.0f login attempts per minute from %d source IP(s) = %.0f per IP per minute; allauth allows 30/m/ip for login (≥0.63) and 10/m/ip plus 5 per 300 s per account for login_failed (≥0.61)", perMin, ips, perMin/float64(ips))))
+		v.evidence = append(v.evidence, noteRef("arithmetic", fmt.Sprintf("peak %.0f login attempts per minute from %d source address(es) = %.0f per address per minute; allauth allows 30/m/ip for login (≥0.63) and 10/m/ip plus 5 per 300 s per account for login_failed (≥0.61)", perMin, ips, perMin/float64(ips))))
 	}
 	shared := lf.Assignment == AssignShared || (lf.Accounts > 0 && lf.Users > lf.Accounts)
 	if lf.Users > 0 && lf.Accounts > 0 {
@@ -131,7 +131,7 @@ func ruleLoginRateLimit(c *ctx) verdict {
 		v.fix = "Give each virtual user its own account (a users_file with one row per user, user_assignment: unique); in the load environment only, raise or disable the login limits (ACCOUNT_RATE_LIMITS, ACCOUNT_LOGIN_ATTEMPTS_LIMIT) and use a shared cache for the counters."
 		v.next = "Rerun with one account per user: the throttle failures should vanish; if they remain, the per-IP limit is next — rerun with ACCOUNT_RATE_LIMITS = False in the test settings."
 	} else {
-		v.fix = fmt.Sprintf("All logins come from %d address(es), so the per-IP limit throttles them: configure the trusted proxy (ALLAUTH_TRUSTED_PROXY_COUNT / get_client_ip) so each client counts on its own, spread the load over more source addresses, or raise the login limits in the load environment only.", ips)
+		v.fix = fmt.Sprintf("All logins come from %d source address(es), so the per-IP limit throttles them: configure the trusted proxy (ALLAUTH_TRUSTED_PROXY_COUNT / get_client_ip) so each client counts on its own, spread the load over more source addresses, or raise the login limits in the load environment only.", ips)
 		v.next = "Rerun with ACCOUNT_RATE_LIMITS = False (ACCOUNT_LOGIN_ATTEMPTS_LIMIT = None on allauth 0.51) in the test settings: the throttle failures should vanish while capacity failures, if any, remain."
 	}
 	return v

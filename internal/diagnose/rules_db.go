@@ -82,6 +82,11 @@ func rulePoolWait(c *ctx) verdict {
 	var clustered []*group
 	var clusterAt time.Duration
 	for _, g := range cand {
+		// A pool timeout is an unhandled exception: a 500. A 502/504 at
+		// the same latency is the app server's or the proxy's timeout.
+		if g.Status != 500 {
+			continue
+		}
 		at := g.ep.shape.ClusterAt
 		if g.Latency != nil {
 			at, _ = g.Latency.Cluster(0.5)
@@ -91,7 +96,7 @@ func rulePoolWait(c *ctx) verdict {
 		}
 		ok := qwt > 0 && near(at, qwt)
 		for _, t := range poolTimeouts {
-			ok = ok || (qwt == 0 && near(at, t))
+			ok = ok || near(at, t)
 		}
 		if ok {
 			clustered = append(clustered, g)
@@ -127,18 +132,31 @@ func rulePoolWait(c *ctx) verdict {
 		v.claims = append(v.claims, claim{groups: cand, ws: windowsWith(ws, allEvs, nil, nil)})
 	}
 
+	// Which pool: PgBouncer's queue, or one inside the app (SQLAlchemy,
+	// psycopg_pool, HikariCP, ActiveRecord) in front of a quiet bouncer.
+	bouncerText := false
+	for _, e := range append(append([]*event{}, evs...), allEvs...) {
+		t := strings.ToLower(e.Message + e.Exception)
+		if strings.Contains(t, "query_wait_timeout") || strings.Contains(t, "no server connection available") {
+			bouncerText = true
+		}
+	}
+	appSide := !bouncerText && !probeQueued && len(allEvs) > 0
 	v.title = "Requests fail waiting for a pooled database connection"
-	if len(evs) > 0 && strings.Contains(strings.ToLower(evs[0].Message+evs[0].Exception), "query_wait_timeout") || probeQueued {
+	if bouncerText || probeQueued {
 		v.title = "Requests fail waiting for a PgBouncer server connection (query_wait_timeout)"
+	}
+	if appSide {
+		v.title = "Requests fail waiting for a connection from the app's own database pool"
 	}
 	v.evidence = append(v.evidence, c.groupRef(cand))
 	v.evidence = append(v.evidence, eventRefs(evs, "pool wait timeouts")...)
 	if len(evs) == 0 && len(allEvs) > 0 {
 		v.evidence = append(v.evidence, eventRefs(allEvs, "pool wait timeouts outside the failure windows")...)
 	}
-	if wait.n > 0 && wait.peak != nil {
+	if wait.n > 0 && wait.peak != nil && !appSide {
 		p := wait.peak.Values
-		text := fmt.Sprintf("pgbouncer at peak: cl_waiting %.0f, cl_active %.0f, sv_active %.0f, sv_idle %.0f, maxwait %.0f s", p["cl_waiting"], p["cl_active"], p["sv_active"], p["sv_idle"], maxwait.max)
+		text := fmt.Sprintf("pgbouncer at %s: cl_waiting %.0f, cl_active %.0f, sv_active %.0f, sv_idle %.0f; maxwait peaked at %.0f s", wait.peak.Time.Format(clock), p["cl_waiting"], p["cl_active"], p["sv_active"], p["sv_idle"], maxwait.max)
 		if pool > 0 {
 			text += fmt.Sprintf("; pool size %.0f (+%.0f reserve)", pool, reserve)
 		}
@@ -152,7 +170,7 @@ func rulePoolWait(c *ctx) verdict {
 		}
 		if pool > 0 {
 			demand := p["cl_active"] + p["cl_waiting"]
-			v.evidence = append(v.evidence, noteRef("arithmetic", fmt.Sprintf("demand of %.0f clients against %.0f server connections: %.0f queue for each free slot", demand, pool+reserve, math.Max(0, demand-pool-reserve))))
+			v.evidence = append(v.evidence, noteRef("arithmetic", fmt.Sprintf("%.0f clients wanted a server connection at once against a pool of %.0f: %.0f had to queue", demand, pool+reserve, math.Max(0, demand-pool-reserve))))
 		}
 	}
 	if len(evs) > 0 && len(pgb) > 0 && wait.n > 0 && wait.max == 0 {
@@ -165,7 +183,7 @@ func rulePoolWait(c *ctx) verdict {
 		v.evidence = append(v.evidence, noteRef("latency", fmt.Sprintf("failed requests cluster at %s, a pool's wait timeout", secs(clusterAt))))
 	}
 	// pg_stat_activity tells a slow database from pinned slots.
-	if act := c.read("postgres", "state:active", ws, false); act.n > 0 && act.peak != nil {
+	if act := c.read("postgres", "state:active", ws, false); act.n > 0 && act.peak != nil && !appSide {
 		p := act.peak.Values
 		idle := p["state:idle"] + p["state:idle in transaction"]
 		kind := "mostly idle: slots are pinned by clients doing nothing (session pooling, persistent connections, open transactions)"
@@ -174,7 +192,7 @@ func rulePoolWait(c *ctx) verdict {
 		}
 		v.evidence = append(v.evidence, probeRef(act.peak, fmt.Sprintf("postgres backends at peak: %.0f active, %.0f idle or idle in transaction — %s", p["state:active"], idle, kind)))
 	}
-	if u := c.in.Load.Users; u > 0 && pool > 0 && float64(u) > pool+reserve {
+	if u := c.in.Load.Users; u > 0 && pool > 0 && float64(u) > pool+reserve && !appSide {
 		v.evidence = append(v.evidence, noteRef("arithmetic", fmt.Sprintf("%d virtual users against a pool of %.0f: when each request holds a connection, up to %.0f wait (Little's law: connections in use = request rate × connection hold time)", u, pool+reserve, float64(u)-pool-reserve)))
 	}
 	size := "default_pool_size"
@@ -183,6 +201,10 @@ func rulePoolWait(c *ctx) verdict {
 	}
 	v.fix = "Give connections back sooner and size the pool to what PostgreSQL can run at once (about cores×2–4): pool_mode=transaction if the app allows it, CONN_MAX_AGE=0 behind a session-mode bouncer, no transaction held across slow work such as the password hash; set query_wait_timeout below the app and proxy timeouts so the error stays attributable."
 	v.next = fmt.Sprintf("Rerun with %s ×2: failure onset should move later or vanish while PostgreSQL CPU stays low; if PostgreSQL saturates instead, the database is the bottleneck.", size)
+	if appSide {
+		v.fix = "Make the app's pool at least as large as the threads that use it (pool_size + max_overflow ≥ threads per process), hold no connection across slow work (the password hash, HTTP calls), and look for leaked connections; keep its timeout below the app server's."
+		v.next = "Rerun with the app pool ×2 (pool_size/max_overflow, or the pool's max_size): failure onset should move while PgBouncer and PostgreSQL stay quiet; if it does not, connections leak."
+	}
 	return v
 }
 
