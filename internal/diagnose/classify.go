@@ -207,10 +207,30 @@ var evPatterns = []struct {
 
 // classifyEvent returns the finding id an evidence event points at: the
 // parser's Class when set, else the first matching pattern, else "".
+//
+// A Class the rules do not act on ("unexplained-server-error" for a bare
+// "Internal Server Error: /path", "redis-unavailable") gives way to a
+// pattern that matches the event's exception: the headline of a Django
+// error says nothing, its traceback's last line says everything.
 func classifyEvent(e *stampede.Evidence) string {
-	if e.Class != "" {
+	if e.Class != "" && e.Class != IDUnexplained && ruleIDs[e.Class] {
 		return e.Class
 	}
+	if id := matchEvent(e); id != "" {
+		return id
+	}
+	return e.Class
+}
+
+// ruleIDs are the finding ids a rule acts on.
+var ruleIDs = map[string]bool{
+	IDPoolWaitTimeout: true, IDConnLimit: true, IDLoginRateLimit: true, IDPasswordHashCPU: true,
+	IDCPUSaturation: true, IDLockContention: true, IDSlowQuery: true, IDRedisConnLimit: true,
+	IDWorkerSaturation: true, IDCSRFFailure: true, IDSessionLost: true, IDTargetDown: true,
+	IDGeneratorSat: true,
+}
+
+func matchEvent(e *stampede.Evidence) string {
 	text := strings.ToLower(e.Message + "\n" + e.Exception)
 	for _, p := range evPatterns {
 		if p.id == IDPasswordHashCPU {

@@ -42,7 +42,7 @@ func ruleUnexplained(c *ctx) verdict {
 	var errs []*event
 	for i := range c.events {
 		e := &c.events[i]
-		if e.id == "" && isErrorEvent(e.Evidence) && (e.Time.IsZero() || inWindows(e.Time, ws)) {
+		if !ruleIDs[e.id] && isErrorEvent(e.Evidence) && (e.Time.IsZero() || inWindows(e.Time, ws)) {
 			errs = append(errs, e)
 		}
 	}
