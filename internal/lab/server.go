@@ -361,7 +361,9 @@ func (s *Server) currentUser(r *http.Request) (*sessionData, error) {
 
 // redirectToLogin answers like Django's login_required.
 func redirectToLogin(w http.ResponseWriter, r *http.Request) {
-	http.Redirect(w, r, "/accounts/login/?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
+	// Django quotes next with "/" kept safe: ?next=/dashboard/
+	next := strings.ReplaceAll(url.QueryEscape(r.URL.RequestURI()), "%2F", "/")
+	http.Redirect(w, r, "/accounts/login/?next="+next, http.StatusFound)
 }
 
 // safeNext keeps only same-site relative paths.
