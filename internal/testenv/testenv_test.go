@@ -2,6 +2,7 @@ package testenv_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -111,7 +112,7 @@ func TestStart(t *testing.T) {
 	dir := t.TempDir()
 	s, err := testenv.Start(ctx, testenv.StackOptions{Dir: dir})
 	if err != nil {
-		if os.Getenv("CI") != "true" && strings.Contains(err.Error(), "not installed") {
+		if os.Getenv("CI") != "true" && errors.Is(err, testenv.ErrNotInstalled) {
 			t.Skip(err)
 		}
 		t.Fatal(err)

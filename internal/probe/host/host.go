@@ -197,10 +197,13 @@ func ParseStat(b []byte) (CPU, error) {
 			if err != nil {
 				return CPU{}, fmt.Errorf("cpu line: %w", err)
 			}
+			// Real tick counts are far below 2^53 (28 million years at
+			// 100 Hz); a larger one is not a real line, and could make the
+			// sums overflow.
+			if n > 1<<53 {
+				return CPU{}, fmt.Errorf("cpu line: %w", errFormat)
+			}
 			*p = n
-		}
-		if c.Total() < c.Idle+c.IOWait { // overflowed: not a real line
-			return CPU{}, fmt.Errorf("cpu line: %w", errFormat)
 		}
 		found = true
 	}

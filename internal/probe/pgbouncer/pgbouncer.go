@@ -174,10 +174,11 @@ func show(ctx context.Context, c *pgx.Conn, what string) (Table, error) {
 	return t, nil
 }
 
-// num parses a numeric text value; empty or malformed text gives 0.
+// num parses a numeric text value; empty, malformed or absurd text (beyond
+// the uint64 counters the console prints) gives 0.
 func num(s string) float64 {
 	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+	if err != nil || math.IsNaN(f) || math.Abs(f) > 1e20 {
 		return 0
 	}
 	return f
