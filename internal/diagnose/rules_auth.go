@@ -124,7 +124,7 @@ func ruleLoginRateLimit(c *ctx) verdict {
 		v.evidence = append(v.evidence, noteRef("arithmetic", fmt.Sprintf("peak %.0f login attempts per minute from %d source address(es) = %.0f per address per minute; allauth allows 30/m/ip for login (≥0.63) and 10/m/ip plus 5 per 300 s per account for login_failed (≥0.61)", perMin, ips, perMin/float64(ips))))
 	}
 	shared := lf.Assignment == AssignShared || (lf.Accounts > 0 && lf.Users > lf.Accounts)
-	if lf.Users > 0 && lf.Accounts > 0 {
+	if lf.Users > 0 && lf.Accounts > 0 && lf.Users > lf.Accounts {
 		v.evidence = append(v.evidence, noteRef("arithmetic", fmt.Sprintf("%d virtual users on %d account(s) (%s): %.1f users per account; more than 5 logins in flight per account trip allauth's per-account counter even with correct passwords", lf.Users, lf.Accounts, orUnknown(lf.Assignment), float64(lf.Users)/float64(lf.Accounts))))
 	}
 	if shared {

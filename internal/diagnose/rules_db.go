@@ -156,7 +156,7 @@ func rulePoolWait(c *ctx) verdict {
 	}
 	if wait.n > 0 && wait.peak != nil && !appSide {
 		p := wait.peak.Values
-		text := fmt.Sprintf("pgbouncer at %s: cl_waiting %.0f, cl_active %.0f, sv_active %.0f, sv_idle %.0f; maxwait peaked at %.0f s", wait.peak.Time.Format(clock), p["cl_waiting"], p["cl_active"], p["sv_active"], p["sv_idle"], maxwait.max)
+		text := fmt.Sprintf("pgbouncer: cl_waiting %.0f, cl_active %.0f, sv_active %.0f, sv_idle %.0f; maxwait peaked at %.0f s", p["cl_waiting"], p["cl_active"], p["sv_active"], p["sv_idle"], maxwait.max)
 		if pool > 0 {
 			text += fmt.Sprintf("; pool size %.0f (+%.0f reserve)", pool, reserve)
 		}
@@ -355,7 +355,7 @@ func ruleSlowQuery(c *ctx) verdict {
 	long := oldest.n > 0 && oldest.max >= 5 && lockFree
 	if len(evs) == 0 && !long {
 		if len(cand) > 0 && oldest.n > 0 && oldest.max < 1 {
-			v.ruledOut = fmt.Sprintf("no query ran longer than %.1f s during the failure windows (%d postgres samples)", oldest.max, oldest.n)
+			v.ruledOut = fmt.Sprintf("no query ran longer than %s during the failure windows (%d postgres samples)", secs(time.Duration(oldest.max*float64(time.Second))), oldest.n)
 		}
 		return v
 	}
