@@ -234,13 +234,18 @@ func Activity(now time.Time, backends []Backend) stampede.Sample {
 	return smp
 }
 
-// blockedLines describes each blocked session and its blockers, by pid.
+// blockedLines describes each blocked session and its blockers, in pid
+// order.
 func blockedLines(backends []Backend, byPID map[int32]*Backend) []string {
-	var lines []string
+	var blocked []Backend
 	for _, b := range backends {
-		if len(b.BlockedBy) == 0 {
-			continue
+		if len(b.BlockedBy) > 0 {
+			blocked = append(blocked, b)
 		}
+	}
+	sort.Slice(blocked, func(i, j int) bool { return blocked[i].PID < blocked[j].PID })
+	var lines []string
+	for _, b := range blocked {
 		var by []string
 		for _, q := range b.BlockedBy {
 			if bb, ok := byPID[q]; ok {
@@ -252,7 +257,6 @@ func blockedLines(backends []Backend, byPID map[int32]*Backend) []string {
 		lines = append(lines, fmt.Sprintf("pid %d (%s) blocked by %s: %s",
 			b.PID, or(b.WaitEvent, "no wait event"), strings.Join(by, ", "), oneLine(b.Query, 120)))
 	}
-	sort.Strings(lines)
 	return lines
 }
 
