@@ -78,8 +78,12 @@ func TestDiagnose1MUnder10s(t *testing.T) {
 	t0 := time.Now()
 	d := Diagnose(in)
 	el := time.Since(t0)
-	if el > 10*time.Second {
-		t.Errorf("diagnosing 1,000,000 requests took %v, want < 10s", el)
+	limit := 10 * time.Second
+	if raceEnabled {
+		limit *= 6 // the race detector slows the single pass several times
+	}
+	if el > limit {
+		t.Errorf("diagnosing 1,000,000 requests took %v, want < %v", el, limit)
 	}
 	if d.Verdict != "fail" || len(d.Findings) == 0 {
 		t.Errorf("got verdict %s with %d findings", d.Verdict, len(d.Findings))

@@ -151,10 +151,7 @@ func newCtx(in *Input) *ctx {
 		if g.Latency != nil {
 			g.lead = g.Latency.Quantile(0.5)
 		} else {
-			g.lead = g.ep.Median
-			if g.ep.shape.ClusterAt > 0 {
-				g.lead = g.ep.shape.ClusterAt
-			}
+			g.lead = g.ep.Median // refined below, once the anatomy knows clusters
 		}
 		if g.PerSecond != nil {
 			g.covered = make([]bool, len(g.PerSecond))

@@ -299,8 +299,7 @@ func (in *Input) aggregate() {
 		}
 	}
 
-	in.Endpoints = in.Endpoints[:0]
-	in.History = in.History[:0]
+	in.Endpoints, in.History, in.Failures = nil, nil, nil
 	for _, e := range eps {
 		t := e.tot
 		t.Latency = e.hist
@@ -330,7 +329,6 @@ func (in *Input) aggregate() {
 		}
 	}
 	sort.SliceStable(in.History, func(i, j int) bool { return in.History[i].Time.Before(in.History[j].Time) })
-	in.Failures = in.Failures[:0]
 	for _, g := range groups {
 		g.g.Latency = g.hist
 		in.Failures = append(in.Failures, g.g)

@@ -289,6 +289,13 @@ func ruleWorkers(c *ctx) verdict {
 	if x, w := c.throughput(); x > 0 {
 		v.evidence = append(v.evidence, noteRef("arithmetic", fmt.Sprintf("peak throughput %.1f req/s at mean latency %s: by Little's law about %.0f requests were inside the server at once; with fewer workers × threads than that, the rest queue", x, secs(w), x*w.Seconds())))
 	}
+	if lf := c.in.Load; lf.Model == ModelOpen && lf.ArrivalRate > 0 {
+		var w time.Duration
+		for _, e := range c.eps {
+			w = max(w, e.Mean)
+		}
+		v.evidence = append(v.evidence, noteRef("arithmetic", fmt.Sprintf("open model: %.1f arrivals/s × up to %s mean latency per endpoint ⇒ about %.0f requests in the server at once (Little's law); workers × threads below that means a growing queue", lf.ArrivalRate, secs(w), lf.ArrivalRate*w.Seconds())))
+	}
 	if cpu := c.read("host", "cpu_busy_pct", ws, false); cpu.n > 0 {
 		kind := "workers are blocked on I/O or locks, not short of CPU: more workers (or threads) should help"
 		if cpu.max >= 85 {

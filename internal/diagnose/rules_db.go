@@ -288,7 +288,6 @@ func ruleLock(c *ctx) verdict {
 	evs := c.eventsOf(IDLockContention, ws)
 	in := c.read("postgres", "wait:Lock", ws, false)
 	out := c.read("postgres", "wait:Lock", ws, true)
-	blocked := c.read("postgres", "blocked", ws, false)
 	waited := in.n > 0 && in.max >= 1 && in.mean > out.mean
 	if len(evs) == 0 && !waited {
 		if in.n > 0 && in.max == 0 && len(c.eventsOf(IDLockContention, nil)) == 0 {
@@ -317,7 +316,6 @@ func ruleLock(c *ctx) verdict {
 		}
 		v.evidence = append(v.evidence, noteRef("postgres", fmt.Sprintf("lock waiters averaged %.1f in the failure windows against %.1f outside them", in.mean, out.mean)))
 	}
-	_ = blocked
 	v.evidence = append(v.evidence, eventRefs(evs, "lock waits")...)
 	v.fix = "Shorten the transactions that hold the lock (often an idle-in-transaction session or a hot row updated by every request, e.g. a last_login counter), avoid select_for_update on hot rows, order updates consistently, run migrations outside the load window; set idle_in_transaction_session_timeout and lock_timeout on the app role."
 	v.next = "Rerun with log_lock_waits=on and lock_timeout='2s' on the app role: the failures should turn into 'canceling statement due to lock timeout' on the same endpoint, and pg_blocking_pids names the blocker."
