@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/stampede-load/stampede"
 )
@@ -62,7 +63,10 @@ func ParseReader(ctx context.Context, r io.Reader, p *Parser, emit func(stampede
 				continue
 			}
 		}
-		s := string(buf[:end])
+		// The chunk becomes a string without a copy: buf is never written
+		// again (the next chunk gets a fresh buffer), and the lines, cut
+		// out of it as substrings, may live on in a pending event.
+		s := unsafe.String(unsafe.SliceData(buf), end)
 		for len(s) > 0 {
 			i := strings.IndexByte(s, '\n')
 			var line string
@@ -85,7 +89,9 @@ func ParseReader(ctx context.Context, r io.Reader, p *Parser, emit func(stampede
 			}
 			return err
 		}
-		carry = copy(buf, buf[end:n])
+		next := make([]byte, max(readChunk, 2*(n-end)))
+		carry = copy(next, buf[end:n])
+		buf = next
 	}
 }
 

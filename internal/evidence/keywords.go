@@ -9,14 +9,19 @@ package evidence
 // off the hot path: a signature's regex runs only on a text holding its
 // keyword.
 type keywordSet struct {
-	class   [256]uint8
-	nclass  int
-	delta   []int32 // delta[state*nclass+class] = next state
-	out     [][]int // keyword ids ending at a state, fail links included
-	hasOut  []bool
+	class  [256]uint32
+	nclass int
+	// delta[state*nclass+class] is the next state, pre-multiplied by
+	// nclass (so the scan adds a class without multiplying), with outFlag
+	// set when keywords end there.
+	delta   []uint32
+	out     [][]int // by state number: keyword ids ending there, fail links included
 	nkeys   int
 	maxLeng int
 }
+
+// outFlag marks, in delta, a state where keywords end.
+const outFlag = 1 << 31
 
 // newKeywordSet compiles keys (matched case-insensitively). Empty keys are
 // never reported.
@@ -32,7 +37,7 @@ func newKeywordSet(keys []string) *keywordSet {
 	n := 1
 	for b := 0; b < 256; b++ {
 		if used[b] {
-			ks.class[b] = uint8(n)
+			ks.class[b] = uint32(n)
 			n++
 			if n > 255 {
 				// More distinct bytes than classes: fall back to
@@ -43,7 +48,7 @@ func newKeywordSet(keys []string) *keywordSet {
 	}
 	if n > 255 {
 		for b := 0; b < 256; b++ {
-			ks.class[b] = uint8(b)
+			ks.class[b] = uint32(b)
 		}
 		n = 256
 	}
@@ -54,10 +59,10 @@ func newKeywordSet(keys []string) *keywordSet {
 
 	// Trie.
 	type node struct {
-		next map[uint8]int32
+		next map[uint32]int32
 		out  []int
 	}
-	nodes := []node{{next: map[uint8]int32{}}}
+	nodes := []node{{next: map[uint32]int32{}}}
 	for id, k := range keys {
 		if k == "" {
 			continue
@@ -70,7 +75,7 @@ func newKeywordSet(keys []string) *keywordSet {
 			c := ks.class[lower(k[i])]
 			nx, ok := nodes[s].next[c]
 			if !ok {
-				nodes = append(nodes, node{next: map[uint8]int32{}})
+				nodes = append(nodes, node{next: map[uint32]int32{}})
 				nx = int32(len(nodes) - 1)
 				nodes[s].next[c] = nx
 			}
@@ -79,16 +84,42 @@ func newKeywordSet(keys []string) *keywordSet {
 		nodes[s].out = append(nodes[s].out, id)
 	}
 
-	// Breadth-first: fail links and the full DFA.
+	// Renumber the states breadth-first, so the shallow states, where the
+	// scan spends most of its time, share a few cache lines of the table.
+	order := make([]int32, 0, len(nodes))
+	order = append(order, 0)
+	for i := 0; i < len(order); i++ {
+		nd := nodes[order[i]]
+		for c := 0; c < n; c++ {
+			if nx, ok := nd.next[uint32(c)]; ok {
+				order = append(order, nx)
+			}
+		}
+	}
+	renum := make([]int32, len(nodes))
+	for newID, old := range order {
+		renum[old] = int32(newID)
+	}
+	bfs := make([]node, len(nodes))
+	for old, nd := range nodes {
+		next := make(map[uint32]int32, len(nd.next))
+		for c, nx := range nd.next {
+			next[c] = renum[nx]
+		}
+		bfs[renum[old]] = node{next: next, out: nd.out}
+	}
+	nodes = bfs
+
+	// Breadth-first: fail links and the full DFA (plain state numbers
+	// first, encoded below).
 	ns := len(nodes)
-	ks.delta = make([]int32, ns*n)
+	delta := make([]int32, ns*n)
 	ks.out = make([][]int, ns)
-	ks.hasOut = make([]bool, ns)
 	fail := make([]int32, ns)
 	queue := make([]int32, 0, ns)
 	for c := 0; c < n; c++ {
-		if nx, ok := nodes[0].next[uint8(c)]; ok {
-			ks.delta[c] = nx
+		if nx, ok := nodes[0].next[uint32(c)]; ok {
+			delta[c] = nx
 			queue = append(queue, nx)
 		}
 	}
@@ -97,17 +128,24 @@ func newKeywordSet(keys []string) *keywordSet {
 		s := queue[0]
 		queue = queue[1:]
 		ks.out[s] = append(append([]int(nil), nodes[s].out...), ks.out[fail[s]]...)
-		ks.hasOut[s] = len(ks.out[s]) > 0
 		for c := 0; c < n; c++ {
-			nx, ok := nodes[s].next[uint8(c)]
+			nx, ok := nodes[s].next[uint32(c)]
 			if ok {
-				fail[nx] = ks.delta[int(fail[s])*n+c]
-				ks.delta[int(s)*n+c] = nx
+				fail[nx] = delta[int(fail[s])*n+c]
+				delta[int(s)*n+c] = nx
 				queue = append(queue, nx)
 			} else {
-				ks.delta[int(s)*n+c] = ks.delta[int(fail[s])*n+c]
+				delta[int(s)*n+c] = delta[int(fail[s])*n+c]
 			}
 		}
+	}
+	ks.delta = make([]uint32, len(delta))
+	for i, nx := range delta {
+		v := uint32(nx) * uint32(n)
+		if len(ks.out[nx]) > 0 {
+			v |= outFlag
+		}
+		ks.delta[i] = v
 	}
 	return ks
 }
@@ -118,13 +156,14 @@ func (ks *keywordSet) scan(s string, hit func(id int)) {
 	if ks == nil || len(ks.delta) == 0 {
 		return
 	}
-	n := int32(ks.nclass)
-	st := int32(0)
-	delta, class, hasOut := ks.delta, &ks.class, ks.hasOut
+	n := uint32(ks.nclass)
+	st := uint32(0)
+	delta, class := ks.delta, &ks.class
 	for i := 0; i < len(s); i++ {
-		st = delta[st*n+int32(class[s[i]])]
-		if hasOut[st] {
-			for _, id := range ks.out[st] {
+		st = delta[st+class[s[i]]]
+		if st&outFlag != 0 {
+			st &^= outFlag
+			for _, id := range ks.out[st/n] {
 				hit(id)
 			}
 		}

@@ -711,7 +711,11 @@ func isTracebackStart(s string) bool {
 // isGroupStart recognises the first line of a Python 3.11 exception group
 // traceback, "  + Exception Group Traceback (most recent call last):".
 func isGroupStart(s string) bool {
-	return strings.HasPrefix(strings.TrimLeft(s, " +"), "Exception Group Traceback")
+	i := 0
+	for i < len(s) && (s[i] == ' ' || s[i] == '+') {
+		i++
+	}
+	return strings.HasPrefix(s[i:], "Exception Group Traceback")
 }
 
 // startsOwnEvent recognises, under a timestamped headline, a line without
