@@ -214,10 +214,7 @@ func rulePasswordHash(c *ctx) verdict {
 			others = append(others, e.Median)
 		}
 	}
-	otherMed := time.Duration(0)
-	if len(others) > 0 {
-		otherMed = others[len(others)/2]
-	}
+	otherMed := medianOf(others)
 	slow := login.Median >= 250*time.Millisecond && (otherMed == 0 || login.Median >= 5*otherMed)
 	sh := login.shape
 	lws := c.loginWindows(logins)

@@ -3,6 +3,7 @@ package diagnose
 import (
 	"fmt"
 	"math"
+	"sort"
 	"strings"
 	"time"
 
@@ -351,27 +352,44 @@ func ruleSlowQuery(c *ctx) verdict {
 	oldest := c.read("postgres", "oldest_query_s", ws, false)
 	lockFree := oldest.peak != nil && oldest.peak.Values["wait:Lock"] == 0
 	long := oldest.n > 0 && oldest.max >= 5 && lockFree
-	if len(evs) == 0 && !long {
-		if len(cand) > 0 && oldest.n > 0 && oldest.max < 1 {
+	slowest := c.slowEndpoint()
+	switch {
+	case len(evs) > 0:
+		v.status, v.conf = stampede.Confirmed, 0.85
+	case long:
+		v.status, v.conf = stampede.Likely, 0.6
+	case oldest.n > 0 && oldest.max < 1:
+		if len(cand) > 0 {
 			v.ruledOut = fmt.Sprintf("no query ran longer than %s during the failure windows (%d postgres samples)", secs(time.Duration(oldest.max*float64(time.Second))), oldest.n)
 		}
 		return v
+	case slowest != nil && oldest.n == 0:
+		// Not probed: the latency structure alone points at a per-request cost.
+		v.status, v.conf = stampede.Likely, 0.5
+	default:
+		return v
 	}
-	if len(evs) > 0 {
-		v.status, v.conf = stampede.Confirmed, 0.85
-	} else {
-		v.status, v.conf = stampede.Likely, 0.6
+	if slowest == nil {
+		slowest = c.eps[0]
+		for _, e := range c.eps {
+			if e.Median > slowest.Median {
+				slowest = e
+			}
+		}
 	}
 	if len(cand) > 0 {
-		v.claims = []claim{{groups: cand, ws: windowsWith(ws, evs, c.samples["postgres"], func(s *stampede.Sample) bool {
-			return s.Values["oldest_query_s"] >= 5 && s.Values["wait:Lock"] == 0
-		})}}
-		v.evidence = append(v.evidence, c.groupRef(cand))
-	}
-	slowest := c.eps[0]
-	for _, e := range c.eps {
-		if e.Median > slowest.Median {
-			slowest = e
+		var cws []window
+		if v.conf == 0.5 {
+			cand = c.failing(func(g *group) bool { return g.ep == slowest && serverSide(g) })
+			cws = c.windows(cand)
+		} else {
+			cws = windowsWith(ws, evs, c.samples["postgres"], func(s *stampede.Sample) bool {
+				return s.Values["oldest_query_s"] >= 5 && s.Values["wait:Lock"] == 0
+			})
+		}
+		if len(cand) > 0 {
+			v.claims = []claim{{groups: cand, ws: cws}}
+			v.evidence = append(v.evidence, c.groupRef(cand))
 		}
 	}
 	v.title = fmt.Sprintf("A slow query dominates %s (median %s)", slowest.Name, secs(slowest.Median))
@@ -386,6 +404,41 @@ func ruleSlowQuery(c *ctx) verdict {
 	v.fix = "EXPLAIN (ANALYZE, BUFFERS) the query behind the slow endpoint and remove its cost: add the missing index, precompute or cache the heavy aggregate, paginate; set statement_timeout per role so a runaway query fails fast instead of holding a connection."
 	v.next = "Turn on log_min_duration_statement=500ms (or pg_stat_statements) and rerun; then rerun the slow endpoint alone at concurrency 1: if it is still slow, the query's own cost is the cause."
 	return v
+}
+
+// slowEndpoint returns the endpoint that is slow per request: not a login,
+// median ≥ 1 s and ≥ 10× the other endpoints' median, and its latency does
+// not grow with concurrency (no clean line: the cost is the request's own,
+// not a queue's). Nil when there is none.
+func (c *ctx) slowEndpoint() *endpoint {
+	var best *endpoint
+	for _, e := range c.eps {
+		if e.login || e.Median < time.Second || (e.shape.Points >= 5 && e.shape.Linear) {
+			continue
+		}
+		var others []time.Duration
+		for _, o := range c.eps {
+			if o != e && o.Requests > 0 && o.Median > 0 {
+				others = append(others, o.Median)
+			}
+		}
+		if len(others) > 0 && e.Median < 10*medianOf(others) {
+			continue
+		}
+		if best == nil || e.Median > best.Median {
+			best = e
+		}
+	}
+	return best
+}
+
+// medianOf returns the median of ds; it sorts ds.
+func medianOf(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	return ds[len(ds)/2]
 }
 
 func firstLine(s string) string {
