@@ -393,6 +393,9 @@ func ruleSlowQuery(c *ctx) verdict {
 		}
 	}
 	v.title = fmt.Sprintf("A slow query dominates %s (median %s)", slowest.Name, secs(slowest.Median))
+	if v.conf == 0.5 {
+		v.evidence = append(v.evidence, noteRef("disagreement", "PostgreSQL was not probed and no log names the query: a slow external call in the same view would look the same"))
+	}
 	v.evidence = append(v.evidence, eventRefs(evs, "slow or cancelled statements")...)
 	if oldest.peak != nil && oldest.max > 0 {
 		p := oldest.peak.Values
