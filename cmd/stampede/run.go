@@ -370,7 +370,7 @@ func executeRun(ctx context.Context, sc *load.Scenario, plan *load.Plan, o runOp
 
 func loadFacts(p *load.Plan) rundir.LoadFacts {
 	lf := rundir.LoadFacts{Model: p.Model.String(), Users: p.Users, Duration: p.Duration.String(),
-		Accounts: p.Accounts(), Assignment: string(p.Assignment), SourceIPs: 1}
+		Accounts: p.Accounts(), Assignment: string(p.Assignment), SourceIPs: 1, LoginEndpoints: p.LoginSteps()}
 	if p.Model == load.Open {
 		lf.ArrivalRate = p.ArrivalRate
 	} else {

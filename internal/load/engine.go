@@ -379,6 +379,13 @@ func noFormReason(err error, last *session.Page) string {
 
 // check applies the step's expectations and the session rule to a response.
 func (v *vu) check(s *Step, page *session.Page, res *stampede.Result) {
+	if s.NotLogin && page.Status < 400 && !statusOK(s.Status, page.Status) && session.IsLoginPage(page.Body) {
+		// The login form again, whatever the status: the page's error text
+		// says why ("Too many failed login attempts"), which "HTTP 200"
+		// would hide.
+		res.Outcome, res.Reason = stampede.FailContent, loginPageReason(page.Body)
+		return
+	}
 	if !statusOK(s.Status, page.Status) {
 		res.Outcome = stampede.FailStatus
 		res.Reason = "HTTP " + strconv.Itoa(page.Status)
@@ -395,11 +402,7 @@ func (v *vu) check(s *Step, page *session.Page, res *stampede.Result) {
 	isLogin := session.IsLoginPage(page.Body)
 	if s.NotLogin {
 		if isLogin {
-			res.Outcome = stampede.FailContent
-			res.Reason = "login page returned"
-			if t := session.ErrorText(page.Body); t != "" {
-				res.Reason += ": " + clip(t, 160)
-			}
+			res.Outcome, res.Reason = stampede.FailContent, loginPageReason(page.Body)
 			return
 		}
 		v.loggedIn = true
@@ -430,6 +433,13 @@ func (v *vu) check(s *Step, page *session.Page, res *stampede.Result) {
 			res.Outcome, res.Reason = stampede.FailContent, "redirected to "+clip(to, 80)
 		}
 	}
+}
+
+func loginPageReason(body []byte) string {
+	if t := session.ErrorText(body); t != "" {
+		return "login page returned: " + clip(t, 160)
+	}
+	return "login page returned"
 }
 
 func statusOK(want []int, got int) bool {

@@ -465,6 +465,23 @@ func (p *Plan) row(vu int) []string {
 	}
 }
 
+// LoginSteps names the steps that log in: a submit_form without a
+// selector (it picks the form with a password field) or a step checking
+// not_login_page.
+func (p *Plan) LoginSteps() []string {
+	var names []string
+	seen := map[string]bool{}
+	for _, s := range p.allSteps() {
+		if (s.SubmitForm && s.Selector == "") || s.NotLogin {
+			if !seen[s.Name] {
+				seen[s.Name] = true
+				names = append(names, s.Name)
+			}
+		}
+	}
+	return names
+}
+
 // Accounts is the number of distinct users-file rows the run logs in with.
 func (p *Plan) Accounts() int {
 	switch {

@@ -67,6 +67,9 @@ type LoadFacts struct {
 	Accounts    int     `json:"accounts"`
 	Assignment  string  `json:"assignment,omitempty"`
 	SourceIPs   int     `json:"source_ips"`
+	// LoginEndpoints names the steps that submit a login (a form with a
+	// password field, or a not_login_page check).
+	LoginEndpoints []string `json:"login_endpoints,omitempty"`
 }
 
 // LogRef is a log tailed during the run.
