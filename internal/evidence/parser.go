@@ -414,6 +414,13 @@ func (p *Parser) analyse(e *event) (final, root string) {
 			}
 			continue
 		}
+		if mode != kindGo && (strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ")) {
+			// A Go panic under a logged line (log.Panic).
+			mode = kindGo
+			p.excs = append(p.excs, line)
+			final, root = line, line
+			continue
+		}
 		if isGoroutine(line) {
 			if mode != kindGo {
 				mode = kindGo
