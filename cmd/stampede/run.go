@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +44,7 @@ type runFlags struct {
 	quiet, authOnly, noDiagnose   bool
 	probePG, probePGB, probeRedis string
 	probeHost                     bool
+	cpuprofile                    string
 	pid                           int
 	interval                      time.Duration
 	logs                          logFlags
@@ -66,6 +68,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.pid, "pid", 0, "the target's process id, to sample its CPU")
 	fs.DurationVar(&f.interval, "interval", time.Second, "probe sampling interval")
 	fs.Var(&f.logs, "log", "server log to tail and classify, NAME=PATH (repeatable)")
+	fs.StringVar(&f.cpuprofile, "cpuprofile", "", "write stampede's own CPU profile to this file (for tuning stampede)")
 }
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -97,6 +100,17 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	sc, plan, err := buildPlan(&f, positional)
 	if err != nil {
 		return err
+	}
+	if f.cpuprofile != "" {
+		pf, err := os.Create(f.cpuprofile)
+		if err != nil {
+			return fmt.Errorf("run: --cpuprofile: %w", err)
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return fmt.Errorf("run: --cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	opts := runOptions{flags: &f, stdout: stdout, stderr: stderr, argv: append([]string{"stampede", "run"}, redactArgs(args0(positional, args))...)}
 	res, err := executeRun(ctx, sc, plan, opts)
