@@ -100,7 +100,9 @@ func parseISOish(s string, loc *time.Location) (time.Time, string, bool) {
 // mkTime validates the fields, so every format shares one range check, and
 // returns the time with the rest of the line.
 func mkTime(y, mo, d, h, mi, sec, ns int, loc *time.Location, rest string) (time.Time, string, bool) {
-	if loc == nil || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 {
+	// Years before 1970 do not occur in logs, and year 1 would read as
+	// "no time" (the zero time.Time).
+	if loc == nil || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 {
 		return time.Time{}, "", false
 	}
 	return time.Date(y, time.Month(mo), d, h, mi, sec, ns, loc), trimBlank(rest), true
