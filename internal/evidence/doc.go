@@ -29,8 +29,14 @@
 //	go test -run='^$' -fuzz=FuzzParser -fuzztime=60s ./internal/evidence
 //	go test -run='^$' -fuzz=FuzzParseKV -fuzztime=60s ./internal/evidence
 //	go test -run='^$' -fuzz=FuzzParseCatalog -fuzztime=60s ./internal/evidence
+//	go test -run='^$' -fuzz=FuzzKeywordSet -fuzztime=60s ./internal/evidence
 //
-// Seed corpora and any crashers found are kept in testdata/fuzz.
+// Seed corpora and any crashers found are kept in testdata/fuzz. The
+// fixtures in testdata/parse hold a log excerpt above a "=== want ===" line
+// and the expected evidence.jsonl below it; TestFixtures -update rewrites
+// the expectations (go test ./internal/evidence -run TestFixtures -update).
+// The real-*.log fixtures were written by real servers: run TestRealServers
+// with EVIDENCE_CAPTURE=testdata/parse to capture them again.
 //
 // Benchmark:
 //

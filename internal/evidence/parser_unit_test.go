@@ -250,3 +250,24 @@ var errBadInt = errorString("not an int")
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
+
+// TestFeedAllocs: a line that does not become evidence costs no allocation.
+func TestFeedAllocs(t *testing.T) {
+	p := NewParser("app", "app.log", nil, time.UTC)
+	lines := []string{
+		"2026-01-11 12:59:17,123 INFO django.server \"GET /dashboard/?page=2 HTTP/1.1\" 200 4120\n",
+		"2026-01-11 12:59:17.123 UTC [1] LOG C-0x1: app/app@127.0.0.1:5 login attempt: db=app user=app tls=no\n",
+		"1234:M 11 Jan 2026 12:59:17.123 * Background saving started\n",
+	}
+	for _, l := range lines {
+		p.Feed(l, 1)
+	}
+	i := 0
+	n := testing.AllocsPerRun(200, func() {
+		p.Feed(lines[i%len(lines)], i)
+		i++
+	})
+	if n != 0 {
+		t.Errorf("Feed allocates %v times per quiet line", n)
+	}
+}
