@@ -69,8 +69,11 @@ type runData struct {
 // and the timeline, whose torn last line the readers already forgive.
 func readRun(dir string, step time.Duration) (*runData, error) {
 	st, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("run directory %s does not exist", dir)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("run directory %s: %w", dir, err)
+		return nil, fmt.Errorf("run directory: %w", err)
 	}
 	if !st.IsDir() {
 		return nil, fmt.Errorf("run directory %s: not a directory", dir)
