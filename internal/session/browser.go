@@ -16,6 +16,7 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -52,17 +53,40 @@ type Browser struct {
 	client  http.Client
 	jar     *cookiejar.Jar
 	body    bytes.Buffer
-	trace   *httptrace.ClientTrace
-	t       phases
 	maxBody int64
 	// Last is the previous response, for submit_form and extract.
 	Last Page
 }
 
-// phases records the httptrace callbacks of the request in flight.
+// phases records the httptrace callbacks of one request. net/http calls
+// some of them from its own goroutines (a dial may even finish after the
+// request took another idle connection), so every field is atomic and each
+// request gets its own phases.
 type phases struct {
-	dialStart, connDone, wrote, firstByte time.Time
-	reused                                bool
+	dialStart, connDone, wrote, firstByte atomic.Int64 // unix nanos
+	reused                                atomic.Bool
+}
+
+func (p *phases) trace() *httptrace.ClientTrace {
+	now := func(a *atomic.Int64) { a.Store(time.Now().UnixNano()) }
+	return &httptrace.ClientTrace{
+		ConnectStart: func(_, _ string) { now(&p.dialStart) },
+		GotConn: func(i httptrace.GotConnInfo) {
+			p.reused.Store(i.Reused)
+			now(&p.connDone)
+		},
+		WroteRequest:         func(httptrace.WroteRequestInfo) { now(&p.wrote) },
+		GotFirstResponseByte: func() { now(&p.firstByte) },
+	}
+}
+
+// reset clears the phases before following a redirect.
+func (p *phases) reset() {
+	p.dialStart.Store(0)
+	p.connDone.Store(0)
+	p.wrote.Store(0)
+	p.firstByte.Store(0)
+	p.reused.Store(false)
 }
 
 // Page is a response as the browser saw it after following redirects.
@@ -119,16 +143,6 @@ func New(o Options) *Browser {
 		to = 60 * time.Second
 	}
 	b.client = http.Client{Transport: rt, Jar: jar, Timeout: to}
-	b.trace = &httptrace.ClientTrace{
-		GetConn:      func(string) { b.t.dialStart = time.Time{} },
-		ConnectStart: func(_, _ string) { b.t.dialStart = time.Now() },
-		GotConn: func(i httptrace.GotConnInfo) {
-			b.t.reused = i.Reused
-			b.t.connDone = time.Now()
-		},
-		WroteRequest:         func(httptrace.WroteRequestInfo) { b.t.wrote = time.Now() },
-		GotFirstResponseByte: func() { b.t.firstByte = time.Now() },
-	}
 	return b
 }
 
@@ -164,7 +178,8 @@ type Request struct {
 // transport failure (no response); HTTP statuses are not errors.
 func (b *Browser) Do(ctx context.Context, r *Request) (Page, Timing, error) {
 	var tm Timing
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, b.trace), r.Method, r.URL, nil)
+	ph := &phases{}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, ph.trace()), r.Method, r.URL, nil)
 	if err != nil {
 		return Page{}, tm, fmt.Errorf("session: build request: %w", err)
 	}
@@ -194,10 +209,9 @@ func (b *Browser) Do(ctx context.Context, r *Request) (Page, Timing, error) {
 			return errors.New("stopped after 10 redirects")
 		}
 		redirects = append(redirects, nr.URL.String())
-		b.t = phases{}
+		ph.reset()
 		return nil
 	}
-	b.t = phases{}
 	resp, err := b.client.Do(req)
 	if err != nil {
 		return Page{}, tm, err
@@ -218,13 +232,14 @@ func (b *Browser) Do(ctx context.Context, r *Request) (Page, Timing, error) {
 	if err != nil {
 		return Page{}, tm, err
 	}
-	if !b.t.dialStart.IsZero() && !b.t.connDone.IsZero() && !b.t.reused {
-		tm.Connect = b.t.connDone.Sub(b.t.dialStart)
+	ds, cd, wr, fb := ph.dialStart.Load(), ph.connDone.Load(), ph.wrote.Load(), ph.firstByte.Load()
+	tm.Reused = ph.reused.Load()
+	if ds != 0 && cd > ds && !tm.Reused {
+		tm.Connect = time.Duration(cd - ds)
 	}
-	if !b.t.wrote.IsZero() && !b.t.firstByte.IsZero() {
-		tm.TTFB = b.t.firstByte.Sub(b.t.wrote)
+	if wr != 0 && fb > wr {
+		tm.TTFB = time.Duration(fb - wr)
 	}
-	tm.Reused = b.t.reused
 	p := Page{URL: resp.Request.URL, Status: resp.StatusCode, Header: resp.Header, Body: b.body.Bytes(), Size: n, Redirects: redirects}
 	b.Last = p
 	return p, tm, nil
