@@ -287,7 +287,7 @@ func TestPasswordHashCostUnderLoad(t *testing.T) {
 // timeout, concurrent logins fail with PostgreSQL's lock_timeout error.
 func TestHotRowLockUnderLoad(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.HotRowHold, cfg.LockTimeout = 300*time.Millisecond, 400*time.Millisecond
+	cfg.HotRowHold, cfg.LockTimeout = 400*time.Millisecond, 250*time.Millisecond
 	_, base := startLab(t, cfg)
 	vus := make([]*vu, 6)
 	for i := range vus {
@@ -295,7 +295,7 @@ func TestHotRowLockUnderLoad(t *testing.T) {
 	}
 	res := all(vus, func(i int, v *vu) result { u, p := seedUser(i + 1); return v.login(u, p) })
 	n := count(res, status5xx)
-	t.Logf("6 concurrent logins, row held 300ms, lock_timeout 400ms: %v", statusHistogram(res))
+	t.Logf("6 concurrent logins, row held 400ms, lock_timeout 250ms: %v", statusHistogram(res))
 	if n < 3 {
 		t.Fatalf("%d 500s, want at least 3", n)
 	}

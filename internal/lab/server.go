@@ -87,6 +87,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if cfg.RedisWriteTimeout > 0 {
 			opt.WriteTimeout = cfg.RedisWriteTimeout
 		}
+		opt.Dialer = redisDialer(opt.DialTimeout)
 		s.rdb = redis.NewClient(opt)
 		if err := s.rdb.Ping(ctx).Err(); err != nil {
 			return fail(fmt.Errorf("redis: %w", err))
@@ -102,6 +103,38 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.workers.boot()
 	s.handler = s.routes()
 	return s, nil
+}
+
+// redisDialer dials Redis and reads what the server says at accept. Redis
+// refuses a client beyond maxclients by writing "-ERR max number of clients
+// reached" and closing; go-redis writes its HELLO first and then sees only
+// the reset, losing Redis's text. Reading first keeps it, as redis-py does.
+func redisDialer(timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if timeout == 0 {
+		timeout = 5 * time.Second
+	}
+	d := &net.Dialer{Timeout: timeout, KeepAlive: 5 * time.Minute}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		buf := make([]byte, 128)
+		_ = c.SetReadDeadline(time.Now().Add(3 * time.Millisecond))
+		n, rerr := c.Read(buf)
+		_ = c.SetReadDeadline(time.Time{})
+		if n > 0 {
+			_ = c.Close()
+			msg := strings.TrimSpace(string(buf[:n]))
+			return nil, errors.New(strings.TrimPrefix(msg, "-"))
+		}
+		var ne net.Error
+		if rerr != nil && !(errors.As(rerr, &ne) && ne.Timeout()) {
+			_ = c.Close()
+			return nil, rerr
+		}
+		return c, nil
+	}
 }
 
 // Config returns the effective configuration, defaults filled in.
