@@ -45,6 +45,7 @@ tasks:
   - {name: rincian, weight: 2, steps: [{name: "GET /rincian-ahsp/[id]/", get: "/rincian-ahsp/{{vu}}/"}]}
   - {name: rekap, weight: 1, steps: [{name: "GET /rekap-rab/", get: /rekap-rab/}]}
   - {name: audit, weight: 1, steps: [{name: "GET /audit-trail/", get: /audit-trail/}]}
+  - {name: export, weight: 1, steps: [{name: "GET /export/", get: /export/}]}
 thresholds:
   "[AUTH] Login POST": ["failure_rate < 1%%", "p95 < 500ms"]
   all: ["failure_rate < 1%%"]
@@ -80,8 +81,15 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	seedCfg := lab.Config{}
 	_ = seedCfg.Preset("seed")
-	fmt.Fprintf(stdout, "\n== Run 1: the seed's configuration (pool %d, no reserve, query_wait_timeout %s; allauth login=%s, login_failed=%s)\n",
-		seedCfg.PoolSize, seedCfg.QueryWaitTimeout, seedCfg.RateLimitLogin, seedCfg.RateLimitLoginFailed)
+	limits := []string{}
+	if seedCfg.RateLimitLogin != "" {
+		limits = append(limits, "login="+seedCfg.RateLimitLogin)
+	}
+	if seedCfg.RateLimitLoginFailed != "" {
+		limits = append(limits, "login_failed="+seedCfg.RateLimitLoginFailed)
+	}
+	fmt.Fprintf(stdout, "\n== Run 1: the seed's configuration (pool %d, reserve %d, query_wait_timeout %s; allauth %s)\n",
+		seedCfg.PoolSize, seedCfg.ReservePoolSize, seedCfg.QueryWaitTimeout, strings.Join(limits, ", "))
 	first, err := demoRun(ctx, seedCfg, filepath.Join(*out, "1-seed"), "10", *dur, *quiet, "[seed]", stdout, stderr)
 	if err != nil {
 		return err

@@ -88,7 +88,10 @@ func Diagnose(in *Input) stampede.Diagnosis {
 		d.Verdict = "fail"
 	}
 	for _, f := range d.Findings {
-		if f.Status == stampede.Confirmed || f.Status == stampede.Likely {
+		// A confirmed finding fails the run; a likely one only when it
+		// explains failures: a slow page that never failed is worth naming
+		// but is the thresholds' business, not a failed run.
+		if f.Status == stampede.Confirmed || (f.Status == stampede.Likely && f.Explains.Failures > 0) {
 			d.Verdict = "fail"
 		}
 	}

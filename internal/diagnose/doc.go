@@ -18,5 +18,7 @@
 // arithmetic alone make it likely; consistency alone makes it possible.
 //
 // The verdict is "fail" when more than FailureTolerance of the requests
-// failed or any finding is confirmed or likely, and "pass" otherwise.
+// failed, any finding is confirmed, or a likely finding explains failures;
+// "pass" otherwise (a likely slowness finding that explains no failure is
+// reported but left to the thresholds).
 package diagnose
