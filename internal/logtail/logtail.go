@@ -1,6 +1,11 @@
 // Package logtail follows log files while they grow, through rotation
 // (rename and a new file), truncation (copytruncate) and files that do not
 // exist yet, by polling: portable, and cheap at a few files every 200 ms.
+//
+// A rotation is seen as a new file identity at the path (the old file is
+// read to its end first); a truncation as a file shorter than what was read,
+// or whose first bytes changed (so a file truncated and written past the old
+// offset within one poll is still read from its start).
 package logtail
 
 import (
@@ -143,7 +148,13 @@ type follower struct {
 	partial []byte // an unfinished last line
 	buf     []byte
 	fresh   bool // lines delivered since the last quiet poll
+	// head holds the file's first bytes (up to headLen): when they change
+	// while the file keeps its identity, it was truncated and written
+	// again, even if it has already grown past the old offset.
+	head, scratch []byte
 }
+
+const headLen = 64
 
 // open opens the file if it exists. With skip, existing content is skipped
 // up to its last complete line, and counted.
@@ -160,7 +171,7 @@ func (f *follower) open(skip bool) error {
 		fd.Close()
 		return fmt.Errorf("logtail: %s: %w", f.file.Name, err)
 	}
-	f.fd, f.info, f.off, f.lineNo, f.partial = fd, info, 0, 0, f.partial[:0]
+	f.fd, f.info, f.off, f.lineNo, f.partial, f.head = fd, info, 0, 0, f.partial[:0], f.head[:0]
 	if skip {
 		lines, end, err := countLines(fd)
 		if err != nil {
@@ -216,6 +227,15 @@ func (f *follower) poll() {
 			return
 		}
 	}
+	// Truncation first: what lies past the old offset of a truncated and
+	// rewritten file is not the continuation of what was read.
+	if fi, err := f.fd.Stat(); err == nil && (fi.Size() < f.off || f.rewritten()) {
+		// Truncated (copytruncate): read again from the start.
+		f.flushPartial()
+		if _, err := f.fd.Seek(0, io.SeekStart); err == nil {
+			f.off, f.lineNo, f.head = 0, 0, f.head[:0]
+		}
+	}
 	got := f.drain()
 	st, err := os.Stat(f.file.Path)
 	switch {
@@ -230,16 +250,8 @@ func (f *follower) poll() {
 		if err := f.open(false); err == nil && f.fd != nil {
 			got = f.drain() || got
 		}
-	default:
-		if fi, err := f.fd.Stat(); err == nil && fi.Size() < f.off {
-			// Truncated (copytruncate): read again from the start.
-			f.flushPartial()
-			if _, err := f.fd.Seek(0, io.SeekStart); err == nil {
-				f.off, f.lineNo = 0, 0
-				got = f.drain() || got
-			}
-		}
 	}
+	f.keepHead()
 	if got {
 		f.fresh = true
 	} else if f.fresh {
@@ -248,6 +260,27 @@ func (f *follower) poll() {
 			f.opts.Idle(f.file)
 		}
 	}
+}
+
+// keepHead records the file's first bytes, until it has headLen of them.
+func (f *follower) keepHead() {
+	if f.fd == nil || len(f.head) == headLen || f.off <= int64(len(f.head)) {
+		return
+	}
+	if f.head == nil {
+		f.head, f.scratch = make([]byte, 0, headLen), make([]byte, headLen)
+	}
+	n, _ := f.fd.ReadAt(f.head[:min(int64(headLen), f.off)], 0)
+	f.head = f.head[:n]
+}
+
+// rewritten reports whether the file's first bytes changed.
+func (f *follower) rewritten() bool {
+	if len(f.head) == 0 {
+		return false
+	}
+	n, _ := f.fd.ReadAt(f.scratch[:len(f.head)], 0)
+	return n < len(f.head) || !bytes.Equal(f.scratch[:n], f.head)
 }
 
 // drain reads fd to its end, emitting complete lines, and reports whether

@@ -187,3 +187,15 @@ func TestOptionsValidate(t *testing.T) {
 		t.Errorf("empty path: err = %v", err)
 	}
 }
+
+func TestTruncationRewrittenPastOffset(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	c := start(t, Options{}, File{"app", path})
+	appendTo(t, path, "2026-01-11 12:00:00 one\n")
+	c.waitFor(t, "1:2026-01-11 12:00:00 one")
+	// Truncated and written again, longer than before, within one poll.
+	if err := os.WriteFile(path, []byte("2026-01-11 12:00:05 two\n2026-01-11 12:00:06 three\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(t, "1:2026-01-11 12:00:00 one", "1:2026-01-11 12:00:05 two", "2:2026-01-11 12:00:06 three")
+}
