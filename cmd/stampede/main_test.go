@@ -62,7 +62,7 @@ func TestQuickForm(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("run: %v\n%s\n%s", err, stdout.String(), stderr.String())
 	}
-	for _, want := range []string{"Run completed", "Aggregated", "Run directory: " + out} {
+	for _, want := range []string{"Run completed", "Aggregated", "Run directory: " + out + " (report.html)"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout.String())
 		}

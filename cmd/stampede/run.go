@@ -16,6 +16,7 @@ import (
 	stampede "github.com/stampede-load/stampede"
 	"github.com/stampede-load/stampede/internal/load"
 	"github.com/stampede-load/stampede/internal/metrics"
+	"github.com/stampede-load/stampede/internal/report"
 	"github.com/stampede-load/stampede/internal/rundir"
 )
 
@@ -375,7 +376,10 @@ func executeRun(ctx context.Context, sc *load.Scenario, plan *load.Plan, o runOp
 			printDiagnosis(o.stdout, d)
 		}
 	}
-	fmt.Fprintf(o.stdout, "\nRun directory: %s\n", dir)
+	if err := report.WriteHTML(dir); err != nil {
+		fmt.Fprintf(o.stderr, "stampede: report.html: %v\n", err)
+	}
+	fmt.Fprintf(o.stdout, "\nRun directory: %s (report.html)\n", dir)
 	if interrupted {
 		fmt.Fprintln(o.stdout, "The run was interrupted: its files are complete up to the interruption and marked partial.")
 	}
