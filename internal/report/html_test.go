@@ -36,6 +36,9 @@ type runSpec struct {
 	diagnosis   *stampede.Diagnosis
 	noTimeline  bool
 	noEvidence  bool
+	// partial writes the summary as an interrupted run leaves it: no
+	// histograms.
+	partial bool
 }
 
 // fixtureRun is the seed's story in one minute: a burst of 500s on the login
@@ -109,13 +112,17 @@ func writeRunDir(t testing.TB, dir string, spec runSpec) {
 		m.Tick(sec.Add(time.Second), 50)
 	}
 	must(rw.Close())
-	m.Close()
-	must(m.Summary(time.Time{}).WriteFile(filepath.Join(dir, rundir.SummaryFile)))
-
 	end := fixtureStart.Add(time.Duration(spec.seconds) * time.Second)
+	if spec.partial {
+		must(m.Summary(end).WriteFile(filepath.Join(dir, rundir.SummaryFile)))
+	} else {
+		m.Close()
+		must(m.Summary(time.Time{}).WriteFile(filepath.Join(dir, rundir.SummaryFile)))
+	}
+
 	must(rundir.WriteMeta(dir, &rundir.Meta{
 		Tool: "stampede", Version: "test", Run: filepath.Base(dir), Target: "http://127.0.0.1:8000",
-		Host: "lab", Start: fixtureStart, End: end,
+		Host: "lab", Start: fixtureStart, End: end, Partial: spec.partial,
 		Load: rundir.LoadFacts{Model: "closed", Users: 50, SpawnRate: 10, Duration: fmt.Sprintf("%ds", spec.seconds), Accounts: 50, Assignment: "unique"},
 		Logs: []rundir.LogRef{{Name: "pgbouncer", Path: "/var/log/pgbouncer.log"}, {Name: "app-errors", Path: "logs/errors.log"}},
 	}))

@@ -196,8 +196,10 @@
     var right = c.series.some(function (s) { return s.axis === 1; });
     var scales = { x: { time: !data.relative }, y: { range: fromZero } };
     if (right) scales.y2 = { range: fromZero };
+    var x = { values: function (u, vals) { return vals.map(fmtTime); } };
+    if (data.relative) x.incrs = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400];
     var axes = [
-      { values: function (u, vals) { return vals.map(fmtTime); } },
+      x,
       { scale: "y", label: c.axes[0], size: 60, labelSize: 18 }
     ];
     if (right) axes.push({ scale: "y2", side: 1, label: c.axes[1], size: 60, labelSize: 18, grid: { show: false } });
