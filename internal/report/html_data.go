@@ -615,8 +615,12 @@ func timelineSeries(samples []stampede.Sample, o overlay, g grid) floats {
 }
 
 // gridFor returns the grid covering the request series and the timeline.
+// The request series fix its start when they have any bucket (their T0
+// already covers the run's span); otherwise the timeline, or the evidence,
+// sets it.
 func gridFor(s *runSeries, samples []stampede.Sample, evidence []stampede.Evidence) grid {
 	g := grid{step: time.Second}
+	fixed := s != nil && s.Len() > 0
 	if s != nil {
 		g.t0, g.step, g.n = s.T0, s.Step, s.Len()
 	}
@@ -625,12 +629,8 @@ func gridFor(s *runSeries, samples []stampede.Sample, evidence []stampede.Eviden
 		if t.IsZero() {
 			return
 		}
-		if g.t0.IsZero() || t.Before(g.t0) {
-			// Only when there are no request series: those start at T0,
-			// which already covers the run's span.
-			if s == nil {
-				g.t0 = t.Truncate(time.Second)
-			}
+		if g.t0.IsZero() || (!fixed && t.Before(g.t0)) {
+			g.t0 = t.Truncate(time.Second)
 		}
 		if t.After(last) {
 			last = t
@@ -639,8 +639,8 @@ func gridFor(s *runSeries, samples []stampede.Sample, evidence []stampede.Eviden
 	for _, x := range samples {
 		consider(x.Time)
 	}
-	if s == nil {
-		// Without requests, evidence alone may set the span.
+	if !fixed && len(samples) == 0 {
+		// Nothing else gives a span: the evidence alone may.
 		for _, e := range evidence {
 			consider(e.Time)
 		}

@@ -3,7 +3,6 @@ package report
 import (
 	"encoding/json"
 	"fmt"
-	"html"
 	"math"
 	"os"
 	"path/filepath"
@@ -454,5 +453,54 @@ func TestHTMLExcerptClips(t *testing.T) {
 	if len(x.Stack) != maxExcerptFrames+1 || !strings.Contains(x.Stack[maxExcerptFrames], "60 more frames in x.log:1") {
 		t.Errorf("stack: %d frames, last %q", len(x.Stack), x.Stack[len(x.Stack)-1])
 	}
-	_ = html.EscapeString
+}
+
+// TestHTMLFromLocustHistory checks a directory of Locust files alone (a
+// run imported with diagnose --locust): the series come from the history.
+func TestHTMLFromLocustHistory(t *testing.T) {
+	dir := t.TempDir()
+	b, err := os.ReadFile(filepath.Join("..", "locust", "testdata", "seed_stats_history.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "locust_stats_history.csv"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	page := readPage(t, dir)
+	d := pageDataOf(t, page)
+	var ids []string
+	for _, c := range d.Charts {
+		ids = append(ids, c.ID)
+	}
+	if got := strings.Join(ids, ","); !strings.HasPrefix(got, "throughput,") || !strings.HasSuffix(got, ",latency") {
+		t.Errorf("charts = %s, want throughput ... latency", got)
+	}
+	if seriesByLabel(chartByID(d, "throughput"), "users") == nil {
+		t.Error("no users series from the history's User Count")
+	}
+	if !strings.Contains(page, "locust_stats_history.csv") {
+		t.Error("no note saying where the series come from")
+	}
+}
+
+// TestHTMLTimelineWithoutRequests checks a run killed before its first
+// request: the probes alone are drawn.
+func TestHTMLTimelineWithoutRequests(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	writeRunDir(t, dir, fixtureRun())
+	for _, f := range []string{rundir.SummaryFile, rundir.MetaFile} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, rundir.RequestsFile), []byte(rundir.RequestsHeader+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := pageDataOf(t, readPage(t, dir))
+	if d.T0 != float64(fixtureStart.Unix()) || d.N != 60 {
+		t.Errorf("t0, n = %v, %d; want %d, 60", d.T0, d.N, fixtureStart.Unix())
+	}
+	if chartByID(d, "pool") == nil || len(d.Markers) == 0 {
+		t.Errorf("no pool chart or no markers: %d charts, %d markers", len(d.Charts), len(d.Markers))
+	}
 }
