@@ -243,7 +243,9 @@ func count(rs []result, f func(result) bool) int {
 	return n
 }
 
-func p95(rs []result) time.Duration {
+func p95(rs []result) time.Duration { return percentile(rs, 95) }
+
+func percentile(rs []result, p int) time.Duration {
 	if len(rs) == 0 {
 		return 0
 	}
@@ -252,7 +254,7 @@ func p95(rs []result) time.Duration {
 		d[i] = r.dur
 	}
 	slices.Sort(d)
-	return d[(len(d)*95+99)/100-1]
+	return d[(len(d)*p+99)/100-1]
 }
 
 func status5xx(r result) bool { return r.status >= 500 }
