@@ -115,6 +115,17 @@ func TestBrowserReport(t *testing.T) {
 	}
 	b.screenshot(ctx, t, filepath.Join(artifacts, "report-excerpt.png"))
 
+	// A finding's evidence time opens the log events around it.
+	excerpt = b.eval(ctx, t, `(function () {
+		var p = document.getElementById("excerpt");
+		p.hidden = true;
+		document.querySelector("#findings button[data-t]").click();
+		return p.hidden ? "" : p.innerText;
+	})()`)
+	if text, _ := excerpt.(string); !strings.Contains(text, "Log events around 10:00:21") || !strings.Contains(text, "pgbouncer.log:31") {
+		t.Errorf("excerpt after clicking a finding's evidence time:\n%s", text)
+	}
+
 	// No diagnosis, no timeline: the request charts alone.
 	b.open(ctx, t, filepath.Join(bare, HTMLFile))
 	b.waitDrawn(ctx, t, 3)

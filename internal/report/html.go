@@ -166,6 +166,9 @@ type findingView struct {
 
 type evidenceView struct {
 	Time, Source, Text, Ref string
+	// T is the time in Unix seconds, for the page's script to open the log
+	// events around it; "" without a time.
+	T string
 }
 
 // endpointRow is one row of the endpoint table, formatted.
@@ -390,6 +393,7 @@ func findingViewOf(n int, f stampede.Finding) findingView {
 		ev := evidenceView{Source: e.Source, Text: e.Text, Ref: e.Ref}
 		if !e.Time.IsZero() {
 			ev.Time = e.Time.UTC().Format("15:04:05.000")
+			ev.T = strconv.FormatFloat(unixSeconds(e.Time), 'f', 3, 64)
 		}
 		if i < top {
 			v.Top = append(v.Top, ev)

@@ -170,6 +170,19 @@
     b.addEventListener("click", function () { showGroup(Number(b.getAttribute("data-group"))); });
   });
 
+  /* A finding's evidence time opens the log events of the buckets around
+     it, when there are any. */
+  Array.prototype.forEach.call(document.querySelectorAll("button[data-t]"), function (b) {
+    var t = Number(b.getAttribute("data-t"));
+    var ms = markers.filter(function (m) { return Math.abs(m.t - t) <= Math.max(1, data.step); });
+    if (!ms.length) {
+      b.disabled = true;
+      b.title = "no log event around this time";
+      return;
+    }
+    b.addEventListener("click", function () { showMarkers("Log events around " + fmtTime(t) + " UTC", ms.slice(0, 10)); });
+  });
+
   function legend() {
     var box = document.getElementById("evidence-legend");
     if (!box || !groups.length || !markers.length) return;
