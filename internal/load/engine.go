@@ -69,6 +69,13 @@ func (e *Engine) Run(ctx context.Context, out chan<- stampede.Result) error {
 
 func (e *Engine) newVU(n int, out chan<- stampede.Result) *vu {
 	v := &vu{e: e, n: n, out: out, rng: rand.New(rand.NewPCG(uint64(n), uint64(time.Now().UnixNano())))}
+	if e.plan.Quick && e.plan.Target.Scheme == "http" {
+		// The quick form's plain GET loop goes through a lean HTTP/1.1
+		// client: one kept-alive connection per user, no goroutines.
+		if fc, err := session.NewFastClient(e.plan.Target, e.plan.Timeout); err == nil {
+			v.fast = fc
+		}
+	}
 	v.b = session.New(session.Options{Transport: e.transport, Timeout: e.plan.Timeout})
 	v.vars.row = e.plan.row(n)
 	v.vars.header = e.plan.Header
@@ -95,6 +102,7 @@ func (e *Engine) runClosed(ctx context.Context, out chan<- stampede.Result, wg *
 		go func() {
 			defer wg.Done()
 			defer e.users.Add(-1)
+			defer v.close()
 			v.loop(ctx)
 		}()
 	}
@@ -131,6 +139,7 @@ func (e *Engine) runOpen(ctx context.Context, out chan<- stampede.Result, wg *sy
 		go func(first time.Time) {
 			defer wg.Done()
 			defer e.users.Add(-1)
+			defer v.close()
 			v.iterate(ctx, first)
 			for {
 				select {
@@ -164,6 +173,7 @@ type vu struct {
 	e        *Engine
 	n        int
 	b        *session.Browser
+	fast     *session.FastClient // quick form over http only
 	out      chan<- stampede.Result
 	rng      *rand.Rand
 	vars     vars
@@ -192,6 +202,12 @@ func (v *vars) get(name string) string {
 		return strconv.Itoa(v.n)
 	}
 	return v.ext[name]
+}
+
+func (v *vu) close() {
+	if v.fast != nil {
+		_ = v.fast.Close()
+	}
 }
 
 func (v *vu) loop(ctx context.Context) {
@@ -322,7 +338,14 @@ func (v *vu) step(ctx context.Context, s *Step, intended time.Time) bool {
 
 	v.e.inflight.Add(1)
 	sent := time.Now()
-	page, tm, err := v.b.Do(ctx, &req)
+	var page session.Page
+	var tm session.Timing
+	var err error
+	if v.fast != nil {
+		page.Status, page.Size, tm, err = v.fast.Get(ctx)
+	} else {
+		page, tm, err = v.b.Do(ctx, &req)
+	}
 	end := time.Now()
 	v.e.inflight.Add(-1)
 	res.Start = sent
