@@ -29,7 +29,7 @@ func init() {
 func cmdDiagnose(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("diagnose", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	format := fs.String("format", "text", "output format: text, md, json")
+	format := fs.String("format", "text", "output format: text, md, json, html (the run's whole report page)")
 	prefix := fs.String("locust", "", "diagnose a Locust run from its CSVs: the --csv PREFIX it was run with")
 	var logs logFlags
 	fs.Var(&logs, "log", "server log of the Locust run, NAME=PATH (repeatable)")
@@ -45,9 +45,9 @@ func cmdDiagnose(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	switch *format {
-	case "text", "md", "json":
+	case "text", "md", "json", "html":
 	default:
-		return fmt.Errorf("diagnose: --format %q: want text, md or json", *format)
+		return fmt.Errorf("diagnose: --format %q: want text, md, json or html", *format)
 	}
 	var d *stampede.Diagnosis
 	var err error
@@ -72,6 +72,11 @@ func cmdDiagnose(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	switch *format {
+	case "html":
+		if *prefix != "" {
+			return errors.New("diagnose: --format html needs a run directory (for a Locust import, use --out DIR then stampede report DIR)")
+		}
+		return report.RenderHTML(stdout, fs.Arg(0))
 	case "json":
 		return report.DiagnosisJSON(stdout, *d)
 	case "md":
