@@ -41,7 +41,8 @@ func cmdDiagnose(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintln(stderr, "Usage: stampede diagnose [--format text|md|json] RUN_DIR\n       stampede diagnose --locust PREFIX [--log NAME=PATH ...]\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := parseInterleaved(fs, args); err != nil {
+	pos, err := parseAnyOrder(fs, args)
+	if err != nil {
 		return err
 	}
 	switch *format {
@@ -50,9 +51,8 @@ func cmdDiagnose(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("diagnose: --format %q: want text, md, json or html", *format)
 	}
 	var d *stampede.Diagnosis
-	var err error
 	if *prefix != "" {
-		if fs.NArg() > 0 {
+		if len(pos) > 0 {
 			return errors.New("diagnose: give either RUN_DIR or --locust PREFIX, not both")
 		}
 		d, err = diagnoseLocust(ctx, *prefix, logs, *users, *accounts, *login)
@@ -60,13 +60,13 @@ func cmdDiagnose(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			err = writeDiagnosis(*out, d)
 		}
 	} else {
-		if fs.NArg() != 1 {
+		if len(pos) != 1 {
 			return withHint(errors.New("diagnose: give one run directory"), "stampede diagnose runs/20261127-104500")
 		}
 		if len(logs) > 0 {
 			return errors.New("diagnose: --log is for --locust imports; a run directory has its evidence already")
 		}
-		d, err = diagnoseDir(fs.Arg(0))
+		d, err = diagnoseDir(pos[0])
 	}
 	if err != nil {
 		return err
@@ -76,30 +76,13 @@ func cmdDiagnose(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if *prefix != "" {
 			return errors.New("diagnose: --format html needs a run directory (for a Locust import, use --out DIR then stampede report DIR)")
 		}
-		return report.RenderHTML(stdout, fs.Arg(0))
+		return report.RenderHTML(stdout, pos[0])
 	case "json":
 		return report.DiagnosisJSON(stdout, *d)
 	case "md":
 		return report.DiagnosisMarkdown(stdout, *d)
 	}
 	return report.DiagnosisText(stdout, *d)
-}
-
-// parseInterleaved parses flags that may come before or after positional
-// arguments, leaving the positional ones in fs.Args().
-func parseInterleaved(fs *flag.FlagSet, args []string) error {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-	return fs.Parse(append([]string{"--"}, pos...))
 }
 
 // diagnoseDir re-analyses a run directory and writes diagnosis.json and

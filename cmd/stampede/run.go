@@ -82,16 +82,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fs.PrintDefaults()
 	}
 	// Flags may come after the scenario file too.
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
+	positional, err := parseAnyOrder(fs, args)
+	if err != nil {
+		return err
 	}
 	f.set = map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
@@ -113,7 +106,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		defer pprof.StopCPUProfile()
 	}
-	opts := runOptions{flags: &f, stdout: stdout, stderr: stderr, argv: append([]string{"stampede", "run"}, redactArgs(args0(positional, args))...)}
+	opts := runOptions{flags: &f, stdout: stdout, stderr: stderr, argv: append([]string{"stampede", "run"}, redactArgs(args)...)}
 	res, err := executeRun(ctx, sc, plan, opts)
 	if err != nil {
 		return err
@@ -123,8 +116,6 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	return nil
 }
-
-func args0(pos, rest []string) []string { return append(append([]string(nil), pos...), rest...) }
 
 // buildPlan reads the scenario (or builds the quick form) and applies flags.
 func buildPlan(f *runFlags, positional []string) (*load.Scenario, *load.Plan, error) {
