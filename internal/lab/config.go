@@ -1,10 +1,3 @@
-// Package lab is stampede's reference target: the seed's Django/allauth
-// application (construction unit-price analysis behind PgBouncer, PostgreSQL
-// and Redis sessions) rebuilt in Go, with every failure of the seed a knob.
-//
-// It imports nothing else of stampede, so the diagnosis has to find its faults
-// from the outside: from HTTP answers, its logs (written in the real software's
-// formats and with the real software's error texts) and the services' probes.
 package lab
 
 import (

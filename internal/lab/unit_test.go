@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"go/parser"
+	"go/token"
 	"net"
 	"os"
 	"path/filepath"
@@ -180,5 +182,41 @@ func TestWriteUsersCSV(t *testing.T) {
 	want := "username,password\nuser0001,semen-ahsp-2000\nuser0002,pasir-ahsp-2001\n"
 	if b.String() != want {
 		t.Errorf("got %q, want %q", b.String(), want)
+	}
+}
+
+// The lab must not import the rest of stampede: the diagnosis has to find
+// its faults from the outside.
+func TestImportsNothingOfStampede(t *testing.T) {
+	files, _ := filepath.Glob("*.go")
+	fset := token.NewFileSet()
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		af, err := parser.ParseFile(fset, f, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range af.Imports {
+			if strings.Contains(imp.Path.Value, "github.com/stampede-load/stampede") {
+				t.Errorf("%s imports %s", f, imp.Path.Value)
+			}
+		}
+	}
+}
+
+// The session lifetime knob: an expired session logs the user out.
+func TestSessionTTL(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.SessionTTL = 500 * time.Millisecond
+	_, base := startLab(t, cfg)
+	v := loggedIn(t, base, 1)[0]
+	if r := v.do("d", "GET", "/dashboard/", nil); r.status != 200 {
+		t.Fatalf("/dashboard/: %d", r.status)
+	}
+	time.Sleep(700 * time.Millisecond)
+	if r := v.do("d", "GET", "/dashboard/", nil); r.status != 302 {
+		t.Errorf("/dashboard/ after the session expired: %d, want 302", r.status)
 	}
 }
