@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -18,6 +19,7 @@ import (
 	"github.com/stampede-load/stampede/internal/metrics"
 	"github.com/stampede-load/stampede/internal/report"
 	"github.com/stampede-load/stampede/internal/rundir"
+	"github.com/stampede-load/stampede/internal/session"
 )
 
 func init() {
@@ -49,6 +51,7 @@ type runFlags struct {
 	pid                           int
 	interval                      time.Duration
 	logs                          logFlags
+	resolve                       logFlags // HOST=IP pairs, same syntax
 	set                           map[string]bool
 }
 
@@ -69,6 +72,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.pid, "pid", 0, "the target's process id, to sample its CPU")
 	fs.DurationVar(&f.interval, "interval", time.Second, "probe sampling interval")
 	fs.Var(&f.logs, "log", "server log to tail and classify, NAME=PATH (repeatable)")
+	fs.Var(&f.resolve, "resolve", "dial HOST at IP instead, keeping the name (like curl --resolve), HOST=IP (repeatable)")
 	fs.StringVar(&f.cpuprofile, "cpuprofile", "", "write stampede's own CPU profile to this file (for tuning stampede)")
 }
 
@@ -143,6 +147,9 @@ func buildPlan(f *runFlags, positional []string) (*load.Scenario, *load.Plan, er
 				return nil, nil, fmt.Errorf("run: --think: %w", err)
 			}
 		}
+		if err := applyResolve(plan, f.resolve); err != nil {
+			return nil, nil, err
+		}
 		return &load.Scenario{Target: f.url}, plan, nil
 	}
 	sc, err := load.ReadScenario(positional[0])
@@ -173,7 +180,23 @@ func buildPlan(f *runFlags, positional []string) (*load.Scenario, *load.Plan, er
 		return nil, nil, err
 	}
 	plan.AuthOnly = f.authOnly
+	if err := applyResolve(plan, f.resolve); err != nil {
+		return nil, nil, err
+	}
 	return sc, plan, nil
+}
+
+func applyResolve(plan *load.Plan, pairs logFlags) error {
+	for _, p := range pairs {
+		if net.ParseIP(p.Path) == nil {
+			return fmt.Errorf("run: --resolve %s=%s: want an IP address", p.Name, p.Path)
+		}
+		if plan.Hosts == nil {
+			plan.Hosts = session.Hosts{}
+		}
+		plan.Hosts[p.Name] = p.Path
+	}
+	return nil
 }
 
 // runOptions are the settings of one execution that are not in the plan.

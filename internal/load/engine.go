@@ -34,7 +34,7 @@ type Engine struct {
 
 // New returns an engine for the plan.
 func New(p *Plan) *Engine {
-	return &Engine{plan: p, transport: session.NewTransport(p.Users, p.Insecure)}
+	return &Engine{plan: p, transport: session.NewTransport(p.Users, p.Insecure, p.Hosts)}
 }
 
 // Users is the number of live virtual users.
@@ -73,6 +73,7 @@ func (e *Engine) newVU(n int, out chan<- stampede.Result) *vu {
 		// The quick form's plain GET loop goes through a lean HTTP/1.1
 		// client: one kept-alive connection per user, no goroutines.
 		if fc, err := session.NewFastClient(e.plan.Target, e.plan.Timeout); err == nil {
+			fc.DialTo(e.plan.Hosts.Map(e.plan.Target.Host))
 			v.fast = fc
 		}
 	}

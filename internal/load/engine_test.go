@@ -12,6 +12,7 @@ import (
 	"time"
 
 	stampede "github.com/stampede-load/stampede"
+	"github.com/stampede-load/stampede/internal/session"
 	"github.com/stampede-load/stampede/internal/testserver"
 )
 
@@ -252,5 +253,26 @@ func TestParseRateAndThink(t *testing.T) {
 	}
 	if _, _, err := ParseThink("3s..1s"); err == nil {
 		t.Error("want an error for a reversed range")
+	}
+}
+
+// TestSessionLost: with hosts mapping a name to the loopback address, a
+// Secure session cookie over plain HTTP is dropped as a browser drops it
+// (loopback addresses and localhost count as secure origins, names do not),
+// and the next page, redirected to the login form, is a failure.
+func TestSessionLost(t *testing.T) {
+	srv := testserver.New("pw-ok")
+	srv.SecureSession = true
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	p := loginScenario(t, strings.Replace(ts.URL, "127.0.0.1", "app.test", 1), "pw-ok")
+	p.Hosts = session.Hosts{"app.test": "127.0.0.1"}
+	rs, _ := collect(t, p)
+	if n, failed, _ := count(rs, "[AUTH] Login POST"); n == 0 || failed != 0 {
+		t.Fatalf("login POST: %d requests, %d failed; the login itself succeeds", n, failed)
+	}
+	n, failed, reasons := count(rs, "GET /dashboard/")
+	if n == 0 || failed != n || reasons["redirected to login page: session lost"] != n {
+		t.Fatalf("dashboard: %d requests, %d failed, reasons %v; want every one lost", n, failed, reasons)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -61,8 +62,10 @@ type Plan struct {
 	ThinkMax    time.Duration
 	Timeout     time.Duration
 	Insecure    bool
-	OnStart     []*Step
-	Tasks       []*Task
+	// Hosts maps host names to the addresses dialled instead.
+	Hosts   session.Hosts
+	OnStart []*Step
+	Tasks   []*Task
 	// Quick marks the quick form (--url): plain GETs in a loop, bodies
 	// counted and discarded like wrk and hey do.
 	Quick bool
@@ -119,6 +122,15 @@ func (sc *Scenario) Compile() (*Plan, error) {
 	}
 	p.Target = u
 	p.Insecure = sc.Insecure
+	for name, addr := range sc.Hosts {
+		if net.ParseIP(addr) == nil {
+			return nil, fmt.Errorf("%s: hosts: %q: want an IP address for %s", sc.Pos("$.hosts."+name), addr, name)
+		}
+		if p.Hosts == nil {
+			p.Hosts = session.Hosts{}
+		}
+		p.Hosts[name] = addr
+	}
 	l := sc.Load
 	p.Duration = time.Minute // a duration is always in force
 	if l.Duration != "" {

@@ -29,6 +29,9 @@ type Scenario struct {
 	Logs           []LogSpec           `yaml:"logs"`
 	Headers        map[string]string   `yaml:"headers"`
 	Insecure       bool                `yaml:"insecure_skip_verify"`
+	// Hosts maps host names to IP addresses to dial instead (like curl's
+	// --resolve): "lab.test: 127.0.0.1".
+	Hosts map[string]string `yaml:"hosts"`
 
 	file string    // where it was read from, for error positions
 	ast  *ast.File // parsed document, for error positions

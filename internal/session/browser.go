@@ -23,17 +23,41 @@ import (
 // UserAgent is sent with every request unless a step sets its own.
 const UserAgent = "stampede/0.1 (+load test)"
 
+// Hosts maps host names to the addresses to dial instead, like curl's
+// --resolve or an /etc/hosts entry: the request keeps the name (Host header,
+// cookies, which browsers treat as secure only on https, localhost and
+// loopback addresses) while the connection goes to the address.
+type Hosts map[string]string
+
+// Map returns hostport with its host replaced when h maps it.
+func (h Hosts) Map(hostport string) string {
+	if len(h) == 0 {
+		return hostport
+	}
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return hostport
+	}
+	if ip, ok := h[host]; ok {
+		return net.JoinHostPort(ip, port)
+	}
+	return hostport
+}
+
 // NewTransport returns the transport shared by every virtual user of a run:
 // keep-alive connections, up to maxConns idle per host (one per user), no
-// compression negotiation (bodies are measured as served) and the given
-// per-request timeout on response headers.
-func NewTransport(maxConns int, insecure bool) *http.Transport {
+// compression negotiation (bodies are measured as served), and hosts
+// dialled at the addresses hosts maps them to.
+func NewTransport(maxConns int, insecure bool, hosts Hosts) *http.Transport {
 	if maxConns < 2 {
 		maxConns = 2
 	}
+	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Transport{
-		Proxy:                 nil,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		Proxy: nil,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return d.DialContext(ctx, network, hosts.Map(addr))
+		},
 		MaxIdleConns:          0,
 		MaxIdleConnsPerHost:   maxConns,
 		IdleConnTimeout:       90 * time.Second,
@@ -136,7 +160,7 @@ func New(o Options) *Browser {
 	}
 	rt := o.Transport
 	if rt == nil {
-		rt = NewTransport(2, false)
+		rt = NewTransport(2, false, nil)
 	}
 	to := o.Timeout
 	if to <= 0 {

@@ -220,6 +220,10 @@ func cutOff(ctx context.Context) error {
 	return fmt.Errorf("session: request cut off: %w", ctx.Err())
 }
 
+// DialTo makes the client connect to addr (host:port) instead of the URL's
+// host, which it still names in the Host header (see Hosts).
+func (c *FastClient) DialTo(addr string) { c.addr = addr }
+
 // Get sends one GET and reads the whole response, discarding the body; size
 // is the body's length after chunked decoding. Status 0 and err != nil mean
 // no response (transport error, malformed response or timeout); IsTimeout

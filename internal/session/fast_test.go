@@ -614,7 +614,7 @@ func TestFastIdleFootprint(t *testing.T) {
 	// a FastClient does (with a shared one, users in think time would
 	// share the few connections of the requests in flight).
 	nethttp := func() (func(), error) {
-		tr := NewTransport(2, false)
+		tr := NewTransport(2, false, nil)
 		b := New(Options{Transport: tr, Timeout: 10 * time.Second})
 		_, _, err := b.Do(context.Background(), &Request{Method: "GET", URL: u.String()})
 		return func() { tr.CloseIdleConnections() }, err
@@ -757,7 +757,7 @@ func BenchmarkFastGet(b *testing.B) {
 
 func BenchmarkNetHTTPGet(b *testing.B) {
 	benchServers(b, func(b *testing.B, u *url.URL) {
-		tr := NewTransport(2, false)
+		tr := NewTransport(2, false, nil)
 		defer tr.CloseIdleConnections()
 		br := New(Options{Transport: tr, Timeout: 10 * time.Second})
 		ctx, cancel := context.WithCancel(context.Background())

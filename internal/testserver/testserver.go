@@ -21,6 +21,10 @@ import (
 type Server struct {
 	// Password is the password every account accepts.
 	Password string
+	// SecureSession marks the session cookie Secure even over plain HTTP
+	// (SESSION_COOKIE_SECURE behind a test's http://): browsers then drop
+	// it and the login is forgotten on the next page.
+	SecureSession bool
 
 	mu       sync.Mutex
 	sessions map[string]string // session id → user
@@ -130,7 +134,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.sessions[sid] = user
 	s.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: "sessionid", Value: sid, Path: "/", HttpOnly: true})
+	http.SetCookie(w, &http.Cookie{Name: "sessionid", Value: sid, Path: "/", HttpOnly: true, Secure: s.SecureSession})
 	next := r.PostForm.Get("next")
 	if !strings.HasPrefix(next, "/") {
 		next = "/dashboard/"
