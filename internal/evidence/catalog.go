@@ -101,12 +101,12 @@ type Catalog struct {
 	sigs []*Signature
 	// msgKeys and stackKeys find keywords; keyOwner maps a keyword id to
 	// its signature's index.
-	msgKeys, stackKeys       *keywordSet
-	msgOwner, stackOwner     []int
-	fieldOnly                []int // signatures matched by fields alone
-	needsFields              bool
-	byID                     map[string]*Signature
-	literalOnly, hasStackSig bool
+	msgKeys, stackKeys   *keywordSet
+	msgOwner, stackOwner []int
+	fieldOnly            []int // signatures matched by fields alone
+	needsFields          bool
+	byID                 map[string]*Signature
+	hasStackSig          bool
 }
 
 // DefaultCatalog returns the built-in catalog. It panics if the embedded

@@ -551,15 +551,3 @@ func (t tmpl) render(v *vars) string {
 	}
 	return b.String()
 }
-
-func (t tmpl) raw() string {
-	var b strings.Builder
-	for _, sg := range t {
-		if sg.lit {
-			b.WriteString(sg.s)
-		} else {
-			b.WriteString("{{" + sg.s + "}}")
-		}
-	}
-	return b.String()
-}

@@ -15,7 +15,6 @@ import (
 type collector struct {
 	mu    sync.Mutex
 	lines []Line
-	idle  int
 }
 
 func (c *collector) emit(l Line) {
