@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	stampede "github.com/stampede-load/stampede"
 	"github.com/stampede-load/stampede/internal/lab"
 	"github.com/stampede-load/stampede/internal/load"
@@ -26,8 +27,14 @@ func init() {
 // demoScenario is the seed's locustfile as a stampede scenario: 100 users
 // log in (GET the form, POST it with its CSRF token) and browse the app.
 // %s are the target and the spawn rate.
+//
+// The target is http://lab.test:PORT dialled at 127.0.0.1: a browser (and
+// Go's cookie jar) treats 127.0.0.1 and localhost as secure origins and
+// sends Secure cookies there over plain HTTP, so a Secure cookie is only
+// dropped, as it is in production over http://, under a real host name.
 const demoScenario = `# The seed's load: 100 users log in at %[2]s/s, then browse the AHSP app.
 target: %[1]s
+hosts: {lab.test: 127.0.0.1}
 load: {users: 100, spawn_rate: %[2]s, duration: %[3]s}
 think: 1s..3s
 users_file: users.csv
@@ -63,6 +70,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	dur := fs.Duration("t", 45*time.Second, "duration of each run")
 	quiet := fs.Bool("quiet", false, "no live progress")
 	fault := fs.String("fault", "", "run one fault of the lab instead of the seed's story: "+strings.Join(faultNames(), ", "))
+	redisURL := fs.String("redis", "", "Redis URL for the lab's sessions and rate limits, probed during the run (needed by --fault redis-connection-limit)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -73,7 +81,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		*out = filepath.Join("runs", "demo-"+time.Now().Format("20060102-150405"))
 	}
 	if *fault != "" {
-		return runFault(ctx, *fault, *out, *dur, *quiet, stdout, stderr)
+		return runFault(ctx, *fault, demoOptions{dir: *out, d: *dur, quiet: *quiet, redis: *redisURL}, stdout, stderr)
 	}
 	fmt.Fprintln(stdout, "stampede demo: the seed's day in one command.")
 	fmt.Fprintln(stdout, "A Django-style login (allauth rate limits, a PgBouncer-style pool, PBKDF2) rebuilt as the lab,")
@@ -90,7 +98,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprintf(stdout, "\n== Run 1: the seed's configuration (pool %d, reserve %d, query_wait_timeout %s; allauth %s)\n",
 		seedCfg.PoolSize, seedCfg.ReservePoolSize, seedCfg.QueryWaitTimeout, strings.Join(limits, ", "))
-	first, err := demoRun(ctx, seedCfg, filepath.Join(*out, "1-seed"), "10", *dur, *quiet, "[seed]", stdout, stderr)
+	first, err := demoRun(ctx, seedCfg, demoOptions{dir: filepath.Join(*out, "1-seed"), spawn: "10", d: *dur, quiet: *quiet, label: "[seed]", redis: *redisURL}, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -105,7 +113,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprintln(stdout, "  - users spawned at 5/s instead of 10/s, as the seed's success criteria were measured")
 	fmt.Fprintln(stdout, "\n== Run 2: the fixed configuration")
-	second, err := demoRun(ctx, fixCfg, filepath.Join(*out, "2-fixed"), "5", *dur, *quiet, "[fixed]", stdout, stderr)
+	second, err := demoRun(ctx, fixCfg, demoOptions{dir: filepath.Join(*out, "2-fixed"), spawn: "5", d: *dur, quiet: *quiet, label: "[fixed]", redis: *redisURL}, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -115,9 +123,24 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
+// demoOptions are the parts of a demo run besides the lab's knobs.
+type demoOptions struct {
+	dir, spawn, label string
+	d                 time.Duration
+	quiet             bool
+	// redis is the Redis URL the lab keeps sessions and rate limits in
+	// (probed during the run); "" keeps them in memory.
+	redis string
+	// stopAt stops the lab that long into the run (target-down); 0 never.
+	stopAt time.Duration
+	// redisStalls pauses Redis's clients 500 ms in every second during the run.
+	redisStalls bool
+}
+
 // demoRun starts the lab in-process with cfg, runs the demo scenario
 // against it and stops the lab.
-func demoRun(ctx context.Context, cfg lab.Config, dir, spawn string, d time.Duration, quiet bool, label string, stdout, stderr io.Writer) (*runResult, error) {
+func demoRun(ctx context.Context, cfg lab.Config, o demoOptions, stdout, stderr io.Writer) (*runResult, error) {
+	dir := o.dir
 	logDir := filepath.Join(dir, "lab-logs")
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
@@ -126,11 +149,23 @@ func demoRun(ctx context.Context, cfg lab.Config, dir, spawn string, d time.Dura
 	cfg.LogDir = absLogs
 	cfg.Store = lab.StoreEmbedded
 	cfg.DBPath = filepath.Join(absLogs, "..", "lab.sqlite")
+	cfg.Redis = o.redis
 	stopLab, addr, err := startLab(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer stopLab()
+	if o.stopAt > 0 {
+		t := time.AfterFunc(o.stopAt, stopLab)
+		defer t.Stop()
+	}
+	if o.redisStalls {
+		stop, err := stallRedis(ctx, o.redis)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+	}
 	users, err := os.Create(filepath.Join(dir, "users.csv"))
 	if err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
@@ -141,7 +176,8 @@ func demoRun(ctx context.Context, cfg lab.Config, dir, spawn string, d time.Dura
 	}
 	users.Close()
 	scPath := filepath.Join(dir, "scenario.yaml")
-	text := fmt.Sprintf(demoScenario, "http://"+addr, spawn, d.String(), absLogs)
+	_, port, _ := net.SplitHostPort(addr)
+	text := fmt.Sprintf(demoScenario, "http://lab.test:"+port, o.spawn, o.d.String(), absLogs)
 	if err := os.WriteFile(scPath, []byte(text), 0o644); err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
 	}
@@ -153,9 +189,44 @@ func demoRun(ctx context.Context, cfg lab.Config, dir, spawn string, d time.Dura
 	if err != nil {
 		return nil, err
 	}
-	f := runFlags{out: dir, quiet: quiet, probeHost: true, pid: os.Getpid(), interval: time.Second, set: map[string]bool{}}
-	return executeRun(ctx, sc, plan, runOptions{flags: &f, stdout: stdout, stderr: stderr, label: label,
-		argv: []string{"stampede", "run", scPath, "--out", dir}})
+	f := runFlags{out: dir, quiet: o.quiet, probeHost: true, pid: os.Getpid(), interval: time.Second, probeRedis: o.redis, set: map[string]bool{}}
+	argv := []string{"stampede", "run", scPath, "--out", dir}
+	if o.redis != "" {
+		argv = append(argv, "--probe-redis", stampede.Redact(o.redis))
+	}
+	return executeRun(ctx, sc, plan, runOptions{flags: &f, stdout: stdout, stderr: stderr, label: o.label, argv: argv})
+}
+
+// stallRedis makes Redis stop answering for 500 ms in every second (CLIENT
+// PAUSE 500 ALL), as a fork for BGSAVE or a slow command stalls it, until
+// stop is called.
+func stallRedis(ctx context.Context, url string) (stop func(), err error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("demo: --redis: %w", err)
+	}
+	rdb := redis.NewClient(opt)
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				_ = rdb.Do(ctx, "CLIENT", "PAUSE", 500, "ALL").Err()
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		wg.Wait()
+		_ = rdb.Close()
+	}, nil
 }
 
 // startLab serves the lab on a free loopback port until stop is called.
@@ -176,10 +247,13 @@ func startLab(ctx context.Context, cfg lab.Config) (stop func(), addr string, er
 		defer wg.Done()
 		_ = srv.Serve(sctx, ln)
 	}()
+	var once sync.Once
 	return func() {
-		cancel()
-		wg.Wait()
-		srv.Close()
+		once.Do(func() {
+			cancel()
+			wg.Wait()
+			srv.Close()
+		})
 	}, ln.Addr().String(), nil
 }
 
@@ -253,18 +327,64 @@ func printDemoComparison(w io.Writer, a, b *runResult) {
 	}
 }
 
-// faults maps --fault names to the lab knobs that cause them.
-var faults = map[string]func(c *lab.Config){
-	"pool-wait-timeout": func(c *lab.Config) { c.PoolSize, c.QueryWaitTimeout = 3, 2*time.Second },
-	"login-rate-limit":  func(c *lab.Config) { c.RateLimitLogin, c.RateLimitLoginFailed = "30/m/ip", "10/m/ip,5/300s/key" },
-	"password-hash-cpu": func(c *lab.Config) { c.PBKDF2Iterations = 2_000_000 },
-	"db-lock-contention": func(c *lab.Config) {
+// fault is one failure of the lab: the knobs that cause it, set over the
+// healthy preset with a fast password hasher (see faultBase).
+type fault struct {
+	set func(c *lab.Config)
+	// stopAt, as a share of the run, stops the lab mid-run.
+	stopAt float64
+	// redis: the fault needs --redis; the demo makes Redis stall 500 ms in
+	// every second (CLIENT PAUSE) while the load runs.
+	redis bool
+}
+
+// faults maps --fault names, the finding ids of DESIGN.md, to the lab
+// knobs that cause them.
+var faults = map[string]fault{
+	"db-pool-wait-timeout": {set: func(c *lab.Config) {
+		c.PoolSize, c.ReservePoolSize, c.QueryWaitTimeout = 3, 0, 2*time.Second
+	}},
+	"login-rate-limit": {set: func(c *lab.Config) {
+		c.RateLimitLogin, c.RateLimitLoginFailed = "30/m/ip", "10/m/ip,5/300s/key"
+	}},
+	// PBKDF2 at 2M iterations: in Go about what Django 4.2–5.2's 600k–1M
+	// cost in Python (0.3–0.6 s a hash); at the seed's login rate, more
+	// hashing than the host's cores can do.
+	"password-hash-cpu": {set: func(c *lab.Config) { c.PBKDF2Iterations = 2_000_000 }},
+	// A go-redis pool of 2 with a short pool timeout in front of a Redis
+	// that stalls now and then (as it does while it forks for BGSAVE):
+	// commands queue and requests wait for a pooled connection.
+	"redis-connection-limit": {redis: true, set: func(c *lab.Config) {
+		c.RedisPoolSize, c.RedisPoolTimeout = 2, 100*time.Millisecond
+	}},
+	"db-lock-contention": {set: func(c *lab.Config) {
 		c.HotRowHold, c.LockTimeout = 300*time.Millisecond, 2*time.Second
-	},
-	"slow-query":            func(c *lab.Config) { c.MissingIndex = true },
-	"app-worker-saturation": func(c *lab.Config) { c.Workers, c.WorkerQueueTimeout = 2, 3*time.Second },
-	"csrf-failure":          func(c *lab.Config) { c.CSRFCookieSecure = true },
-	"session-lost":          func(c *lab.Config) { c.SessionCookieSecure = true },
+	}},
+	// The missing index on a larger table (300 analysis rows per work
+	// item): the pages that read rincian_ahsp scan it.
+	"slow-query": {set: func(c *lab.Config) { c.MissingIndex, c.RowsPerItem = true, 300 }},
+	"app-worker-saturation": {set: func(c *lab.Config) {
+		c.Workers, c.WorkerQueueTimeout = 2, 3*time.Second
+	}},
+	"csrf-failure": {set: func(c *lab.Config) { c.CSRFCookieSecure = true }},
+	"session-lost": {set: func(c *lab.Config) { c.SessionCookieSecure = true }},
+	// The app stops listening halfway through the run.
+	"target-down": {stopAt: 0.5, set: func(c *lab.Config) {}},
+}
+
+// faultAliases are the short names --fault accepted before it took the
+// finding ids.
+var faultAliases = map[string]string{"pool-wait-timeout": "db-pool-wait-timeout", "lock-contention": "db-lock-contention",
+	"worker-saturation": "app-worker-saturation", "csrf": "csrf-failure", "redis": "redis-connection-limit"}
+
+// faultBase is the lab a fault is set over: the healthy preset with a
+// cheap PBKDF2 work factor, as a load environment uses to keep hashing out
+// of the measurements, so each run shows one fault only.
+func faultBase() lab.Config {
+	cfg := lab.Config{}
+	_ = cfg.Preset("healthy")
+	cfg.PBKDF2Iterations = 20_000
+	return cfg
 }
 
 func faultNames() []string {
@@ -276,16 +396,27 @@ func faultNames() []string {
 	return n
 }
 
-func runFault(ctx context.Context, name, out string, d time.Duration, quiet bool, stdout, stderr io.Writer) error {
-	set, ok := faults[name]
+func runFault(ctx context.Context, name string, o demoOptions, stdout, stderr io.Writer) error {
+	if alias, ok := faultAliases[name]; ok {
+		name = alias
+	}
+	flt, ok := faults[name]
 	if !ok {
 		return withHint(fmt.Errorf("demo: unknown fault %q", name), "stampede demo --fault "+strings.Join(faultNames(), "|"))
 	}
-	cfg := lab.Config{}
-	_ = cfg.Preset("healthy")
-	set(&cfg)
+	if flt.redis && o.redis == "" {
+		return withHint(fmt.Errorf("demo: --fault %s needs Redis", name), "stampede demo --fault "+name+" --redis redis://127.0.0.1:6379/0")
+	}
+	cfg := faultBase()
+	flt.set(&cfg)
 	fmt.Fprintf(stdout, "== stampede demo --fault %s: the lab with one fault, 100 users logging in at 10/s and browsing\n", name)
-	r, err := demoRun(ctx, cfg, filepath.Join(out, name), "10", d, quiet, "["+name+"]", stdout, stderr)
+	o.dir, o.spawn, o.label = filepath.Join(o.dir, name), "10", "["+name+"]"
+	o.redisStalls = flt.redis
+	if flt.stopAt > 0 {
+		o.stopAt = time.Duration(flt.stopAt * float64(o.d))
+		fmt.Fprintf(stdout, "   the lab stops listening %s into the run\n", o.stopAt)
+	}
+	r, err := demoRun(ctx, cfg, o, stdout, stderr)
 	if err != nil {
 		return err
 	}

@@ -534,6 +534,7 @@ func noteRef(source, text string) stampede.EvidenceRef {
 func (c *ctx) groupRef(gs []*group) stampede.EvidenceRef {
 	n := 0
 	var first, last time.Time
+	firstRec := 0
 	byReason := map[string]int{}
 	var reasons []string
 	eps := []string{}
@@ -545,7 +546,7 @@ func (c *ctx) groupRef(gs []*group) stampede.EvidenceRef {
 		byReason[g.Reason] += g.Count
 		eps = appendUnique(eps, g.Name)
 		if !g.First.IsZero() && (first.IsZero() || g.First.Before(first)) {
-			first = g.First
+			first, firstRec = g.First, g.FirstRecord
 		}
 		if g.Last.After(last) {
 			last = g.Last
@@ -564,7 +565,13 @@ func (c *ctx) groupRef(gs []*group) stampede.EvidenceRef {
 	if !first.IsZero() {
 		text += fmt.Sprintf(", %s–%s", first.Format(clock), last.Format(clock))
 	}
-	return stampede.EvidenceRef{Source: "requests", Time: first, Text: text}
+	ref := stampede.EvidenceRef{Source: "requests", Time: first, Text: text}
+	if firstRec > 0 {
+		// requests.csv: the header, then one row per request in
+		// completion order, as Input.Results holds them.
+		ref.Ref = fmt.Sprintf("requests.csv:%d", firstRec+1)
+	}
+	return ref
 }
 
 func secs(d time.Duration) string {

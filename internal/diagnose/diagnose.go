@@ -78,6 +78,13 @@ func Diagnose(in *Input) stampede.Diagnosis {
 		if a.Explains.Failures != b.Explains.Failures {
 			return a.Explains.Failures > b.Explains.Failures
 		}
+		// With no failure explained, a finding about the target (why it is
+		// slow) comes before one about the measurement: a generator
+		// starved by the target's own CPU on a shared host says the
+		// figures are rough, not why the target is slow.
+		if ta, tb := a.ID == IDGeneratorSat, b.ID == IDGeneratorSat; a.Explains.Failures == 0 && ta != tb {
+			return tb
+		}
 		if a.Confidence != b.Confidence {
 			return a.Confidence > b.Confidence
 		}

@@ -62,6 +62,10 @@ type EndpointTotals struct {
 	P95      time.Duration `json:"p95"`
 	P99      time.Duration `json:"p99"`
 	Max      time.Duration `json:"max"`
+	// TTFB is the mean time to the response's first byte; 0 when unknown
+	// (an import). Far below Mean, the response was streamed: its time
+	// went into sending, not into the work before the first byte.
+	TTFB time.Duration `json:"ttfb,omitempty"`
 	// Latency is the histogram of every request's latency; nil when only
 	// the percentiles above are known (an import).
 	Latency *Histogram `json:"-"`
@@ -87,6 +91,10 @@ type FailureGroup struct {
 	// failure; zero when unknown.
 	First time.Time `json:"first,omitzero"`
 	Last  time.Time `json:"last,omitzero"`
+	// FirstRecord is the 1-based position in Input.Results of the group's
+	// first failure (requests.csv holds it on line FirstRecord+1, under
+	// the header); 0 when unknown (an import).
+	FirstRecord int `json:"first_record,omitempty"`
 	// PerSecond counts the failures by the second they completed in,
 	// counted from Input.Start; nil when unknown (an import).
 	PerSecond []int32 `json:"-"`
@@ -206,6 +214,7 @@ func (in *Input) aggregate() {
 		tot    EndpointTotals
 		hist   *Histogram
 		sum    time.Duration
+		ttfb   time.Duration
 		reqs   []int32
 		fails  []int32
 		latSum []float64 // seconds, every request
@@ -253,6 +262,7 @@ func (in *Input) aggregate() {
 		e.tot.Requests++
 		e.hist.Add(r.Latency)
 		e.sum += r.Latency
+		e.ttfb += r.TTFB
 		if r.Latency < e.tot.Min {
 			e.tot.Min = r.Latency
 		}
@@ -279,7 +289,7 @@ func (in *Input) aggregate() {
 				groups = append(groups, &grAgg{
 					g: FailureGroup{Method: r.Method, Name: r.Name, Reason: r.Reason,
 						Status: r.Status, Outcome: r.Outcome, First: end, Last: end,
-						PerSecond: make([]int32, nsec)},
+						FirstRecord: i + 1, PerSecond: make([]int32, nsec)},
 					hist: new(Histogram),
 				})
 			}
@@ -292,7 +302,7 @@ func (in *Input) aggregate() {
 		g.g.PerSecond[s]++
 		g.hist.Add(r.Latency)
 		if end.Before(g.g.First) {
-			g.g.First = end
+			g.g.First, g.g.FirstRecord = end, i+1
 		}
 		if end.After(g.g.Last) {
 			g.g.Last = end
@@ -307,6 +317,7 @@ func (in *Input) aggregate() {
 		t.P95 = e.hist.Quantile(0.95)
 		t.P99 = e.hist.Quantile(0.99)
 		t.Mean = e.sum / time.Duration(t.Requests)
+		t.TTFB = e.ttfb / time.Duration(t.Requests)
 		in.Endpoints = append(in.Endpoints, t)
 		for s := range e.reqs {
 			if e.reqs[s] == 0 {

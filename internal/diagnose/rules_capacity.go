@@ -155,7 +155,13 @@ func ruleTargetDown(c *ctx) verdict {
 	}
 	v.evidence = append(v.evidence, eventRefs(evs, "crashes or refused upstream connections")...)
 	if h := c.read("host", "cpu_busy_pct", ws, false); h.n > 0 {
-		v.evidence = append(v.evidence, noteRef("host", fmt.Sprintf("the host probe kept answering (%d samples): the machine was up, the app process was not", h.n)))
+		last := h.peak
+		for _, s := range c.samples["host"] {
+			if s.Err == "" && inWindows(s.Time, ws) {
+				last = s
+			}
+		}
+		v.evidence = append(v.evidence, probeRef(last, fmt.Sprintf("the host probe kept answering (%d samples in the failure windows, CPU %.0f%% busy here): the machine was up, the app process was not", h.n, last.Values["cpu_busy_pct"])))
 	}
 	v.fix = "Find why the app stopped listening: its supervisor's log and exit code, dmesg for oom-kill, a crash loop (worker respawning too fast); give it a restart policy and memory headroom, and do not start the load before the app is ready."
 	v.next = "Rerun with the target's pid probed and its stdout/stderr logged (--log): the last lines before the first refusal name the crash; check dmesg for oom-kill at that time."

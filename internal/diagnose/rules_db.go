@@ -401,6 +401,13 @@ func ruleSlowQuery(c *ctx) verdict {
 		p := oldest.peak.Values
 		v.evidence = append(v.evidence, probeRef(oldest.peak, fmt.Sprintf("postgres: oldest active query %.1f s, %.0f active backends, %.0f waiting on locks, temp files %.0f", oldest.max, p["state:active"], p["wait:Lock"], p["temp_files"])))
 	}
+	if oldest.n == 0 {
+		// Not probed: the host shows whether the work was on the target.
+		sws := c.endpointWindows(slowest)
+		if h := c.read("host", "cpu_busy_pct", sws, false); h.peak != nil {
+			v.evidence = append(v.evidence, probeRef(h.peak, fmt.Sprintf("host CPU %.0f%% busy while %s was in flight (median %s, first byte after %s): the time is spent working before the answer, not sending it", h.max, slowest.Name, secs(slowest.Median), secs(slowest.TTFB))))
+		}
+	}
 	if slowest.shape.Points >= 5 && !slowest.shape.Linear {
 		v.evidence = append(v.evidence, noteRef("latency", fmt.Sprintf("%s is slow at any concurrency (fit r²=%.2f): the cost is per request, not queueing", slowest.Name, slowest.shape.R2)))
 	}
@@ -412,11 +419,16 @@ func ruleSlowQuery(c *ctx) verdict {
 // slowEndpoint returns the endpoint that is slow per request: not a login,
 // median ≥ 1 s and ≥ 10× the other endpoints' median, and its latency does
 // not grow with concurrency (no clean line: the cost is the request's own,
-// not a queue's). Nil when there is none.
+// not a queue's). A streamed response (first byte within a third of its
+// latency: a download paced by the sender or the network) is not a slow
+// query: a query's cost comes before the first byte. Nil when there is none.
 func (c *ctx) slowEndpoint() *endpoint {
 	var best *endpoint
 	for _, e := range c.eps {
 		if e.login || e.Median < time.Second || (e.shape.Points >= 5 && e.shape.Linear) {
+			continue
+		}
+		if e.TTFB > 0 && e.Mean > 0 && e.TTFB < e.Mean/3 {
 			continue
 		}
 		var others []time.Duration
@@ -433,6 +445,15 @@ func (c *ctx) slowEndpoint() *endpoint {
 		}
 	}
 	return best
+}
+
+// endpointWindows returns the windows in which e's requests were in flight.
+func (c *ctx) endpointWindows(e *endpoint) []window {
+	var ws []window
+	for _, b := range c.bursts(e.reqs) {
+		ws = append(ws, window{b.Start.Add(-e.P95), b.End.Add(c.pad)})
+	}
+	return ws
 }
 
 // medianOf returns the median of ds; it sorts ds.
