@@ -56,6 +56,8 @@ tasks:
 thresholds:
   "[AUTH] Login POST": ["failure_rate < 1%%", "p95 < 500ms"]
   all: ["failure_rate < 1%%"]
+# The embedded pool exports its SHOW POOLS as pgbouncer_exporter does.
+probes: {prometheus: "http://127.0.0.1:%[5]s/metrics", host: true}
 logs:
   - {name: app-errors, path: %[4]s/errors.log}
   - {name: auth-debug, path: %[4]s/auth_debug.log}
@@ -177,7 +179,7 @@ func demoRun(ctx context.Context, cfg lab.Config, o demoOptions, stdout, stderr 
 	users.Close()
 	scPath := filepath.Join(dir, "scenario.yaml")
 	_, port, _ := net.SplitHostPort(addr)
-	text := fmt.Sprintf(demoScenario, "http://lab.test:"+port, o.spawn, o.d.String(), absLogs)
+	text := fmt.Sprintf(demoScenario, "http://lab.test:"+port, o.spawn, o.d.String(), absLogs, port)
 	if err := os.WriteFile(scPath, []byte(text), 0o644); err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
 	}
@@ -360,9 +362,10 @@ var faults = map[string]fault{
 	"db-lock-contention": {set: func(c *lab.Config) {
 		c.HotRowHold, c.LockTimeout = 300*time.Millisecond, 2*time.Second
 	}},
-	// The missing index on a larger table (300 analysis rows per work
-	// item): the pages that read rincian_ahsp scan it.
-	"slow-query": {set: func(c *lab.Config) { c.MissingIndex, c.RowsPerItem = true, 300 }},
+	// The missing index on a larger table (400 analysis rows per work
+	// item): the pages that read rincian_ahsp scan it, the recap aggregates
+	// it.
+	"slow-query": {set: func(c *lab.Config) { c.MissingIndex, c.RowsPerItem = true, 400 }},
 	"app-worker-saturation": {set: func(c *lab.Config) {
 		c.Workers, c.WorkerQueueTimeout = 2, 3*time.Second
 	}},

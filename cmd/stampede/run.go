@@ -46,6 +46,7 @@ type runFlags struct {
 	spawn                         float64
 	quiet, authOnly, noDiagnose   bool
 	probePG, probePGB, probeRedis string
+	probeProm                     string
 	probeHost                     bool
 	cpuprofile                    string
 	pid                           int
@@ -68,6 +69,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.probePG, "probe-postgres", "", "PostgreSQL DSN to sample during the run")
 	fs.StringVar(&f.probePGB, "probe-pgbouncer", "", "PgBouncer admin console DSN (database pgbouncer)")
 	fs.StringVar(&f.probeRedis, "probe-redis", "", "Redis URL to sample during the run")
+	fs.StringVar(&f.probeProm, "probe-prometheus", "", "metrics URL exporting PgBouncer's pools as pgbouncer_exporter does (instead of the admin console)")
 	fs.BoolVar(&f.probeHost, "probe-host", true, "sample this host's CPU, load and memory")
 	fs.IntVar(&f.pid, "pid", 0, "the target's process id, to sample its CPU")
 	fs.DurationVar(&f.interval, "interval", time.Second, "probe sampling interval")
@@ -424,6 +426,7 @@ func redactScenario(sc *load.Scenario) any {
 	c.Probes.Postgres = stampede.Redact(c.Probes.Postgres)
 	c.Probes.PgBouncer = stampede.Redact(c.Probes.PgBouncer)
 	c.Probes.Redis = stampede.Redact(c.Probes.Redis)
+	c.Probes.Prometheus = stampede.Redact(c.Probes.Prometheus)
 	red := func(steps []load.StepSpec) []load.StepSpec {
 		out := make([]load.StepSpec, len(steps))
 		for i, s := range steps {

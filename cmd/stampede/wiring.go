@@ -12,12 +12,14 @@ import (
 	"github.com/stampede-load/stampede/internal/probe/host"
 	"github.com/stampede-load/stampede/internal/probe/pgbouncer"
 	"github.com/stampede-load/stampede/internal/probe/postgres"
+	"github.com/stampede-load/stampede/internal/probe/prometheus"
 	"github.com/stampede-load/stampede/internal/probe/redis"
 )
 
 // probeSet is the probes a run asks for: the scenario's, overridden by flags.
 type probeSet struct {
 	postgres, pgbouncer, redis string
+	prometheus                 string
 	host                       bool
 	pid                        int
 }
@@ -33,6 +35,9 @@ func (p probeSet) names() []string {
 	if p.redis != "" {
 		n = append(n, "redis")
 	}
+	if p.prometheus != "" {
+		n = append(n, "pgbouncer (prometheus)")
+	}
 	if p.host {
 		n = append(n, "host")
 	}
@@ -42,7 +47,8 @@ func (p probeSet) names() []string {
 func probeSpecs(sc *load.Scenario, f *runFlags) probeSet {
 	var p probeSet
 	if sc != nil {
-		p = probeSet{postgres: sc.Probes.Postgres, pgbouncer: sc.Probes.PgBouncer, redis: sc.Probes.Redis, host: sc.Probes.Host, pid: sc.Probes.Pid}
+		p = probeSet{postgres: sc.Probes.Postgres, pgbouncer: sc.Probes.PgBouncer, redis: sc.Probes.Redis,
+			prometheus: sc.Probes.Prometheus, host: sc.Probes.Host, pid: sc.Probes.Pid}
 	}
 	if f.probePG != "" {
 		p.postgres = f.probePG
@@ -52,6 +58,9 @@ func probeSpecs(sc *load.Scenario, f *runFlags) probeSet {
 	}
 	if f.probeRedis != "" {
 		p.redis = f.probeRedis
+	}
+	if f.probeProm != "" {
+		p.prometheus = f.probeProm
 	}
 	if f.set["probe-host"] || !p.host {
 		p.host = f.probeHost
@@ -90,6 +99,13 @@ func startProbes(ctx context.Context, ps probeSet, interval time.Duration, emit 
 		p, err := redis.New(ps.redis)
 		if err != nil {
 			return fail(fmt.Errorf("--probe-redis: %w", err))
+		}
+		probes = append(probes, p)
+	}
+	if ps.prometheus != "" {
+		p, err := prometheus.New(ps.prometheus)
+		if err != nil {
+			return fail(fmt.Errorf("--probe-prometheus: %w", err))
 		}
 		probes = append(probes, p)
 	}

@@ -346,6 +346,10 @@ func ruleCSRF(c *ctx) verdict {
 		reason += g.text + " "
 	}
 	switch {
+	case strings.Contains(reason, "cookie not set") && c.formFetched():
+		v.fix = "The form was fetched but its CSRF cookie did not come back with the POST: CSRF_COOKIE_SECURE over plain HTTP (the client drops a Secure cookie) or a CSRF_COOKIE_DOMAIN that does not match the tested host; keep Secure cookies to HTTPS targets, or test over HTTPS."
+		v.next = "Capture Set-Cookie on the login form's response and the Cookie header of the POST: a csrftoken marked Secure over http:// is never sent back; rerun over HTTPS or with CSRF_COOKIE_SECURE=False in the test settings: the 403s should vanish."
+		return v
 	case strings.Contains(reason, "cookie not set"):
 		v.fix = "The script posts without the CSRF cookie: GET the form first in the same session and post its csrfmiddlewaretoken."
 	case strings.Contains(reason, "origin checking failed") || strings.Contains(reason, "referer checking failed"):
@@ -355,6 +359,17 @@ func ruleCSRF(c *ctx) verdict {
 	}
 	v.next = "Capture the reason of django.security.csrf (Forbidden (<reason>): /path) and the Set-Cookie/Cookie headers of the failing user; rerun with one virtual user: if the 403 persists, the script's form handling is at fault, not load."
 	return v
+}
+
+// formFetched reports whether the login form was fetched successfully: a
+// GET endpoint named like the login with successes.
+func (c *ctx) formFetched() bool {
+	for _, e := range c.eps {
+		if !e.login && isLoginName(e.Name) && strings.EqualFold(e.Method, "GET") && e.Requests > e.Failures {
+			return true
+		}
+	}
+	return false
 }
 
 func anyLogin(gs []*group) bool {

@@ -405,7 +405,7 @@ func ruleSlowQuery(c *ctx) verdict {
 		// Not probed: the host shows whether the work was on the target.
 		sws := c.endpointWindows(slowest)
 		if h := c.read("host", "cpu_busy_pct", sws, false); h.peak != nil {
-			v.evidence = append(v.evidence, probeRef(h.peak, fmt.Sprintf("host CPU %.0f%% busy while %s was in flight (median %s, first byte after %s): the time is spent working before the answer, not sending it", h.max, slowest.Name, secs(slowest.Median), secs(slowest.TTFB))))
+			v.evidence = append(v.evidence, probeRef(h.peak, fmt.Sprintf("host CPU %.0f%% busy while %s was in flight (median %s, first byte after %s on average): the time is spent working before the answer, not sending it", h.max, slowest.Name, secs(slowest.Median), secs(slowest.TTFB))))
 		}
 	}
 	if slowest.shape.Points >= 5 && !slowest.shape.Linear {
@@ -425,7 +425,9 @@ func ruleSlowQuery(c *ctx) verdict {
 func (c *ctx) slowEndpoint() *endpoint {
 	var best *endpoint
 	for _, e := range c.eps {
-		if e.login || e.Median < time.Second || (e.shape.Points >= 5 && e.shape.Linear) {
+		// A clean line against concurrency is a queue's mark, unless even
+		// the fastest request was slow: then each request costs on its own.
+		if e.login || e.Median < time.Second || (e.shape.Points >= 5 && e.shape.Linear && e.Min < 250*time.Millisecond) {
 			continue
 		}
 		if e.TTFB > 0 && e.Mean > 0 && e.TTFB < e.Mean/3 {
