@@ -4,7 +4,8 @@
     python3 record.py RUN_DIR NAME "comment" "want line" ["want line" ...] > NAME.txtar
 
 The run is trimmed to the seconds around its failures (PAD on each side;
-the whole run when nothing failed, at most MAX_ROWS requests), and the
+the whole run when nothing failed, at most MAX_ROWS requests), the log
+events to the first 20 and last 5 of each signature, and the
 absolute paths of the log refs are cut to the log's file name, so the
 fixture holds real requests, probe samples and log excerpts with their
 file:line refs. Runs come from `stampede demo --fault ID -t 15s --out DIR`.
@@ -69,7 +70,20 @@ def main():
                     path, _, n = o["ref"].rpartition(":")
                     o["ref"] = os.path.basename(path) + ":" + n
                 kept.append(json.dumps(o, ensure_ascii=False, separators=(",", ":")))
+        if fname == "evidence.jsonl":
+            kept = cap(kept)
         return "\n".join(kept) + ("\n" if kept else "")
+
+    def cap(evs):
+        # At most the first 20 and the last 5 events of each signature:
+        # enough to place them in time, small enough to read.
+        by = {}
+        for e in evs:
+            by.setdefault(json.loads(e).get("signature", ""), []).append(e)
+        keep = set()
+        for v in by.values():
+            keep.update(v[:20] + v[-5:])
+        return [e for e in evs if e in keep]
 
     m = {"run": name, "start": start.isoformat().replace("+00:00", "Z"),
          "end": stop.isoformat().replace("+00:00", "Z"), "load": meta.get("load", {})}
