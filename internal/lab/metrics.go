@@ -74,6 +74,26 @@ func (s *Server) metricsPage(w http.ResponseWriter, r *http.Request) {
 		metric("lab_db_pool_wait_seconds_total", "counter", "Time clients spent waiting for a server connection.", fmt.Sprintf(" %.6f", time.Duration(bo.waitNanos.Load()).Seconds()))
 		metric("lab_db_pool_timeouts_total", "counter", "Clients disconnected with query_wait_timeout.", v(bo.timeouts.Load()))
 		metric("lab_db_pool_refused_total", "counter", "Clients refused by max_client_conn.", v(bo.refused.Load()))
+		// The same pool as prometheus-community/pgbouncer_exporter names
+		// PgBouncer's SHOW POOLS, so tools that read the exporter read this.
+		act, wait, maxwait := bo.poolStats(time.Now())
+		idle := 0
+		if bo.size > 0 {
+			idle = max(bo.size-act, 0)
+		}
+		lbl := fmt.Sprintf(`{database=%q,user=%q}`, bo.db, bo.user)
+		metric("pgbouncer_pools_client_active_connections", "gauge", "Client connections linked to server connection and able to process queries.", lbl+v(int64(act)))
+		metric("pgbouncer_pools_client_waiting_connections", "gauge", "Client connections waiting on a server connection.", lbl+v(int64(wait)))
+		metric("pgbouncer_pools_server_active_connections", "gauge", "Server connections linked to a client connection.", lbl+v(int64(act)))
+		metric("pgbouncer_pools_server_idle_connections", "gauge", "Server connections idle and ready for a client query.", lbl+v(int64(idle)))
+		metric("pgbouncer_pools_client_maxwait_seconds", "gauge", "Age of oldest unserved client connection.", lbl+fmt.Sprintf(" %.6f", maxwait.Seconds()))
+		if bo.maxClients > 0 {
+			metric("pgbouncer_config_max_client_connections", "gauge", "Config maximum number of client connections.", v(int64(bo.maxClients)))
+		}
+		if bo.size > 0 {
+			metric("pgbouncer_databases_pool_size", "gauge", "Maximum number of server connections.", fmt.Sprintf(`{database=%q}`, bo.db)+v(int64(bo.size)))
+			metric("pgbouncer_databases_reserve_pool", "gauge", "Maximum number of additional connections for this database.", fmt.Sprintf(`{database=%q}`, bo.db)+v(int64(bo.reserve)))
+		}
 	}
 	m.mu.Lock()
 	var codes []int

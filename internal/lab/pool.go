@@ -52,6 +52,7 @@ type bouncer struct {
 type waiter struct {
 	ch      chan struct{}
 	granted bool
+	since   time.Time // when it started waiting, for maxwait
 }
 
 func newBouncer(c Config, l *logs) *bouncer {
@@ -91,7 +92,7 @@ func (b *bouncer) acquire(ctx context.Context) (*bouncerClient, error) {
 		b.mu.Unlock()
 		return c, nil
 	}
-	w := &waiter{ch: make(chan struct{})}
+	w := &waiter{ch: make(chan struct{}), since: start}
 	b.queue = append(b.queue, w)
 	b.mu.Unlock()
 	b.waits.Add(1)
@@ -188,7 +189,17 @@ func (c *bouncerClient) release() {
 
 // stats returns the pool's current counts.
 func (b *bouncer) stats() (active, waiting int) {
+	active, waiting, _ = b.poolStats(time.Now())
+	return active, waiting
+}
+
+// poolStats returns the pool's counts and how long its oldest waiter has
+// waited (SHOW POOLS' maxwait).
+func (b *bouncer) poolStats(now time.Time) (active, waiting int, maxwait time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.active, len(b.queue)
+	if len(b.queue) > 0 {
+		maxwait = now.Sub(b.queue[0].since)
+	}
+	return b.active, len(b.queue), maxwait
 }

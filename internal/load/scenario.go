@@ -100,8 +100,11 @@ type ProbesSpec struct {
 	Postgres  string `yaml:"postgres"`
 	PgBouncer string `yaml:"pgbouncer"`
 	Redis     string `yaml:"redis"`
-	Host      bool   `yaml:"host"`
-	Pid       int    `yaml:"pid"`
+	// Prometheus is a metrics URL exporting PgBouncer's pools as
+	// pgbouncer_exporter names them, when the admin console is out of reach.
+	Prometheus string `yaml:"prometheus"`
+	Host       bool   `yaml:"host"`
+	Pid        int    `yaml:"pid"`
 }
 
 // LogSpec is a server log to tail during the run.
