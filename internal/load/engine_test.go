@@ -276,3 +276,37 @@ func TestSessionLost(t *testing.T) {
 		t.Fatalf("dashboard: %d requests, %d failed, reasons %v; want every one lost", n, failed, reasons)
 	}
 }
+
+func TestUserAssignment(t *testing.T) {
+	rows := [][]string{{"a", "1"}, {"b", "2"}, {"c", "3"}}
+	for _, tc := range []struct {
+		a        Assignment
+		users    int
+		want     []string // username of users 1..n
+		accounts int
+	}{
+		{Unique, 3, []string{"a", "b", "c"}, 3},
+		{Shared, 4, []string{"a", "a", "a", "a"}, 1},
+		{RoundRobin, 5, []string{"a", "b", "c", "a", "b"}, 3},
+	} {
+		p := &Plan{Rows: rows, Header: []string{"username", "password"}, Assignment: tc.a, Users: tc.users}
+		for i, w := range tc.want {
+			if got := p.row(i + 1)[0]; got != w {
+				t.Errorf("%s: user %d got row %q, want %q", tc.a, i+1, got, w)
+			}
+		}
+		if got := p.Accounts(); got != tc.accounts {
+			t.Errorf("%s: Accounts() = %d, want %d", tc.a, got, tc.accounts)
+		}
+	}
+	sc, err := ParseScenario("s.yaml", []byte("target: http://h\nload: {users: 5}\nusers_file: u.csv\ntasks: [{steps: [{get: /}]}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "u.csv"), []byte("username,password\na,1\nb,2\n"), 0o600)
+	sc.file = filepath.Join(dir, "s.yaml")
+	if _, err := sc.Compile(); err == nil || !strings.Contains(err.Error(), "fewer than the 5 virtual users") {
+		t.Errorf("unique with too few rows: %v", err)
+	}
+}
