@@ -122,6 +122,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintln(stdout, "\n== Comparison")
 	printDemoComparison(stdout, first, second)
 	fmt.Fprintf(stdout, "\nRun directories: %s and %s (report.html in each)\n", first.dir, second.dir)
+	fmt.Fprintf(stdout, "Per endpoint, with significance: stampede compare %s %s\n", first.dir, second.dir)
 	return nil
 }
 
@@ -191,7 +192,7 @@ func demoRun(ctx context.Context, cfg lab.Config, o demoOptions, stdout, stderr 
 	if err != nil {
 		return nil, err
 	}
-	f := runFlags{out: dir, quiet: o.quiet, probeHost: true, pid: os.Getpid(), interval: time.Second, probeRedis: o.redis, set: map[string]bool{}}
+	f := runFlags{out: dir, quiet: o.quiet, probeHost: true, interval: time.Second, probeRedis: o.redis, set: map[string]bool{}}
 	argv := []string{"stampede", "run", scPath, "--out", dir}
 	if o.redis != "" {
 		argv = append(argv, "--probe-redis", stampede.Redact(o.redis))
