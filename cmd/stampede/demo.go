@@ -197,7 +197,7 @@ func demoRun(ctx context.Context, cfg lab.Config, o demoOptions, stdout, stderr 
 	if o.redis != "" {
 		argv = append(argv, "--probe-redis", stampede.Redact(o.redis))
 	}
-	return executeRun(ctx, sc, plan, runOptions{flags: &f, stdout: stdout, stderr: stderr, label: o.label, argv: argv})
+	return executeRun(ctx, sc, plan, runOptions{flags: &f, stdout: stdout, stderr: stderr, label: o.label, argv: argv, sharedProcess: true})
 }
 
 // stallRedis makes Redis stop answering for 500 ms in every second (CLIENT

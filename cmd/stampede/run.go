@@ -208,6 +208,8 @@ type runOptions struct {
 	argv           []string
 	// label prefixes progress lines (the demo runs twice).
 	label string
+	// sharedProcess says the target runs in this process (the demo's lab).
+	sharedProcess bool
 }
 
 // runResult is what a finished run leaves for its caller.
@@ -288,7 +290,9 @@ func executeRun(ctx context.Context, sc *load.Scenario, plan *load.Plan, o runOp
 	side.Add(1)
 	go func() {
 		defer side.Done()
-		load.NewSelfWatch(engine).Run(sideCtx, time.Second, func(s stampede.Sample) { _ = timeline.Write(s) })
+		sw := load.NewSelfWatch(engine)
+		sw.SharedWithTarget = o.sharedProcess
+		sw.Run(sideCtx, time.Second, func(s stampede.Sample) { _ = timeline.Write(s) })
 	}()
 	stopProbes, perr := startProbes(sideCtx, probes, f.interval, func(s stampede.Sample) { _ = timeline.Write(s) }, o.stderr)
 	if perr != nil {

@@ -65,6 +65,20 @@ func ruleGenerator(c *ctx) verdict {
 		// that distorted the run: worth naming, not confirming.
 		v.status, v.conf = stampede.Possible, 0.4
 	}
+	shared := false
+	for _, s := range ss {
+		if s.Info["shared_with_target"] == "true" {
+			shared = true
+			break
+		}
+	}
+	if shared && len(evs) == 0 {
+		// The target served from the generator's own process: its CPU and
+		// timer lag are the target's work as much as the generator's, so
+		// they cannot show that the generator was the bottleneck.
+		v.status, v.conf = stampede.Possible, 0.3
+		v.evidence = append(v.evidence, noteRef("disagreement", "the target ran inside the generator's process, so the process's CPU and timer lag include the target's own work"))
+	}
 	v.title = "The load generator was saturated: latencies and rates in these windows are the generator's, not the server's"
 	timeouts := c.failing(func(g *group) bool { return g.class == ClassTimeout })
 	if len(timeouts) > 0 && len(sat) > 0 {

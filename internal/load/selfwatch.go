@@ -20,6 +20,12 @@ const (
 // SelfWatch samples the generator itself: its CPU use and how late its
 // timers fire (scheduling lag), once per interval, as "generator" samples.
 type SelfWatch struct {
+	// SharedWithTarget says the target runs in this process (stampede demo
+	// serves the lab in-process): the process's CPU and timer lag are then
+	// the target's as much as the generator's. Samples carry it as
+	// Info["shared_with_target"] = "true".
+	SharedWithTarget bool
+
 	e      *Engine
 	maxLag atomic.Int64
 	prevDr int64
@@ -54,7 +60,11 @@ func (w *SelfWatch) Run(ctx context.Context, interval time.Duration, emit func(s
 			if pct >= SaturatedCPU*100*float64(cores) || lag >= SaturatedLag {
 				sat = 1
 			}
-			emit(stampede.Sample{Time: now, Source: "generator", Values: map[string]float64{
+			var info map[string]string
+			if w.SharedWithTarget {
+				info = map[string]string{"shared_with_target": "true"}
+			}
+			emit(stampede.Sample{Time: now, Source: "generator", Info: info, Values: map[string]float64{
 				"cpu_pct":    pct,
 				"cores":      float64(cores),
 				"lag_ms":     float64(lag) / float64(time.Millisecond),
