@@ -3,6 +3,7 @@ package metrics
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -212,7 +213,7 @@ func (r ThresholdResult) String() string {
 func FormatValue(kind Kind, v float64) string {
 	switch kind {
 	case KindRate:
-		return strconv.FormatFloat(v*100, 'f', -1, 64) + "%"
+		return strconv.FormatFloat(math.Round(v*1e4)/100, 'f', -1, 64) + "%"
 	case KindLatency:
 		return time.Duration(v).Round(time.Microsecond).String()
 	case KindPerSecond:
