@@ -194,9 +194,12 @@ type Diagnosis struct {
 	RuledOut []RuledOut `json:"ruled_out"`
 }
 
-// Redact replaces the password of a DSN or URL ("postgres://u:secret@h/db")
-// with "xxxxx", so it can be written to meta.json or a log.
+// Redact replaces the password of a DSN or URL with "xxxxx", so it can be
+// written to meta.json or a log: "postgres://u:secret@h/db", a
+// "?password=secret" query parameter, and the key=value form
+// "host=h password=secret".
 func Redact(dsn string) string {
+	dsn = redactParam(dsn)
 	i := strings.Index(dsn, "://")
 	if i < 0 {
 		return dsn
@@ -215,4 +218,47 @@ func Redact(dsn string) string {
 		return dsn
 	}
 	return dsn[:i+3] + userinfo[:colon] + ":xxxxx" + rest[at:]
+}
+
+// redactParam masks password=VALUE wherever it stands: a URL's query
+// parameter or a key=value connection string (a value may be quoted).
+func redactParam(s string) string {
+	lower := strings.ToLower(s)
+	var b strings.Builder
+	last := 0
+	for i := 0; ; {
+		j := strings.Index(lower[i:], "password=")
+		if j < 0 {
+			break
+		}
+		start := i + j
+		if start > 0 && !strings.ContainsRune("?& \t", rune(s[start-1])) {
+			i = start + len("password=")
+			continue
+		}
+		v := start + len("password=")
+		end := v
+		if end < len(s) && s[end] == '\'' {
+			end++
+			for end < len(s) && s[end] != '\'' {
+				if s[end] == '\\' {
+					end++
+				}
+				end++
+			}
+			end = min(end+1, len(s))
+		} else {
+			for end < len(s) && s[end] != '&' && s[end] != ' ' {
+				end++
+			}
+		}
+		b.WriteString(s[last:v])
+		b.WriteString("xxxxx")
+		last, i = end, end
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
 }

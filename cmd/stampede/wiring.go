@@ -119,10 +119,22 @@ func startProbes(ctx context.Context, ps probeSet, interval time.Duration, emit 
 	return func() { _ = s.Close() }, nil
 }
 
+// logSpecs returns the scenario's logs with --log flags added; a flag
+// naming a log the scenario has replaces its path.
 func logSpecs(sc *load.Scenario, f *runFlags) []load.LogSpec {
 	var out []load.LogSpec
 	if sc != nil {
 		out = append(out, sc.Logs...)
 	}
-	return append(out, f.logs...)
+next:
+	for _, l := range f.logs {
+		for i := range out {
+			if out[i].Name == l.Name {
+				out[i].Path = l.Path
+				continue next
+			}
+		}
+		out = append(out, l)
+	}
+	return out
 }
