@@ -279,7 +279,10 @@ func (v *vu) step(ctx context.Context, s *Step, intended time.Time) bool {
 	p := v.e.plan
 	res := stampede.Result{Name: s.Name, Method: s.Method, User: v.n}
 	req := session.Request{Method: s.Method, NoRedirect: s.NoRedirect, KeepBody: !p.Quick}
-	if s.SubmitForm {
+	switch {
+	case v.fast != nil:
+		// The quick form's one URL: nothing to build per request.
+	case s.SubmitForm:
 		last := v.b.Last
 		f, err := session.FindForm(last.Body, last.URL, s.Selector)
 		if err != nil {
@@ -310,7 +313,7 @@ func (v *vu) step(ctx context.Context, s *Step, intended time.Time) bool {
 			req.Body = []byte(vals.Encode())
 			req.ContentType = "application/x-www-form-urlencoded"
 		}
-	} else {
+	default:
 		raw := s.URL.render(&v.vars)
 		ref, err := p.Target.Parse(raw)
 		if err != nil {
