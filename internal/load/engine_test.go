@@ -105,7 +105,7 @@ func TestLoginAndBrowse(t *testing.T) {
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
 
-	rs, _ := collect(t, loginScenario(t, ts.URL, "pw-ok"))
+	rs, e := collect(t, loginScenario(t, ts.URL, "pw-ok"))
 	n, failed, reasons := count(rs, "[AUTH] Login POST")
 	if n != 50 || failed != 0 {
 		t.Fatalf("login POST: %d requests, %d failed (%v); want 50, 0", n, failed, reasons)
@@ -117,8 +117,10 @@ func TestLoginAndBrowse(t *testing.T) {
 	if dn == 0 || dfailed != 0 {
 		t.Errorf("dashboard: %d requests, %d failed", dn, dfailed)
 	}
-	if int64(dn) != srv.Dashboards.Load() {
-		t.Errorf("recorded %d dashboards, server served %d", dn, srv.Dashboards.Load())
+	// A page served while the run was ending may be cut off on the client
+	// side (aborted, not recorded).
+	if served := srv.Dashboards.Load(); served < int64(dn) || served > int64(dn)+e.Aborted() {
+		t.Errorf("recorded %d dashboards, server served %d, %d requests aborted at the end", dn, served, e.Aborted())
 	}
 	for _, r := range rs {
 		if r.Name == "[AUTH] Login POST" && (r.Status != 302 || r.Method != "POST") {
@@ -137,14 +139,19 @@ func TestWrongPasswordIsAFailureDespite200(t *testing.T) {
 	// so only the login-page rule can catch it.
 	p.OnStart[1].Status = nil
 	p.OnStart[1].NoRedirect = false
-	rs, _ := collect(t, p)
+	rs, e := collect(t, p)
 	n, failed, reasons := count(rs, "[AUTH] Login POST")
 	if n < 50 || failed != n {
 		t.Fatalf("login POST: %d requests, %d failed; want every one of at least 50 to fail", n, failed)
 	}
 	want := "login page returned: The username and/or password you specified are not correct."
-	if reasons[want] != n || int64(n) != srv.LoginFailed.Load() {
-		t.Fatalf("reasons = %v, want %d × %q (server saw %d)", reasons, n, want, srv.LoginFailed.Load())
+	if reasons[want] != n {
+		t.Fatalf("reasons = %v, want %d × %q", reasons, n, want)
+	}
+	// Logins the server answered while the run was ending were cut off on
+	// the client side (counted as aborted, not recorded).
+	if seen := srv.LoginFailed.Load(); seen < int64(n) || seen > int64(n)+e.Aborted() {
+		t.Fatalf("server saw %d failed logins; recorded %d, aborted at the end %d", seen, n, e.Aborted())
 	}
 	for _, r := range rs {
 		if r.Name == "[AUTH] Login POST" && r.Status != 200 {
