@@ -119,6 +119,9 @@ func printSummary(w io.Writer, s *metrics.Summary, p *load.Plan, e *load.Engine,
 	if s.Dropped > 0 {
 		fmt.Fprintf(w, "Dropped starts (open model, no free user): %d\n", s.Dropped)
 	}
+	if n := e.Aborted(); n > 0 {
+		fmt.Fprintf(w, "Cut off by the end of the run (in flight, not counted): %d requests\n", n)
+	}
 	if len(s.Failures) > 0 {
 		fs := append([]metrics.FailureSummary(nil), s.Failures...)
 		sort.SliceStable(fs, func(i, j int) bool { return fs[i].Occurrences > fs[j].Occurrences })
