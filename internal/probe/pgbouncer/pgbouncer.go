@@ -34,16 +34,15 @@ import (
 
 	"github.com/stampede-load/stampede"
 	"github.com/stampede-load/stampede/internal/probe"
+	"github.com/stampede-load/stampede/internal/probe/pgconn"
 )
 
 var _ probe.Probe = (*Probe)(nil)
 
 // Probe reads a PgBouncer admin console. Create it with New.
 type Probe struct {
-	cfg *pgx.ConnConfig
-
 	mu   sync.Mutex
-	conn *pgx.Conn
+	conn *pgconn.Conn
 	prev map[string]Totals // SHOW STATS totals of the last reading, by database
 }
 
@@ -57,7 +56,7 @@ func New(dsn string) (*Probe, error) {
 		return nil, fmt.Errorf("pgbouncer probe: invalid DSN %s", stampede.Redact(dsn))
 	}
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
-	return &Probe{cfg: cfg}, nil
+	return &Probe{conn: pgconn.New(cfg)}, nil
 }
 
 // Name returns "pgbouncer".
@@ -67,14 +66,7 @@ func (p *Probe) Name() string { return "pgbouncer" }
 func (p *Probe) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.conn == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	err := p.conn.Close(ctx)
-	p.conn = nil
-	return err
+	return p.conn.Close()
 }
 
 // Sample runs SHOW POOLS, SHOW STATS and SHOW CONFIG.
@@ -83,30 +75,25 @@ func (p *Probe) Sample(ctx context.Context, now time.Time) (stampede.Sample, err
 	defer p.mu.Unlock()
 	smp, err := p.sample(ctx, now)
 	if err != nil {
-		if p.conn != nil {
-			p.conn.Close(context.Background())
-			p.conn = nil
-		}
-		return stampede.Sample{}, fmt.Errorf("pgbouncer probe: %w", probe.Redacted(err, p.cfg.Password))
+		// Whatever went wrong, start from a fresh connection next time.
+		p.conn.Reset()
+		return stampede.Sample{}, fmt.Errorf("pgbouncer probe: %w", probe.Redacted(err, p.conn.Config().Password))
 	}
 	return smp, nil
 }
 
 func (p *Probe) sample(ctx context.Context, now time.Time) (stampede.Sample, error) {
-	if p.conn == nil {
-		c, err := pgx.ConnectConfig(ctx, p.cfg)
-		if err != nil {
-			return stampede.Sample{}, err
-		}
-		p.conn = c
+	conn, err := p.conn.Get(ctx)
+	if err != nil {
+		return stampede.Sample{}, err
 	}
 	smp := stampede.Sample{Time: now, Source: "pgbouncer", Values: map[string]float64{}, Info: map[string]string{}}
-	pools, err := show(ctx, p.conn, "POOLS")
+	pools, err := show(ctx, conn, "POOLS")
 	if err != nil {
 		return stampede.Sample{}, err
 	}
 	Pools(smp.Values, pools)
-	st, err := show(ctx, p.conn, "STATS")
+	st, err := show(ctx, conn, "STATS")
 	if err != nil {
 		return stampede.Sample{}, err
 	}
@@ -115,7 +102,7 @@ func (p *Probe) sample(ctx context.Context, now time.Time) (stampede.Sample, err
 		StatsDeltas(smp.Values, cur, p.prev)
 	}
 	p.prev = cur
-	cfg, err := show(ctx, p.conn, "CONFIG")
+	cfg, err := show(ctx, conn, "CONFIG")
 	if err != nil {
 		return stampede.Sample{}, err
 	}

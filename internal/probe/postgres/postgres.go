@@ -42,16 +42,15 @@ import (
 
 	"github.com/stampede-load/stampede"
 	"github.com/stampede-load/stampede/internal/probe"
+	"github.com/stampede-load/stampede/internal/probe/pgconn"
 )
 
 var _ probe.Probe = (*Probe)(nil)
 
 // Probe reads a PostgreSQL server. Create it with New.
 type Probe struct {
-	cfg *pgx.ConnConfig
-
 	mu   sync.Mutex
-	conn *pgx.Conn
+	conn *pgconn.Conn
 	prev map[string]float64 // pg_stat_database counters of the last reading
 }
 
@@ -71,7 +70,7 @@ func New(dsn string) (*Probe, error) {
 	// A probe must never wait on the locks it is watching.
 	cfg.RuntimeParams["statement_timeout"] = "2000"
 	cfg.RuntimeParams["lock_timeout"] = "1000"
-	return &Probe{cfg: cfg}, nil
+	return &Probe{conn: pgconn.New(cfg)}, nil
 }
 
 // Name returns "postgres".
@@ -81,14 +80,7 @@ func (p *Probe) Name() string { return "postgres" }
 func (p *Probe) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.conn == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	err := p.conn.Close(ctx)
-	p.conn = nil
-	return err
+	return p.conn.Close()
 }
 
 // activityQuery lists client backends other than the probe's own. Ages are
@@ -128,24 +120,18 @@ func (p *Probe) Sample(ctx context.Context, now time.Time) (stampede.Sample, err
 	smp, err := p.sample(ctx, now)
 	if err != nil {
 		// Whatever went wrong, start from a fresh connection next time.
-		if p.conn != nil {
-			p.conn.Close(context.Background())
-			p.conn = nil
-		}
-		return stampede.Sample{}, fmt.Errorf("postgres probe: %w", probe.Redacted(err, p.cfg.Password))
+		p.conn.Reset()
+		return stampede.Sample{}, fmt.Errorf("postgres probe: %w", probe.Redacted(err, p.conn.Config().Password))
 	}
 	return smp, nil
 }
 
 func (p *Probe) sample(ctx context.Context, now time.Time) (stampede.Sample, error) {
-	if p.conn == nil {
-		c, err := pgx.ConnectConfig(ctx, p.cfg)
-		if err != nil {
-			return stampede.Sample{}, err
-		}
-		p.conn = c
+	conn, err := p.conn.Get(ctx)
+	if err != nil {
+		return stampede.Sample{}, err
 	}
-	rows, err := p.conn.Query(ctx, activityQuery)
+	rows, err := conn.Query(ctx, activityQuery)
 	if err != nil {
 		return stampede.Sample{}, err
 	}
@@ -162,7 +148,7 @@ func (p *Probe) sample(ctx context.Context, now time.Time) (stampede.Sample, err
 		return stampede.Sample{}, err
 	}
 	var db [7]float64
-	if err := p.conn.QueryRow(ctx, databaseQuery).Scan(&db[0], &db[1], &db[2], &db[3], &db[4], &db[5], &db[6]); err != nil {
+	if err := conn.QueryRow(ctx, databaseQuery).Scan(&db[0], &db[1], &db[2], &db[3], &db[4], &db[5], &db[6]); err != nil {
 		return stampede.Sample{}, err
 	}
 	smp := Activity(now, backends)
