@@ -161,20 +161,41 @@ type EvidenceRef struct {
 	Ref    string    `json:"ref,omitempty"`
 }
 
-// Explains says which failures a finding accounts for.
+// Explains says which failed and slow requests a finding accounts for. A
+// request is slow when it breaks its endpoint's latency threshold or,
+// without one, is slowed by the load far beyond the endpoint's floor (its
+// latency with little else in flight); an endpoint whose floor is already
+// high is slow by itself and its slow requests are counted too.
 type Explains struct {
-	Failures  int      `json:"failures"`
+	// Failures counts the failed requests the finding explains.
+	Failures int `json:"failures"`
+	// Slow counts the slow requests (that did not fail) it explains.
+	Slow int `json:"slow"`
+	// Endpoints names the endpoints of those requests.
 	Endpoints []string `json:"endpoints"`
+	// Latency says, where the evidence allows, how much of the slow
+	// requests' latency the mechanism accounts for ("requests on
+	// /dashboard/ waited on a row lock for a median of 4.1 s of their
+	// 6.2 s").
+	Latency string `json:"latency,omitempty"`
 }
+
+// Total returns the failures plus the slow requests explained.
+func (e Explains) Total() int { return e.Failures + e.Slow }
 
 // Finding is one named cause, with its evidence, fix and next experiment.
 // The ids are the contract of DESIGN.md ("db-pool-wait-timeout", ...).
 type Finding struct {
-	ID             string        `json:"id"`
-	Status         string        `json:"status"`
-	Confidence     float64       `json:"confidence"`
-	Title          string        `json:"title"`
-	Explains       Explains      `json:"explains"`
+	ID         string   `json:"id"`
+	Status     string   `json:"status"`
+	Confidence float64  `json:"confidence"`
+	Title      string   `json:"title"`
+	Explains   Explains `json:"explains"`
+	// CausedBy names the finding whose mechanism produced this one's
+	// symptoms (sessions lost because the session store refused
+	// connections); empty for a root cause. A root's Explains includes
+	// the requests of the findings it caused.
+	CausedBy       string        `json:"caused_by"`
 	Evidence       []EvidenceRef `json:"evidence"`
 	Fix            string        `json:"fix"`
 	NextExperiment string        `json:"next_experiment"`
@@ -186,12 +207,54 @@ type RuledOut struct {
 	Why string `json:"why"`
 }
 
+// ThresholdVerdict is one threshold of the scenario as the run ended, with
+// the findings that explain it when it failed.
+type ThresholdVerdict struct {
+	// Threshold is as written: "[AUTH] Login POST: p95 < 500ms".
+	Threshold string `json:"threshold"`
+	Pass      bool   `json:"pass"`
+	// Value is the measured value as text ("812ms", "3.20%").
+	Value string `json:"value,omitempty"`
+	// ExplainedBy lists the findings whose failed or slow requests are on
+	// the threshold's endpoint; empty when it passed or nothing explains it.
+	ExplainedBy []string `json:"explained_by,omitempty"`
+}
+
+// SlowEndpoint is the latency anatomy of one endpoint that had slow
+// requests: its floor, the bar above which a request counts as slow, and
+// whether it is slow by itself (its floor is already high) rather than
+// slowed by the load.
+type SlowEndpoint struct {
+	Endpoint string        `json:"endpoint"`
+	Requests int           `json:"requests"`
+	Slow     int           `json:"slow"`
+	Floor    time.Duration `json:"floor_ns"`
+	Bar      time.Duration `json:"bar_ns"`
+	Median   time.Duration `json:"median_ns"`
+	P95      time.Duration `json:"p95_ns"`
+	// BySelf is true when the endpoint is slow even with little else in
+	// flight: its cost is its own, not the load's.
+	BySelf bool `json:"by_self,omitempty"`
+	// Streamed is true for an endpoint slow by itself because its response
+	// streams (the first byte comes early, the rest takes long): its time
+	// goes into sending, and its requests do not count as slow.
+	Streamed bool `json:"streamed,omitempty"`
+	// Threshold is the latency threshold that defines the bar, when one
+	// does.
+	Threshold string `json:"threshold,omitempty"`
+}
+
 // Diagnosis is the content of diagnosis.json.
 type Diagnosis struct {
 	Run      string     `json:"run"`
 	Verdict  string     `json:"verdict"` // "pass" or "fail"
 	Findings []Finding  `json:"findings"`
 	RuledOut []RuledOut `json:"ruled_out"`
+	// Thresholds are the scenario's thresholds with what explains each
+	// failed one.
+	Thresholds []ThresholdVerdict `json:"thresholds,omitempty"`
+	// Slow lists the endpoints with slow requests.
+	Slow []SlowEndpoint `json:"slow,omitempty"`
 }
 
 // Redact replaces the password of a DSN or URL with "xxxxx", so it can be

@@ -63,6 +63,8 @@ logs:
   - {name: auth-debug, path: %[4]s/auth_debug.log}
   - {name: pgbouncer, path: %[4]s/pgbouncer.log}
   - {name: gunicorn, path: %[4]s/gunicorn.log}
+  - {name: access, path: %[4]s/access.log}
+  - {name: postgres, path: %[4]s/postgresql.log}
 `
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -32,7 +32,9 @@ const (
 	IDSessionLost      = "session-lost"
 	IDTargetDown       = "target-down"
 	IDGeneratorSat     = "load-generator-saturation"
+	IDRedisUnavailable = "redis-unavailable"
 	IDUnexplained      = "unexplained-server-error"
+	IDUnexplainedSlow  = "unexplained-slowness"
 )
 
 // statusOf returns the HTTP status a failure reason names: "HTTP 500",
@@ -109,9 +111,20 @@ var csrfTexts = []string{
 // engine's not_login_page and redirect checks).
 var loginPageTexts = []string{
 	"redirected to login",
+	"redirected to the login",
 	"login page returned",
 	"login page shown",
 	"login form returned",
+	"bounced to login",
+	"bounced to the login",
+	"back to login",
+	"back to the login",
+	"session not honoured",
+	"session not honored",
+	"session lost",
+	"session expired",
+	"not logged in",
+	"logged out",
 }
 
 // Texts of a failure that got no response at all.
@@ -191,6 +204,8 @@ var evPatterns = []struct {
 		"client connections exceeded", "too many connections for role", "too many connections for database", "server login has been failing"}},
 	{IDRedisConnLimit, []string{"max number of clients reached", "too many connections", "no connection available.",
 		"redis: connection pool timeout", "redis: connection pool exhausted"}},
+	{IDRedisUnavailable, []string{"connecting to redis", "redis.exceptions.connectionerror", "redis.exceptions.timeouterror",
+		"timeout reading from socket", "timeout connecting to server", "loading redis is loading", "redis is loading the dataset"}},
 	{IDLockContention, []string{"still waiting for", "deadlock detected", "due to lock timeout", "lock wait timeout", "lock_timeout"}},
 	{IDSlowQuery, []string{"due to statement timeout", "closing because: query_timeout", "pooler error: query_timeout",
 		" ms  statement: ", " ms  execute "}},
@@ -227,7 +242,7 @@ var ruleIDs = map[string]bool{
 	IDPoolWaitTimeout: true, IDConnLimit: true, IDLoginRateLimit: true, IDPasswordHashCPU: true,
 	IDCPUSaturation: true, IDLockContention: true, IDSlowQuery: true, IDRedisConnLimit: true,
 	IDWorkerSaturation: true, IDCSRFFailure: true, IDSessionLost: true, IDTargetDown: true,
-	IDGeneratorSat: true,
+	IDGeneratorSat: true, IDRedisUnavailable: true,
 }
 
 func matchEvent(e *stampede.Evidence) string {

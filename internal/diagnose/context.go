@@ -19,8 +19,11 @@ type endpoint struct {
 	fails    []float64 // failures per second
 	lat      []float64 // mean (or median) latency in seconds; 0 unknown
 	inflight []float64 // requests in flight (Little's law)
+	active   []float64 // requests in flight at the middle of each second
+	pcts     []*pcts   // per second, when an import knows percentiles
 	groups   []*group
 	shape    LatencyShape
+	slow     slowState
 }
 
 // group is a FailureGroup with what classify and the rules made of it.
@@ -81,6 +84,7 @@ type ctx struct {
 	failed     int
 	anatomy    *Anatomy
 	found      map[string]*verdict
+	slowTotal  int // slow requests over all endpoints
 }
 
 // maxSeconds caps the per-second arrays at a week.
@@ -116,6 +120,7 @@ func newCtx(in *Input) *ctx {
 		e.fails = make([]float64, c.nsec)
 		e.lat = make([]float64, c.nsec)
 		e.inflight = make([]float64, c.nsec)
+		e.pcts = make([]*pcts, c.nsec)
 		e.login = c.isLogin(method, name)
 		byKey[k] = e
 		c.eps = append(c.eps, e)
@@ -142,6 +147,9 @@ func newCtx(in *Input) *ctx {
 			e.inflight[s] += p.InFlight
 		} else {
 			e.inflight[s] += p.Requests * lat.Seconds()
+		}
+		if n := min(len(p.Quantiles), len(p.Latencies)); n > 0 && p.Latencies[n-1] > 0 {
+			e.pcts[s] = &pcts{q: p.Quantiles[:n], v: p.Latencies[:n]}
 		}
 	}
 	for i := range in.Failures {
@@ -188,6 +196,16 @@ func newCtx(in *Input) *ctx {
 			if iv := ss[len(ss)-1].Time.Sub(ss[0].Time) / time.Duration(len(ss)-1); 2*iv > c.pad {
 				c.pad = 2 * iv
 			}
+		}
+	}
+	if len(in.Results) > 0 {
+		c.slowFromResults(in.Results)
+	} else {
+		c.slowFromHistory()
+	}
+	for _, e := range c.eps {
+		if e.active == nil {
+			e.active = e.inflight
 		}
 	}
 	c.anatomy = c.buildAnatomy()
@@ -386,75 +404,165 @@ func (c *ctx) setting(source, key string) float64 {
 	return 0
 }
 
-// claim is a rule's claim on failures: the groups' failures inside ws, or
-// all of them when all is set.
+// claim is a rule's claim on failed and slow requests: the groups'
+// failures and the endpoints' slow requests inside ws, or all of them when
+// all is set.
 type claim struct {
 	groups []*group
+	eps    []*endpoint // slow requests of these endpoints
 	ws     []window
 	all    bool
-	rest   bool // only the failures no finding has explained yet
+	rest   bool // only the requests no finding has explained yet
 }
 
-// count returns how many failures cl covers and on which endpoints; with
-// mark set it records them as explained.
-func (c *ctx) count(cl claim, mark bool) (int, []string) {
-	n := 0
-	var eps []string
-	for _, g := range cl.groups {
-		k := 0
-		switch {
-		case cl.rest:
-			k = g.uncovered()
-			if mark {
-				for s := range g.covered {
-					g.covered[s] = true
+// tally is what a set of claims covers: each request counts once however
+// many claims cover it.
+type tally struct {
+	failures int
+	slow     int
+	loadSlow int // slow requests on endpoints not slow by themselves
+	eps      []string
+}
+
+// tally counts the requests the claims cover, on which endpoints (in
+// input order); with mark set it records them as explained.
+func (c *ctx) tally(cls []claim, mark bool) tally {
+	var t tally
+	type gsel struct {
+		secs []bool
+		n    int // untimed groups: the most any claim covers
+	}
+	gs := map[*group]*gsel{}
+	es := map[*endpoint][]bool{}
+	mid := func(s int) time.Time { return c.at(s).Add(time.Second / 2) }
+	for _, cl := range cls {
+		for _, g := range cl.groups {
+			sel := gs[g]
+			if sel == nil {
+				sel = &gsel{}
+				if g.PerSecond != nil {
+					sel.secs = make([]bool, len(g.PerSecond))
 				}
-				g.coveredN = g.Count
+				gs[g] = sel
 			}
-		case cl.all:
-			k = g.Count
-			if mark {
-				for s := range g.covered {
-					g.covered[s] = true
+			switch {
+			case g.PerSecond != nil:
+				for s, v := range g.PerSecond {
+					if v == 0 {
+						continue
+					}
+					switch {
+					case cl.rest:
+						sel.secs[s] = sel.secs[s] || !g.covered[s]
+					case cl.all || inWindows(mid(s), cl.ws):
+						sel.secs[s] = true
+					}
 				}
-				g.coveredN = g.Count
-			}
-		case g.PerSecond != nil:
-			for s, v := range g.PerSecond {
-				if v == 0 || !inWindows(c.at(s).Add(time.Second/2), cl.ws) {
-					continue
+			case cl.rest:
+				sel.n = max(sel.n, g.Count-g.coveredN)
+			case cl.all:
+				sel.n = g.Count
+			default:
+				tot, in := 0.0, 0.0
+				for s, v := range g.ep.fails {
+					if v == 0 {
+						continue
+					}
+					tot += v
+					if inWindows(mid(s), cl.ws) {
+						in += v
+					}
 				}
-				k += int(v)
-				if mark {
-					g.covered[s] = true
+				k := g.Count // no timing at all: the claim's evidence stands for the whole run
+				if tot > 0 {
+					k = int(math.Round(float64(g.Count) * in / tot))
 				}
-			}
-		default:
-			tot, in := 0.0, 0.0
-			for s, v := range g.ep.fails {
-				if v == 0 {
-					continue
-				}
-				tot += v
-				if inWindows(c.at(s).Add(time.Second/2), cl.ws) {
-					in += v
-				}
-			}
-			if tot == 0 {
-				k = g.Count // no timing at all: the claim's evidence stands for the whole run
-			} else {
-				k = int(math.Round(float64(g.Count) * in / tot))
-			}
-			if mark && k > g.coveredN {
-				g.coveredN = k
+				sel.n = max(sel.n, k)
 			}
 		}
-		if k > 0 {
-			n += k
-			eps = appendUnique(eps, g.Name)
+		for _, e := range cl.eps {
+			sel := es[e]
+			if sel == nil {
+				sel = make([]bool, len(e.slow.series))
+				es[e] = sel
+			}
+			for s, v := range e.slow.series {
+				if v <= 0 {
+					continue
+				}
+				switch {
+				case cl.rest:
+					sel[s] = sel[s] || !e.slow.covered[s]
+				case cl.all || inWindows(mid(s), cl.ws):
+					sel[s] = true
+				}
+			}
 		}
 	}
-	return n, eps
+	perEp := map[*endpoint]bool{}
+	for _, g := range c.groups {
+		sel := gs[g]
+		if sel == nil {
+			continue
+		}
+		k := sel.n
+		if sel.secs != nil {
+			k = 0
+			for s, on := range sel.secs {
+				if on {
+					k += int(g.PerSecond[s])
+					if mark {
+						g.covered[s] = true
+					}
+				}
+			}
+		} else if mark && k > g.coveredN {
+			g.coveredN = min(k, g.Count)
+		}
+		if k > 0 {
+			t.failures += k
+			perEp[g.ep] = true
+		}
+	}
+	for _, e := range c.eps {
+		sel := es[e]
+		if sel == nil {
+			continue
+		}
+		n := 0.0
+		for s, on := range sel {
+			if on {
+				n += e.slow.series[s]
+				if mark {
+					e.slow.covered[s] = true
+				}
+			}
+		}
+		if k := int(math.Round(n)); k > 0 {
+			t.slow += k
+			if !e.slow.self {
+				t.loadSlow += k
+			}
+			perEp[e] = true
+		}
+	}
+	for _, e := range c.eps {
+		if perEp[e] {
+			t.eps = appendUnique(t.eps, e.Name)
+		}
+	}
+	return t
+}
+
+// uncoveredSlow returns the slow requests of e no finding explained.
+func (e *endpoint) uncoveredSlow() float64 {
+	n := 0.0
+	for s, v := range e.slow.series {
+		if v > 0 && !e.slow.covered[s] {
+			n += v
+		}
+	}
+	return n
 }
 
 // uncovered returns the failures of g no finding explained.

@@ -1,13 +1,16 @@
 package diagnose
 
 import (
+	"fmt"
 	"sort"
+	"strings"
+	"time"
 
 	"github.com/stampede-load/stampede"
 )
 
 // FailureTolerance is the share of failed requests a run may have and still
-// pass, provided no finding is confirmed or likely: 0.1%.
+// pass when no threshold fails and no confirmed finding explains them: 0.1%.
 const FailureTolerance = 0.001
 
 // verdict is what a rule concludes: a finding (status set) or, failing
@@ -21,23 +24,36 @@ type verdict struct {
 	fix      string
 	next     string
 	claims   []claim
+	// active holds the windows in which the finding's mechanism was seen
+	// (the lock waits, the refusals, the hot CPU); the chain attaches a
+	// consequence whose requests fall inside them. Empty: the windows of
+	// its own claims.
+	active []window
+	// latency says how much of the slow requests' latency the mechanism
+	// accounts for (Explains.Latency).
+	latency  string
+	causedBy string
 	ruledOut string
 	// ruledOutIfExplained rules the hypothesis out when, in the end, every
 	// server-side failure is explained by a confirmed finding.
 	ruledOutIfExplained string
+
+	own, total tally // what it explains alone, and with its consequences
 }
 
 // rules run in this order; later rules may read the verdicts of earlier
-// ones (c.found), e.g. cpu-saturation stands aside for password-hash-cpu.
+// ones (c.found), e.g. app-worker-saturation stands aside for a confirmed
+// pool timeout behind a 504.
 var rules = []func(*ctx) verdict{
 	ruleGenerator,
 	ruleTargetDown,
 	ruleLoginRateLimit,
 	ruleCSRF,
+	ruleRedisUnavailable,
+	ruleRedis,
 	ruleSessionLost,
 	rulePoolWait,
 	ruleConnLimit,
-	ruleRedis,
 	ruleLock,
 	ruleSlowQuery,
 	rulePasswordHash,
@@ -45,12 +61,20 @@ var rules = []func(*ctx) verdict{
 	ruleCPU,
 }
 
-// Diagnose names the causes of the run's failures: findings ordered by
-// failures explained, then confidence; the hypotheses the evidence rules
-// out; and the verdict. It reads in and does no I/O.
+// Diagnose names the causes of the run's failed and slow requests:
+// findings with the requests they explain, consequences attached to their
+// root causes, the hypotheses the evidence rules out, what explains each
+// failed threshold, and the verdict. It reads in and does no I/O.
+//
+// Order: root causes first, then their consequences. Within each, a
+// finding that explains requests before one that explains none, then
+// confirmed before likely before possible, then by failed plus slow
+// requests explained (a root counting those of its consequences), then
+// confidence.
 func Diagnose(in *Input) stampede.Diagnosis {
 	c := newCtx(in)
 	d := stampede.Diagnosis{Run: in.Run, Findings: []stampede.Finding{}, RuledOut: []stampede.RuledOut{}}
+	var found []*verdict
 	var later []verdict
 	for _, r := range rules {
 		v := r(c)
@@ -58,81 +82,145 @@ func Diagnose(in *Input) stampede.Diagnosis {
 		case v.status != "":
 			vv := v
 			c.found[v.id] = &vv
-			d.Findings = append(d.Findings, c.finding(&vv))
+			found = append(found, &vv)
 		case v.ruledOut != "":
 			d.RuledOut = append(d.RuledOut, stampede.RuledOut{ID: v.id, Why: v.ruledOut})
 		case v.ruledOutIfExplained != "":
 			later = append(later, v)
 		}
 	}
-	if v := ruleUnexplained(c); v.status != "" {
-		d.Findings = append(d.Findings, c.finding(&v))
+	for _, v := range found {
+		v.own = c.tally(v.claims, true)
+	}
+	for _, rule := range []func(*ctx) verdict{ruleUnexplained, ruleUnexplainedSlowness} {
+		if v := rule(c); v.status != "" {
+			vv := v
+			vv.own = c.tally(vv.claims, true)
+			c.found[v.id] = &vv
+			found = append(found, &vv)
+		}
 	}
 	if len(later) > 0 && c.serverSideExplained() {
 		for _, v := range later {
 			d.RuledOut = append(d.RuledOut, stampede.RuledOut{ID: v.id, Why: v.ruledOutIfExplained})
 		}
 	}
-	sort.SliceStable(d.Findings, func(i, j int) bool {
-		a, b := &d.Findings[i], &d.Findings[j]
-		if a.Explains.Failures != b.Explains.Failures {
-			return a.Explains.Failures > b.Explains.Failures
+	c.chain(found)
+	for _, v := range found {
+		if v.id == IDUnexplained || v.id == IDUnexplainedSlow {
+			v.total = v.own // what was left when it was counted
+			continue
 		}
-		// With no failure explained, a finding about the target (why it is
-		// slow) comes before one about the measurement: a generator
-		// starved by the target's own CPU on a shared host says the
-		// figures are rough, not why the target is slow.
-		if ta, tb := a.ID == IDGeneratorSat, b.ID == IDGeneratorSat; a.Explains.Failures == 0 && ta != tb {
-			return tb
+		cls := append([]claim(nil), v.claims...)
+		for _, x := range descendants(v, found) {
+			cls = append(cls, x.claims...)
 		}
-		if a.Confidence != b.Confidence {
-			return a.Confidence > b.Confidence
-		}
-		return a.ID < b.ID
-	})
+		v.total = c.tally(cls, false)
+	}
+	sort.SliceStable(found, func(i, j int) bool { return less(found[i], found[j]) })
+	for _, v := range found {
+		d.Findings = append(d.Findings, v.finding())
+	}
+
 	d.Verdict = "pass"
 	if c.total > 0 && float64(c.failed) > FailureTolerance*float64(c.total) {
 		d.Verdict = "fail"
 	}
-	for _, f := range d.Findings {
-		// A confirmed finding fails the run; a likely one only when it
-		// explains failures: a slow page that never failed is worth naming
-		// but is the thresholds' business, not a failed run.
-		if f.Status == stampede.Confirmed || (f.Status == stampede.Likely && f.Explains.Failures > 0) {
+	for _, v := range found {
+		if v.status == stampede.Confirmed && (v.own.failures > 0 || v.own.loadSlow > 0) {
 			d.Verdict = "fail"
 		}
 	}
+	for _, t := range in.Thresholds {
+		tv := stampede.ThresholdVerdict{Threshold: t.Text, Pass: t.Pass, Value: t.Value}
+		if !t.Pass {
+			d.Verdict = "fail"
+			tv.ExplainedBy = explainedBy(t, found)
+		}
+		d.Thresholds = append(d.Thresholds, tv)
+	}
+	d.Slow = c.slowReport()
 	return d
 }
 
-// finding turns a verdict into a Finding, counting (and marking) the
-// failures its claims explain. Claims of one finding may overlap (two
-// windows over one group); each failure counts once, so a group's count
-// bounds what the finding takes from it.
-func (c *ctx) finding(v *verdict) stampede.Finding {
-	f := stampede.Finding{ID: v.id, Status: v.status, Confidence: v.conf, Title: v.title,
+// less orders findings: roots first; then explaining something before
+// nothing; then by status, requests explained, confidence and id.
+func less(a, b *verdict) bool {
+	if ra, rb := a.causedBy == "", b.causedBy == ""; ra != rb {
+		return ra
+	}
+	if na, nb := a.total.failures+a.total.slow > 0, b.total.failures+b.total.slow > 0; na != nb {
+		return na
+	}
+	if ra, rb := statusRank(a.status), statusRank(b.status); ra != rb {
+		return ra > rb
+	}
+	if ta, tb := a.total.failures+a.total.slow, b.total.failures+b.total.slow; ta != tb {
+		return ta > tb
+	}
+	// With nothing explained, a finding about the target (why it is slow)
+	// comes before one about the measurement: a generator starved by the
+	// target's own CPU on a shared host says the figures are rough, not
+	// why the target is slow.
+	if ga, gb := a.id == IDGeneratorSat, b.id == IDGeneratorSat; ga != gb {
+		return gb
+	}
+	if a.conf != b.conf {
+		return a.conf > b.conf
+	}
+	return a.id < b.id
+}
+
+func statusRank(s string) int {
+	switch s {
+	case stampede.Confirmed:
+		return 3
+	case stampede.Likely:
+		return 2
+	case stampede.Possible:
+		return 1
+	}
+	return 0
+}
+
+// finding turns a verdict into the Finding of diagnosis.json.
+func (v *verdict) finding() stampede.Finding {
+	f := stampede.Finding{ID: v.id, Status: v.status, Confidence: v.conf, Title: v.title, CausedBy: v.causedBy,
 		Evidence: v.evidence, Fix: v.fix, NextExperiment: v.next,
-		Explains: stampede.Explains{Endpoints: []string{}}}
+		Explains: stampede.Explains{Failures: v.total.failures, Slow: v.total.slow, Endpoints: v.total.eps, Latency: v.latency}}
 	if f.Evidence == nil {
 		f.Evidence = []stampede.EvidenceRef{}
 	}
-	per := map[*group]int{}
-	for _, cl := range v.claims {
-		for _, g := range cl.groups {
-			n, _ := c.count(claim{groups: []*group{g}, ws: cl.ws, all: cl.all, rest: cl.rest}, false)
-			per[g] = min(g.Count, per[g]+n)
-		}
-	}
-	for _, cl := range v.claims {
-		c.count(cl, true)
-	}
-	for _, g := range c.groups { // in input order, for a stable endpoint list
-		if n := per[g]; n > 0 {
-			f.Explains.Failures += n
-			f.Explains.Endpoints = appendUnique(f.Explains.Endpoints, g.Name)
-		}
+	if f.Explains.Endpoints == nil {
+		f.Explains.Endpoints = []string{}
 	}
 	return f
+}
+
+// explainedBy names the findings whose requests lie on the threshold's
+// endpoint: failed ones for a failure threshold, failed or slow ones for a
+// latency threshold; roots first, as the findings are ordered.
+func explainedBy(t ThresholdResult, found []*verdict) []string {
+	var out []string
+	for _, v := range found {
+		if v.total.failures+v.total.slow == 0 {
+			continue
+		}
+		on := t.Endpoint == "" || t.Endpoint == "all"
+		for _, e := range v.total.eps {
+			if e == t.Endpoint {
+				on = true
+			}
+		}
+		if !on {
+			continue
+		}
+		if t.Failure && v.total.failures == 0 {
+			continue
+		}
+		out = append(out, v.id)
+	}
+	return out
 }
 
 // serverSideExplained reports whether every server-side failure is covered
@@ -153,4 +241,25 @@ func (c *ctx) serverSideExplained() bool {
 		}
 	}
 	return true
+}
+
+// symptomWindows returns the windows of the server-side failures and of
+// the slow requests: where a server-side mechanism must show.
+func (c *ctx) symptomWindows(gs []*group, es []*endpoint) []window {
+	return append(c.windows(gs), c.slowWindows(es)...)
+}
+
+// loadSlowEndpoints returns the endpoints slowed by the load (not slow by
+// themselves).
+func (c *ctx) loadSlowEndpoints() []*endpoint {
+	return c.slowEndpoints(func(e *endpoint) bool { return !e.slow.self })
+}
+
+// accounted says how much of the slow requests' latency a wait accounts
+// for: "requests on X waited on Y for a median of A of their B".
+func accounted(eps []string, what string, wait, of time.Duration) string {
+	if wait <= 0 || of <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("slow requests on %s waited %s for a median of %s of their %s", strings.Join(eps, ", "), what, secs(min(wait, of)), secs(of))
 }

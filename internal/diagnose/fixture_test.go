@@ -25,6 +25,10 @@ import (
 //	top ID [STATUS]        the first finding
 //	finding ID STATUS      a finding with that status
 //	explains ID N          the failures the finding explains
+//	slow ID N              the slow requests the finding explains
+//	slow-at-least ID N     at least N slow requests explained
+//	caused_by ID ROOT      the finding is attached to ROOT
+//	root ID                the finding is a root cause
 //	absent ID              no such finding
 //	ruled_out ID           listed under ruled_out
 //	no-confirmed           no finding is confirmed
@@ -70,7 +74,11 @@ func check(d stampede.Diagnosis, f []string) string {
 	ids := func() string {
 		var s []string
 		for _, x := range d.Findings {
-			s = append(s, fmt.Sprintf("%s(%s,%d)", x.ID, x.Status, x.Explains.Failures))
+			id := x.ID
+			if x.CausedBy != "" {
+				id = x.CausedBy + ">" + id
+			}
+			s = append(s, fmt.Sprintf("%s(%s,%d+%d slow)", id, x.Status, x.Explains.Failures, x.Explains.Slow))
 		}
 		return strings.Join(s, " ")
 	}
@@ -96,6 +104,28 @@ func check(d stampede.Diagnosis, f []string) string {
 		x := find(f[1])
 		want, _ := strconv.Atoi(f[2])
 		if x == nil || x.Explains.Failures != want {
+			return "got " + ids()
+		}
+	case "slow":
+		x := find(f[1])
+		want, _ := strconv.Atoi(f[2])
+		if x == nil || x.Explains.Slow != want {
+			return "got " + ids()
+		}
+	case "slow-at-least":
+		x := find(f[1])
+		want, _ := strconv.Atoi(f[2])
+		if x == nil || x.Explains.Slow < want {
+			return "got " + ids()
+		}
+	case "caused_by":
+		x := find(f[1])
+		if x == nil || x.CausedBy != f[2] {
+			return "got " + ids()
+		}
+	case "root":
+		x := find(f[1])
+		if x == nil || x.CausedBy != "" {
 			return "got " + ids()
 		}
 	case "absent":

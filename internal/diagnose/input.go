@@ -127,6 +127,11 @@ type Point struct {
 	// during the second, by Little's law (completions × mean latency); 0
 	// when unknown, in which case it is estimated from Requests and Median.
 	InFlight float64 `json:"in_flight,omitempty"`
+	// Quantiles and Latencies are the second's latency percentiles when
+	// known (Locust's history columns, over its window of about 10 s):
+	// Latencies[i] is the latency at Quantiles[i], ascending.
+	Quantiles []float64       `json:"-"`
+	Latencies []time.Duration `json:"-"`
 }
 
 // Input is everything a diagnosis looks at. The stampede path fills it with
@@ -153,6 +158,12 @@ type Input struct {
 	Evidence []stampede.Evidence
 	// Load describes how the load was made.
 	Load LoadFacts
+	// Limits are the latency thresholds of the scenario: a request above
+	// its endpoint's limit is slow.
+	Limits []Limit
+	// Thresholds are the scenario's thresholds as evaluated at the end of
+	// the run; the diagnosis says which findings explain the failed ones.
+	Thresholds []ThresholdResult
 }
 
 // NewInput returns an Input holding results and the aggregates derived from

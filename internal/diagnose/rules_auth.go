@@ -152,6 +152,39 @@ func countOf(gs []*group) int {
 	return n
 }
 
+// sustainedRate returns the requests of es completed per second over the
+// span of their slow requests (their whole span when none was slow): the
+// throughput a queue in front of them sustained.
+func (c *ctx) sustainedRate(es []*endpoint) float64 {
+	lo, hi := -1, -1
+	for pass := 0; pass < 2 && lo < 0; pass++ {
+		for _, e := range es {
+			series := e.slow.series
+			if pass == 1 {
+				series = e.reqs
+			}
+			for s, v := range series {
+				if v > 0 {
+					if lo < 0 || s < lo {
+						lo = s
+					}
+					hi = max(hi, s)
+				}
+			}
+		}
+	}
+	if lo < 0 {
+		return 0
+	}
+	n := 0.0
+	for _, e := range es {
+		for s := lo; s <= hi && s < len(e.reqs); s++ {
+			n += e.reqs[s]
+		}
+	}
+	return n / float64(hi-lo+1)
+}
+
 // hostCores returns the target host's cores, 0 when unknown.
 func (c *ctx) hostCores() float64 { return c.setting("host", "cores") }
 
@@ -239,13 +272,26 @@ func rulePasswordHash(c *ctx) verdict {
 	slow := login.Median >= 250*time.Millisecond && (otherMed == 0 || login.Median >= 5*otherMed ||
 		(hot && sh.Linear && login.Median >= 2*otherMed) || (hot && login.Median >= 3*otherMed))
 	evs := c.eventsOf(IDPasswordHashCPU, nil)
+	// Capacity arithmetic: hashing can only make logins queue if the
+	// logins' demand for CPU (completions per second × the cost of one
+	// login at its floor) reaches the cores (one, when unknown).
+	rate := c.sustainedRate(logins)
+	floor := login.slow.floor
+	if floor <= 0 {
+		floor = login.Min
+	}
+	demand := rate * floor.Seconds()
+	enough := demand >= 0.8*max(cores, 1)
 	switch {
 	case len(evs) > 0 || (hot && slow && (sh.Linear || sh.Points < 5)):
 		v.status, v.conf = stampede.Confirmed, 0.85
 	case hot && slow:
 		v.status, v.conf = stampede.Likely, 0.65
-	case slow && sh.Linear && cpu.n == 0:
+	case slow && sh.Linear && cpu.n == 0 && enough:
 		v.status, v.conf = stampede.Likely, 0.6
+	case slow && sh.Linear && cpu.n == 0:
+		v.status, v.conf = stampede.Possible, 0.3
+		v.evidence = append(v.evidence, noteRef("arithmetic", fmt.Sprintf("logins completed at %.1f/s × %s each at their floor = %.2f cores of work: not enough to make them queue for the CPU, so their wait is elsewhere", rate, secs(floor), demand)))
 	case slow && sh.Linear && !hot && cpu.n > 0 && cpu.max >= 50:
 		v.status, v.conf = stampede.Possible, 0.3
 	default:
@@ -269,6 +315,29 @@ func rulePasswordHash(c *ctx) verdict {
 			v.claims = []claim{{groups: c.failing(func(g *group) bool { return g.ep.login && g.class == ClassTimeout }), all: true}}
 		}
 		v.evidence = append(v.evidence, c.groupRef(fails))
+	}
+	// The mechanism is active while logins are in flight on a hot CPU
+	// (or, with no host probe, while logins are in flight).
+	if hot {
+		v.active = windowsWith(lws, nil, c.samples["host"], func(s *stampede.Sample) bool { return cpuHigh(s, cores) })
+	} else {
+		v.active = lws
+	}
+	// Slow logins: their latency is the hash's work and the queue for the
+	// CPU it makes.
+	var slowLogins []*endpoint
+	for _, e := range logins {
+		if e.slow.n > 0 {
+			slowLogins = append(slowLogins, e)
+		}
+	}
+	if len(slowLogins) > 0 && v.status != stampede.Possible {
+		v.claims = append(v.claims, claim{eps: slowLogins, all: true})
+		v.evidence = append(v.evidence, c.slowRef(slowLogins, nil))
+		if cores > 0 && sh.Slope > 0 {
+			tHash := time.Duration(float64(sh.Slope) * cores)
+			v.latency = fmt.Sprintf("a login costs about %s of CPU; slow logins took a median of %s, the rest of it queued for the CPU behind other logins' hashes", secs(tHash), secs(login.slow.median))
+		}
 	}
 	if sh.Points >= 5 {
 		text := fmt.Sprintf("%s latency grows linearly with logins in flight: +%s per concurrent login (r²=%.2f, %.0f to %.0f in flight)", login.Name, secs(sh.Slope), sh.R2, sh.MinInFlight, sh.MaxInFlight)
@@ -366,6 +435,12 @@ func ruleCSRF(c *ctx) verdict {
 	return v
 }
 
+// lostSession reports whether g is a page sent back to the login page
+// after the login: a session that did not stick.
+func lostSession(g *group) bool {
+	return g.loginPage && !g.throttle && !g.csrf && !g.ep.login
+}
+
 // formFetched reports whether the login form was fetched successfully: a
 // GET endpoint named like the login with successes.
 func (c *ctx) formFetched() bool {
@@ -393,7 +468,7 @@ func anyLogin(gs []*group) bool {
 // says so) without a throttle message.
 func ruleSessionLost(c *ctx) verdict {
 	v := verdict{id: IDSessionLost}
-	lost := c.failing(func(g *group) bool { return g.loginPage && !g.throttle && !g.csrf && !g.ep.login })
+	lost := c.failing(lostSession)
 	if len(lost) == 0 {
 		return v
 	}
@@ -422,11 +497,26 @@ func ruleSessionLost(c *ctx) verdict {
 	if okLogins > 0 {
 		v.evidence = append(v.evidence, noteRef("requests", fmt.Sprintf("%d logins were accepted (302), then %d of %d requests on those pages were redirected to the login page", okLogins, n, after)))
 	}
-	if share < 0.95 {
-		v.evidence = append(v.evidence, noteRef("arithmetic", fmt.Sprintf("a random %.0f%% is the mark of a per-process session store: with LocMemCache and w workers about (w−1)/w of requests land on a worker that does not know the session (w=2 gives 50%%)", 100*share)))
+	bursts := c.bursts(c.claimSeries(v.claims))
+	biggest := Burst{}
+	for _, b := range bursts {
+		if b.Failures > biggest.Failures {
+			biggest = b
+		}
+	}
+	run := c.end.Sub(c.start)
+	switch {
+	case share < 0.95 && len(bursts) > 0 && float64(biggest.Failures) >= 0.8*float64(n) && biggest.End.Sub(biggest.Start) < run*3/10:
+		// Concentrated in time: something dropped the sessions at once.
+		v.title = fmt.Sprintf("Sessions dropped from %s to %s: pages after login went back to the login page", biggest.Start.Format(clock), biggest.End.Format(clock))
+		v.evidence = append(v.evidence, noteRef("requests", fmt.Sprintf("%d of the %d lost sessions fall between %s and %s: the sessions were dropped at once (an app restart with in-memory sessions, a flushed or restarted session store), not lost at random", biggest.Failures, n, biggest.Start.Format(clock), biggest.End.Format(clock))))
+		v.fix = "Keep sessions where a restart does not lose them (the database, a persistent Redis), and do not restart or flush the app or its store during the load."
+		v.next = "Look in the app server's and the session store's logs for a restart or a flush just before the first lost session; rerun without it: the redirects should vanish."
+	case share < 0.95:
+		v.evidence = append(v.evidence, noteRef("arithmetic", fmt.Sprintf("a random %.0f%% spread over the run is the mark of a per-process session store: with LocMemCache and w workers about (w−1)/w of requests land on a worker that does not know the session (w=2 gives 50%%)", 100*share)))
 		v.fix = "Store sessions where every worker sees them: the database, Redis or cached_db (SESSION_ENGINE), not LocMemCache under several workers."
 		v.next = "Rerun with one app worker: if the lost sessions vanish, the session store is per process."
-	} else {
+	default:
 		v.evidence = append(v.evidence, noteRef("arithmetic", "every page after login was sent back: the session cookie never comes back (Secure cookie over plain HTTP, or a cookie domain that does not match the host tested)"))
 		v.fix = "Make the session cookie come back: SESSION_COOKIE_SECURE only over HTTPS, SESSION_COOKIE_DOMAIN matching the tested host name (not an IP)."
 		v.next = "Capture Set-Cookie on the login response and the Cookie header of the next request; rerun over HTTPS or with SESSION_COOKIE_SECURE=False in the test settings: the redirects should vanish."

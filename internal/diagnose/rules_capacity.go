@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -88,6 +89,21 @@ func ruleGenerator(c *ctx) verdict {
 		}
 		v.claims = []claim{{groups: timeouts, ws: satWs}}
 	}
+	// Slow requests are the generator's only where its timers lagged: a
+	// busy CPU alone may be the target's work on a shared host, but a late
+	// timer delays the requests themselves.
+	if v.status == stampede.Confirmed {
+		var lagWs []window
+		for _, s := range sat {
+			if s.Values["lag_ms"] > 50 {
+				lagWs = append(lagWs, window{s.Time.Add(-c.pad), s.Time.Add(c.pad)})
+			}
+		}
+		v.active = lagWs
+		if es := c.slowEndpoints(nil); len(es) > 0 && len(lagWs) > 0 {
+			v.claims = append(v.claims, claim{eps: es, ws: lagWs})
+		}
+	}
 	if len(sat) > 0 {
 		worst := sat[0]
 		for _, s := range sat {
@@ -144,9 +160,14 @@ func ruleTargetDown(c *ctx) verdict {
 	if len(evs) > 0 && len(f502) > 0 {
 		v.claims = append(v.claims, claim{groups: f502, ws: windowsWith(c.windows(f502), evs, nil, nil)})
 	}
+	v.active = c.windows(all)
+	from, to := outageSpan(append(append([]*group{}, refused...), resets...))
 	v.title = "The target was down: connections refused"
 	if len(refused) == 0 {
 		v.title = "The target dropped connections (reset or closed without a response)"
+	}
+	if !from.IsZero() {
+		v.title += fmt.Sprintf(" from %s to %s", from.Format(clock), to.Format(clock))
 	}
 	shown := append(append([]*group{}, refused...), resets...)
 	if len(shown) > 0 {
@@ -196,11 +217,14 @@ func ruleTargetDown(c *ctx) verdict {
 // connections rising.
 func ruleRedis(c *ctx) verdict {
 	v := verdict{id: IDRedisConnLimit}
-	cand := c.failing(serverSide)
+	// A refused session read is a 500, or, when the app ignores cache
+	// errors (django-redis IGNORE_EXCEPTIONS), a user who looks logged out.
+	cand := c.failing(func(g *group) bool { return serverSide(g) || lostSession(g) })
 	if len(cand) == 0 {
 		return v
 	}
 	ws := c.windows(cand)
+	cand = c.failing(serverSide)
 	evs := c.eventsOf(IDRedisConnLimit, ws)
 	full := func(s *stampede.Sample) bool {
 		m := s.Values["maxclients"]
@@ -224,8 +248,11 @@ func ruleRedis(c *ctx) verdict {
 		return v
 	}
 	v.status, v.conf = stampede.Confirmed, 0.9
-	v.claims = []claim{{groups: cand, ws: windowsWith(ws, evs, c.samples["redis"], full)}}
-	v.evidence = append(v.evidence, c.groupRef(cand))
+	v.active = windowsWith(ws, evs, c.samples["redis"], full)
+	if len(cand) > 0 {
+		v.claims = []claim{{groups: cand, ws: v.active}}
+		v.evidence = append(v.evidence, c.groupRef(cand))
+	}
 	v.evidence = append(v.evidence, eventRefs(evs, "Redis connection errors")...)
 	serverCap := probeFull
 	for _, e := range evs {
@@ -264,6 +291,9 @@ func ruleWorkers(c *ctx) verdict {
 	v := verdict{id: IDWorkerSaturation}
 	cand := c.failing(serverSide)
 	if len(cand) == 0 {
+		if es := c.loadSlowEndpoints(); len(es) > 0 {
+			return c.queueBeforeApp(es)
+		}
 		return v
 	}
 	ws := c.windows(cand)
@@ -333,6 +363,107 @@ func ruleWorkers(c *ctx) verdict {
 	return v
 }
 
+// queueBeforeApp: no request failed, but requests waited before the app
+// saw them (latency-attribution.md §4): the client's time far above the
+// server's own (an access log with the request time) or connections
+// waiting in the listen queue (the host probe). Both say every worker was
+// busy; what kept them busy is the chain's business.
+func (c *ctx) queueBeforeApp(es []*endpoint) verdict {
+	v := verdict{id: IDWorkerSaturation}
+	ws := c.slowWindows(es)
+	// Client against server time, second by second.
+	client := make([]float64, c.nsec) // latency sum, seconds
+	creq := make([]float64, c.nsec)
+	for _, e := range c.eps {
+		for s, n := range e.reqs {
+			if n > 0 && e.lat[s] > 0 {
+				client[s] += n * e.lat[s]
+				creq[s] += n
+			}
+		}
+	}
+	server := make([]float64, c.nsec)
+	sreq := make([]float64, c.nsec)
+	var timing []*event
+	for i := range c.events {
+		e := &c.events[i]
+		if e.Signature != "access-timing" || e.Time.IsZero() {
+			continue
+		}
+		n, _ := strconv.ParseFloat(e.Fields["count"], 64)
+		sum, _ := strconv.ParseFloat(e.Fields["server_ms_sum"], 64)
+		if n <= 0 {
+			continue
+		}
+		s := c.sec(e.Time)
+		server[s] += sum / 1000
+		sreq[s] += n
+		timing = append(timing, e)
+	}
+	gap := make([]float64, c.nsec)
+	var cl, sv []time.Duration
+	for s := range gap {
+		if creq[s] == 0 || sreq[s] == 0 || !inWindows(c.at(s).Add(time.Second/2), ws) {
+			continue
+		}
+		cm, sm := client[s]/creq[s], server[s]/sreq[s]
+		cl = append(cl, time.Duration(cm*float64(time.Second)))
+		sv = append(sv, time.Duration(sm*float64(time.Second)))
+		if cm-sm >= 0.2 && cm-sm >= cm/2 {
+			gap[s] = cm - sm
+		}
+	}
+	queued := func(s *stampede.Sample) bool { return s.Values["listen_queue"] > 0 }
+	lq := c.read("host", "listen_queue", ws, false)
+	gapSecs := 0
+	for _, g := range gap {
+		if g > 0 {
+			gapSecs++
+		}
+	}
+	if gapSecs < 2 && (lq.peak == nil || !queued(lq.peak)) {
+		if len(cl) >= 3 {
+			v.ruledOut = fmt.Sprintf("the server's own request time (median %s) accounts for the client's (median %s) while requests were slow: they did not queue before the app", secs(medianOf(sv)), secs(medianOf(cl)))
+		}
+		return v
+	}
+	v.status, v.conf = stampede.Confirmed, 0.8
+	v.active = c.windowsOf(gap)
+	if lq.peak != nil && queued(lq.peak) {
+		v.active = append(v.active, windowsWith(ws, nil, c.samples["host"], queued)...)
+	}
+	v.claims = []claim{{eps: es, ws: v.active}}
+	v.title = "All app workers busy: requests wait before the app sees them"
+	v.evidence = append(v.evidence, c.slowRef(es, v.active))
+	if gapSecs >= 2 {
+		cm, sm := medianOf(cl), medianOf(sv)
+		v.evidence = append(v.evidence, noteRef("access-log", fmt.Sprintf("while requests were slow, the client waited a median of %s per request and the server's own request time was %s (%d seconds compared): the difference was spent before the app saw the request — in the listen backlog or a proxy's queue", secs(cm), secs(sm), len(cl))))
+		if len(timing) > 0 {
+			ref := eventRef(timing[len(timing)/2])
+			ref.Text = fmt.Sprintf("access log: %s %s answered by the server in a median of %s ms", timing[len(timing)/2].Fields["method"], timing[len(timing)/2].Fields["path"], timing[len(timing)/2].Fields["server_ms_p50"])
+			v.evidence = append(v.evidence, ref)
+		}
+		var names []string
+		for _, e := range es {
+			names = append(names, e.Name)
+		}
+		v.latency = accounted(names, "before the app", cm-sm, cm)
+	}
+	if lq.peak != nil && queued(lq.peak) {
+		v.evidence = append(v.evidence, probeRef(lq.peak, fmt.Sprintf("host: %.0f connections waiting in the listen queue of the target's port (backlog %.0f): accepted by the kernel, not yet by a worker", lq.max, lq.peak.Values["listen_backlog"])))
+	}
+	if cpu := c.read("host", "cpu_busy_pct", v.active, false); cpu.n > 0 {
+		kind := "workers are blocked (on the database, a lock, another service), not short of CPU: more workers or threads help only if what blocks them can take more"
+		if cpu.max >= 85 {
+			kind = "the CPU is saturated too: more workers will not help (see cpu-saturation)"
+		}
+		v.evidence = append(v.evidence, noteRef("host", fmt.Sprintf("host CPU peaked at %.0f%% meanwhile: %s", cpu.max, kind)))
+	}
+	v.fix = "Find what keeps the workers busy (a finding above this one, when it is attached) and fix that first; then run enough workers for the concurrency (gthread or async workers for I/O-bound views) and keep the listen backlog short enough to fail fast."
+	v.next = "Rerun with twice the workers or threads: if the queue before the app shrinks and throughput grows, workers were the limit; if not, what blocks them (the database, a lock, the CPU) is."
+	return v
+}
+
 func dedupe(gs []*group) []*group {
 	seen := map[*group]bool{}
 	var out []*group
@@ -371,14 +502,16 @@ func (c *ctx) throughput() (float64, time.Duration) {
 // when both run on one host.
 func ruleCPU(c *ctx) verdict {
 	v := verdict{id: IDCPUSaturation}
-	if f := c.found[IDPasswordHashCPU]; f != nil && f.status != stampede.Possible {
-		return v
-	}
 	cand := c.failing(serverSide)
-	if len(cand) == 0 {
+	hash := c.found[IDPasswordHashCPU]
+	hashing := hash != nil && hash.status != stampede.Possible
+	// The slow logins are the hash's own when hashing is found; the CPU
+	// it saturates slows the other pages.
+	slowEps := c.slowEndpoints(func(e *endpoint) bool { return !e.slow.self && !(hashing && e.login) })
+	if len(cand) == 0 && len(slowEps) == 0 {
 		return v
 	}
-	ws := c.windows(cand)
+	ws := c.symptomWindows(cand, slowEps)
 	cores := c.hostCores()
 	busy := c.read("host", "cpu_busy_pct", ws, false)
 	proc := c.read("host", "proc_cpu_pct", ws, false)
@@ -398,8 +531,15 @@ func ruleCPU(c *ctx) verdict {
 		return v
 	}
 	v.title = "The target host's CPU is saturated"
-	v.claims = []claim{{groups: cand, ws: windowsWith(ws, nil, c.samples["host"], hot)}}
-	v.evidence = append(v.evidence, c.groupRef(cand))
+	v.active = windowsWith(ws, nil, c.samples["host"], hot)
+	if len(cand) > 0 {
+		v.claims = append(v.claims, claim{groups: cand, ws: v.active})
+		v.evidence = append(v.evidence, c.groupRef(cand))
+	}
+	if n, _ := c.totalSlowIn(slowEps, v.active); n >= 1 {
+		v.claims = append(v.claims, claim{eps: slowEps, ws: v.active})
+		v.evidence = append(v.evidence, c.slowRef(slowEps, v.active))
+	}
 	peak := busy.peak
 	if procHot {
 		peak = proc.peak
@@ -415,4 +555,20 @@ func ruleCPU(c *ctx) verdict {
 	v.fix = "Find what burns the CPU (py-spy top / perf on the app process) and cut it, or scale out; keep the generator off the target's host."
 	v.next = "Profile the app process under the same load (py-spy record); rerun with twice the cores or half the load: failure onset should move with the CPU budget."
 	return v
+}
+
+// outageSpan returns the first and last failure of gs, zero when unknown.
+func outageSpan(gs []*group) (from, to time.Time) {
+	for _, g := range gs {
+		if g.First.IsZero() {
+			continue
+		}
+		if from.IsZero() || g.First.Before(from) {
+			from = g.First
+		}
+		if g.Last.After(to) {
+			to = g.Last
+		}
+	}
+	return from, to
 }

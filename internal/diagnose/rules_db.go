@@ -61,7 +61,11 @@ var poolTimeouts = []time.Duration{120 * time.Second, 30 * time.Second, 5 * time
 func rulePoolWait(c *ctx) verdict {
 	v := verdict{id: IDPoolWaitTimeout}
 	cand := c.failing(serverSide)
+	slowEps := c.loadSlowEndpoints()
 	if len(cand) == 0 {
+		if len(slowEps) > 0 {
+			return c.poolQueueSlow(slowEps)
+		}
 		return v
 	}
 	ws := c.windows(cand)
@@ -124,6 +128,7 @@ func rulePoolWait(c *ctx) verdict {
 
 	// Claims: the failure windows holding the evidence.
 	claimWs := windowsWith(ws, evs, pgb, queued)
+	v.active = claimWs
 	switch {
 	case len(claimWs) > 0:
 		v.claims = append(v.claims, claim{groups: cand, ws: claimWs})
@@ -196,6 +201,12 @@ func rulePoolWait(c *ctx) verdict {
 	if u := c.in.Load.Users; u > 0 && pool > 0 && float64(u) > pool+reserve && !appSide {
 		v.evidence = append(v.evidence, noteRef("arithmetic", fmt.Sprintf("%d virtual users against a pool of %.0f: when each request holds a connection, up to %.0f wait (Little's law: connections in use = request rate × connection hold time)", u, pool+reserve, float64(u)-pool-reserve)))
 	}
+	// Requests slowed by the queue without timing out.
+	if len(slowEps) > 0 && probeQueued && !appSide {
+		qws := c.windowsOf(c.sampleSeries("pgbouncer", "cl_waiting"))
+		v.claims = append(v.claims, claim{eps: slowEps, ws: qws})
+		v.active = append(v.active, qws...)
+	}
 	size := "default_pool_size"
 	if pool > 0 {
 		size = fmt.Sprintf("default_pool_size (now %.0f)", pool)
@@ -206,6 +217,56 @@ func rulePoolWait(c *ctx) verdict {
 		v.fix = "Make the app's pool at least as large as the threads that use it (pool_size + max_overflow ≥ threads per process), hold no connection across slow work (the password hash, HTTP calls), and look for leaked connections; keep its timeout below the app server's."
 		v.next = "Rerun with the app pool ×2 (pool_size/max_overflow, or the pool's max_size): failure onset should move while PgBouncer and PostgreSQL stay quiet; if it does not, connections leak."
 	}
+	return v
+}
+
+// poolQueueSlow: no request failed, but requests waited in PgBouncer's
+// queue. Confirmed when clients queued (cl_waiting > 0 with no idle server)
+// while requests were slow and the oldest waited a second or more.
+func (c *ctx) poolQueueSlow(slowEps []*endpoint) verdict {
+	v := verdict{id: IDPoolWaitTimeout}
+	ws := c.slowWindows(slowEps)
+	queued := func(s *stampede.Sample) bool {
+		return s.Values["cl_waiting"] > 0 && s.Values["sv_idle"] == 0
+	}
+	wait := c.read("pgbouncer", "cl_waiting", ws, false)
+	maxwait := c.read("pgbouncer", "maxwait_s", ws, false)
+	if wait.n == 0 || wait.peak == nil || !queued(wait.peak) || maxwait.max < 1 {
+		if wait.n > 0 && wait.max == 0 {
+			v.ruledOut = fmt.Sprintf("PgBouncer queued no client while requests were slow (cl_waiting 0 in %d samples)", wait.n)
+		}
+		return v
+	}
+	v.status, v.conf = stampede.Confirmed, 0.85
+	v.active = c.windowsOf(c.sampleSeries("pgbouncer", "cl_waiting"))
+	v.claims = []claim{{eps: slowEps, ws: v.active}}
+	v.title = "Requests wait for a PgBouncer server connection (the pool queue, no timeout yet)"
+	v.evidence = append(v.evidence, c.slowRef(slowEps, v.active))
+	p := wait.peak.Values
+	pool := c.setting("pgbouncer", "default_pool_size")
+	text := fmt.Sprintf("pgbouncer: cl_waiting %.0f, cl_active %.0f, sv_active %.0f, sv_idle %.0f; the oldest client waited %.1f s", p["cl_waiting"], p["cl_active"], p["sv_active"], p["sv_idle"], maxwait.max)
+	if pool > 0 {
+		text += fmt.Sprintf("; pool size %.0f", pool)
+	}
+	v.evidence = append(v.evidence, probeRef(wait.peak, text))
+	if avg := c.read("pgbouncer", "avg_wait_us", v.active, false); avg.max > 0 {
+		v.evidence = append(v.evidence, probeRef(avg.peak, fmt.Sprintf("pgbouncer SHOW STATS: transactions waited %s on average for a server connection in the worst interval", secs(time.Duration(avg.max)*time.Microsecond))))
+		var names []string
+		n, sum := 0.0, 0.0
+		for _, e := range slowEps {
+			a, b := c.slowIn(e, v.active)
+			n, sum = n+a, sum+b
+			names = append(names, e.Name)
+		}
+		if n >= 1 {
+			v.latency = accounted(names, "for a pooled connection", time.Duration(avg.mean)*time.Microsecond, time.Duration(sum/n*float64(time.Second)))
+		}
+	}
+	if q := c.setting("pgbouncer", "query_wait_timeout_s"); q > 0 {
+		v.evidence = append(v.evidence, noteRef("arithmetic", fmt.Sprintf("the longest wait (%.1f s) against query_wait_timeout %.0f s: more load turns these waits into 500s", maxwait.max, q)))
+	}
+	v.fix = "Give connections back sooner and size the pool to what PostgreSQL can run at once (about cores×2–4): pool_mode=transaction if the app allows it, CONN_MAX_AGE=0 behind a session-mode bouncer, no transaction held across slow work such as the password hash."
+	v.next = "Rerun with default_pool_size ×2: the waits (cl_waiting, maxwait) and the slow requests should shrink while PostgreSQL CPU stays low; if PostgreSQL saturates instead, the database is the bottleneck."
 	return v
 }
 
@@ -275,33 +336,108 @@ func ruleConnLimit(c *ctx) verdict {
 
 // ruleLock: sessions wait on row or table locks.
 //
-// Confirmed by sessions waiting on a Lock in pg_stat_activity during the
-// failure windows (more than outside them), or by lock-wait, lock-timeout
-// or deadlock lines in the logs there. Ruled out when PostgreSQL was
-// sampled during every failure burst and no session waited on a lock.
+// Confirmed by sessions waiting on a Lock in pg_stat_activity where
+// requests failed or were slow (more than elsewhere), or by lock-wait,
+// lock-timeout or deadlock lines in the logs there. The lock waiters per
+// second (the probe's, or the waits log_lock_waits reports) are set
+// against each endpoint's requests in flight: the endpoints whose
+// concurrency moves with them took the lock, and their slow requests are
+// explained when the waits account for a good part of their latency.
+// Ruled out when PostgreSQL was sampled during every failure burst and no
+// session waited on a lock.
 func ruleLock(c *ctx) verdict {
 	v := verdict{id: IDLockContention}
 	cand := c.failing(serverSide)
-	if len(cand) == 0 {
+	slowEps := c.loadSlowEndpoints()
+	if len(cand) == 0 && len(slowEps) == 0 {
 		return v
 	}
-	ws := c.windows(cand)
+	ws := c.symptomWindows(cand, slowEps)
 	evs := c.eventsOf(IDLockContention, ws)
 	in := c.read("postgres", "wait:Lock", ws, false)
 	out := c.read("postgres", "wait:Lock", ws, true)
 	waited := in.n > 0 && in.max >= 1 && in.mean > out.mean
 	if len(evs) == 0 && !waited {
+		what := "failure burst"
+		if len(cand) == 0 {
+			what = "stretch of slow requests"
+		}
 		if in.n > 0 && in.max == 0 && len(c.eventsOf(IDLockContention, nil)) == 0 {
-			v.ruledOut = fmt.Sprintf("no session waited on a lock during any failure burst (%d postgres samples, wait:Lock 0), and no log line shows a lock wait, lock timeout or deadlock", in.n)
+			v.ruledOut = fmt.Sprintf("no session waited on a lock during any %s (%d postgres samples, wait:Lock 0), and no log line shows a lock wait, lock timeout or deadlock", what, in.n)
 		} else if in.n == 0 && len(c.eventsOf(IDLockContention, nil)) == 0 {
 			v.ruledOutIfExplained = "every server error is explained by a confirmed finding, and no log line shows a lock wait, lock timeout or deadlock (PostgreSQL was not probed)"
 		}
 		return v
 	}
 	v.status, v.conf = stampede.Confirmed, 0.9
-	v.claims = []claim{{groups: cand, ws: windowsWith(ws, evs, c.samples["postgres"], func(s *stampede.Sample) bool { return s.Values["wait:Lock"] >= 1 })}}
 	v.title = "Requests wait on database locks"
-	v.evidence = append(v.evidence, c.groupRef(cand))
+
+	// Where and how long sessions waited: the probe's waiters and the
+	// waits the log reports, per second.
+	waits := c.lockWaits()
+	x := c.sampleSeries("postgres", "wait:Lock")
+	for s, n := range c.intervalSeries(waits) {
+		x[s] = max(x[s], n)
+	}
+	v.active = c.windowsOf(x)
+	if len(v.active) == 0 {
+		v.active = windowsWith(ws, evs, c.samples["postgres"], func(s *stampede.Sample) bool { return s.Values["wait:Lock"] >= 1 })
+	}
+	if len(cand) > 0 {
+		v.claims = append(v.claims, claim{groups: cand, ws: v.active})
+		v.evidence = append(v.evidence, c.groupRef(cand))
+	}
+
+	// Which endpoints took the lock.
+	var takers []*endpoint
+	iss := c.issuers(x)
+	for _, is := range iss {
+		if is.e.slow.n > 0 && !is.e.slow.self {
+			takers = append(takers, is.e)
+		}
+	}
+	if len(iss) == 0 {
+		takers = slowEps // no per-second join possible (an import): all slow endpoints
+	}
+	lockSecs := 0.0 // backend-seconds spent waiting on locks
+	for _, n := range x {
+		lockSecs += n
+	}
+	var names []string
+	nSlow, latSum := 0.0, 0.0
+	for _, e := range takers {
+		n, sum := c.slowIn(e, v.active)
+		nSlow += n
+		latSum += sum
+		names = append(names, e.Name)
+	}
+	if nSlow >= 1 {
+		meanLat := latSum / nSlow
+		perReq := lockSecs / nSlow
+		wait := time.Duration(perReq * float64(time.Second))
+		if len(waits) > 0 {
+			wait = medianMs(waits)
+		}
+		share := wait.Seconds() / meanLat
+		switch {
+		case share >= 0.25:
+			v.claims = append(v.claims, claim{eps: takers, ws: v.active})
+			v.latency = accounted(names, "on a lock", wait, time.Duration(meanLat*float64(time.Second)))
+			if len(waits) == 0 {
+				v.latency = fmt.Sprintf("slow requests on %s waited on a lock for about %s each (%.0f session-seconds of lock waits sampled over %.0f slow requests) of their mean %s", strings.Join(names, ", "), secs(wait), lockSecs, nSlow, secs(time.Duration(meanLat*float64(time.Second))))
+			}
+			v.evidence = append(v.evidence, c.slowRef(takers, v.active))
+		default:
+			v.evidence = append(v.evidence, noteRef("latency", fmt.Sprintf("lock waits account for about %s of the %s mean latency of the slow requests on %s: too little to explain them", secs(wait), secs(time.Duration(meanLat*float64(time.Second))), strings.Join(names, ", "))))
+		}
+	}
+	for i, is := range iss {
+		if i == 3 {
+			break
+		}
+		v.evidence = append(v.evidence, noteRef("join", fmt.Sprintf("requests in flight on %s move with the sessions waiting on locks (r=%.2f): its requests are the ones that wait", is.e.Name, is.r)))
+	}
+
 	if in.peak != nil && in.max > 0 {
 		p := in.peak.Values
 		var tags []string
@@ -313,107 +449,251 @@ func ruleLock(c *ctx) verdict {
 		text := fmt.Sprintf("postgres: %.0f sessions waiting on a lock (%s), %.0f blocked by %.0f blockers, oldest transaction %.0f s", in.max, strings.Join(sortedStrings(tags), ", "), p["blocked"], p["blockers"], p["oldest_xact_s"])
 		v.evidence = append(v.evidence, probeRef(in.peak, text))
 		if b := in.peak.Info["blocked"]; b != "" {
-			v.evidence = append(v.evidence, probeRef(in.peak, firstLine(b)))
+			v.evidence = append(v.evidence, probeRef(in.peak, "blocking chain: "+firstLine(b)))
 		}
-		v.evidence = append(v.evidence, noteRef("postgres", fmt.Sprintf("lock waiters averaged %.1f in the failure windows against %.1f outside them", in.mean, out.mean)))
+		if p["state:idle in transaction"] > 0 {
+			v.evidence = append(v.evidence, noteRef("postgres", fmt.Sprintf("%.0f sessions idle in transaction at that moment: a blocker idle in transaction is waiting on the application (work done while the transaction holds the lock), not on the database", p["state:idle in transaction"])))
+		}
+		v.evidence = append(v.evidence, noteRef("postgres", fmt.Sprintf("lock waiters averaged %.1f in the failure or slow windows against %.1f outside them", in.mean, out.mean)))
 	}
 	v.evidence = append(v.evidence, eventRefs(evs, "lock waits")...)
-	v.fix = "Shorten the transactions that hold the lock (often an idle-in-transaction session or a hot row updated by every request, e.g. a last_login counter), avoid select_for_update on hot rows, order updates consistently, run migrations outside the load window; set idle_in_transaction_session_timeout and lock_timeout on the app role."
-	v.next = "Rerun with log_lock_waits=on and lock_timeout='2s' on the app role: the failures should turn into 'canceling statement due to lock timeout' on the same endpoint, and pg_blocking_pids names the blocker."
+	if len(waits) > 0 {
+		v.evidence = append(v.evidence, noteRef("postgres-log", fmt.Sprintf("%d lock waits logged (log_lock_waits), median %s, longest %s", len(waits), secs(medianMs(waits)), secs(maxMs(waits)))))
+	}
+	v.fix = "Shorten the transactions that hold the lock (often an idle-in-transaction session or a hot row updated by every request, e.g. a last_login or counter row taken FOR UPDATE), keep slow work (password hashing, HTTP calls) out of the transaction, avoid select_for_update on hot rows, order updates consistently, run migrations outside the load window; set idle_in_transaction_session_timeout and lock_timeout on the app role."
+	v.next = "Rerun with log_lock_waits=on and lock_timeout='2s' on the app role: the slow requests should turn into 'canceling statement due to lock timeout' on the same endpoint, and pg_blocking_pids names the blocker; then move the row update out of the request's transaction and rerun: the waits should vanish."
 	return v
+}
+
+func maxMs(ivs []interval) time.Duration {
+	m := 0.0
+	for _, iv := range ivs {
+		m = math.Max(m, iv.ms)
+	}
+	return time.Duration(m * float64(time.Millisecond))
 }
 
 // ruleSlowQuery: a query's own cost dominates.
 //
-// Confirmed by statement-timeout or slow-statement (log_min_duration_statement)
-// lines, or PgBouncer query_timeout, inside the failure windows. Likely when
-// PostgreSQL's oldest active query reached 5 s in them while no session
-// waited on a lock. Without failures, a slow endpoint (p95 ≥ 1 s) with such
-// queries is reported with nothing explained.
+// It needs a query in the evidence: a statement PostgreSQL logged with its
+// duration (log_min_duration_statement), a statement or query timeout, a
+// pg_stat_statements reading, or a long query the probe saw active with no
+// lock wait. The statements running per second are set against each
+// endpoint's requests in flight: the endpoint whose concurrency moves with
+// them issues the query, and its slow requests are explained. Statements
+// that only waited on a lock are the lock's, not a slow query. Ruled out
+// for the slow endpoints when PostgreSQL was probed and no query ran long
+// while they were in flight: their time went elsewhere.
 func ruleSlowQuery(c *ctx) verdict {
 	v := verdict{id: IDSlowQuery}
 	cand := c.failing(serverSide)
-	var ws []window
-	if len(cand) > 0 {
-		ws = c.windows(cand)
-	} else {
-		slow := false
-		for _, e := range c.eps {
-			if e.P95 >= time.Second {
-				slow = true
-			}
-		}
-		if !slow {
-			return v
-		}
-		ws = []window{{c.start.Add(-c.pad), c.end.Add(c.pad)}}
+	slowEps := c.slowEndpoints(nil)
+	if len(cand) == 0 && len(slowEps) == 0 {
+		return v
 	}
-	evs := c.eventsOf(IDSlowQuery, ws)
+	ws := c.symptomWindows(cand, slowEps)
+	timeouts := c.eventsOf(IDSlowQuery, c.windows(cand))
+	var stmts []interval
+	lockWaits := c.lockWaits()
+	for _, iv := range c.slowStatements() {
+		if inWindows(iv.to, ws) && !waitedOnLock(iv, lockWaits) {
+			stmts = append(stmts, iv)
+		}
+	}
+	// The probe: long active queries without a lock wait, and
+	// pg_stat_statements' heaviest statements.
+	longQ := func(s *stampede.Sample) bool {
+		return s.Values["oldest_query_s"] >= 1 && s.Values["wait:Lock"] == 0
+	}
 	oldest := c.read("postgres", "oldest_query_s", ws, false)
-	lockFree := oldest.peak != nil && oldest.peak.Values["wait:Lock"] == 0
-	long := oldest.n > 0 && oldest.max >= 5 && lockFree
-	slowest := c.slowEndpoint()
+	var longSample, stmtSample *stampede.Sample
+	for _, s := range c.samples["postgres"] {
+		if s.Err != "" || !inWindows(s.Time, ws) {
+			continue
+		}
+		if longQ(s) && (longSample == nil || s.Values["oldest_query_s"] > longSample.Values["oldest_query_s"]) {
+			longSample = s
+		}
+		if s.Info["statements"] != "" && (stmtSample == nil || s.Values["stmt_exec_ms_delta"] > stmtSample.Values["stmt_exec_ms_delta"]) {
+			stmtSample = s
+		}
+	}
 	switch {
-	case len(evs) > 0:
+	case len(stmts) > 0 || len(timeouts) > 0:
 		v.status, v.conf = stampede.Confirmed, 0.85
-	case long:
+	case longSample != nil && (longSample.Info["active"] != "" || stmtSample != nil):
 		v.status, v.conf = stampede.Likely, 0.6
 	case oldest.n > 0 && oldest.max < 1:
-		if len(cand) > 0 {
+		var names []string
+		for _, e := range slowEps {
+			names = append(names, e.Name)
+		}
+		if len(names) > 0 {
+			v.ruledOut = fmt.Sprintf("no query ran longer than %s while %s were slow (%d postgres samples): their time went elsewhere", secs(time.Duration(oldest.max*float64(time.Second))), joinMax(names, 3), oldest.n)
+		} else {
 			v.ruledOut = fmt.Sprintf("no query ran longer than %s during the failure windows (%d postgres samples)", secs(time.Duration(oldest.max*float64(time.Second))), oldest.n)
 		}
 		return v
-	case slowest != nil && oldest.n == 0:
-		// Not probed: the latency structure alone points at a per-request cost.
-		v.status, v.conf = stampede.Likely, 0.5
 	default:
 		return v
 	}
-	if slowest == nil {
-		slowest = c.eps[0]
-		for _, e := range c.eps {
-			if e.Median > slowest.Median {
-				slowest = e
+
+	// Which endpoint issues the query.
+	var x []float64
+	if len(stmts) > 0 {
+		x = c.intervalSeries(stmts)
+		v.active = c.windowsOf(x)
+	} else {
+		x = c.sampleSeries("postgres", "oldest_query_s")
+		v.active = windowsWith(ws, nil, c.samples["postgres"], longQ)
+	}
+	var issuers []*endpoint
+	for _, is := range c.issuers(x) {
+		if is.e.slow.n > 0 || is.e.Failures > 0 {
+			issuers = append(issuers, is.e)
+			v.evidence = append(v.evidence, noteRef("join", fmt.Sprintf("requests in flight on %s move with the slow statements (r=%.2f): it issues them", is.e.Name, is.r)))
+		}
+		if len(issuers) == 2 {
+			break
+		}
+	}
+	if len(issuers) == 0 {
+		// No join possible (too short, an import): the slow endpoint whose
+		// slow requests overlap the statements most.
+		var best *endpoint
+		bestN := 0.0
+		for _, e := range slowEps {
+			if n, _ := c.slowIn(e, v.active); n > bestN {
+				best, bestN = e, n
+			}
+		}
+		if best != nil {
+			issuers = []*endpoint{best}
+		}
+	}
+	if len(issuers) > 0 {
+		v.claims = append(v.claims, claim{eps: issuers, ws: v.active})
+		v.evidence = append(v.evidence, c.slowRef(issuers, v.active))
+	}
+	if len(timeouts) > 0 {
+		v.claims = append(v.claims, claim{groups: cand, ws: windowsWith(c.windows(cand), timeouts, nil, nil)})
+		v.evidence = append(v.evidence, c.groupRef(cand))
+	}
+
+	where := "an endpoint"
+	if len(issuers) > 0 {
+		var names []string
+		for _, e := range issuers {
+			names = append(names, e.Name)
+		}
+		where = strings.Join(names, ", ")
+		if len(stmts) > 0 {
+			n, sum := 0.0, 0.0
+			for _, e := range issuers {
+				a, b := c.slowIn(e, v.active)
+				n, sum = n+a, sum+b
+			}
+			if n >= 1 {
+				v.latency = fmt.Sprintf("slow requests on %s spent a median of %s in the logged statement of their mean %s", where, secs(medianMs(stmts)), secs(time.Duration(sum/n*float64(time.Second))))
 			}
 		}
 	}
-	if len(cand) > 0 {
-		var cws []window
-		if v.conf == 0.5 {
-			cand = c.failing(func(g *group) bool { return g.ep == slowest && serverSide(g) })
-			cws = c.windows(cand)
-		} else {
-			cws = windowsWith(ws, evs, c.samples["postgres"], func(s *stampede.Sample) bool {
-				return s.Values["oldest_query_s"] >= 5 && s.Values["wait:Lock"] == 0
-			})
+	query := ""
+	if len(stmts) > 0 {
+		query = statementOf(heaviest(stmts).ev)
+	} else if stmtSample != nil {
+		query = fieldOfLine(firstLine(stmtSample.Info["statements"]), 3)
+	} else if longSample != nil {
+		query = fieldOfLine(firstLine(longSample.Info["active"]), 2)
+	}
+	v.title = fmt.Sprintf("A slow query dominates %s", where)
+	if query != "" {
+		v.title += ": " + clipText(query, 100)
+	}
+	if len(stmts) > 0 {
+		h := heaviest(stmts)
+		ref := eventRef(h.ev)
+		ref.Text = fmt.Sprintf("%s ran %s: %s", h.ev.Source, secs(time.Duration(h.ms*float64(time.Millisecond))), clipText(statementOf(h.ev), 300))
+		v.evidence = append(v.evidence, ref)
+		v.evidence = append(v.evidence, noteRef("postgres-log", fmt.Sprintf("%d statements logged slower than log_min_duration_statement in these windows, median %s, longest %s", len(stmts), secs(medianMs(stmts)), secs(maxMs(stmts)))))
+	}
+	v.evidence = append(v.evidence, eventRefs(timeouts, "statement or query timeouts")...)
+	if stmtSample != nil {
+		v.evidence = append(v.evidence, probeRef(stmtSample, "pg_stat_statements, heaviest in the interval (calls, total ms, mean ms, query): "+clipText(firstLine(stmtSample.Info["statements"]), 300)))
+	}
+	if longSample != nil {
+		p := longSample.Values
+		text := fmt.Sprintf("postgres: oldest active query %.1f s with no lock wait, %.0f active backends", p["oldest_query_s"], p["state:active"])
+		if a := longSample.Info["active"]; a != "" {
+			text += "; active: " + clipText(firstLine(a), 200)
 		}
-		if len(cand) > 0 {
-			v.claims = []claim{{groups: cand, ws: cws}}
-			v.evidence = append(v.evidence, c.groupRef(cand))
+		v.evidence = append(v.evidence, probeRef(longSample, text))
+	}
+	for _, e := range issuers {
+		if e.slow.self {
+			v.evidence = append(v.evidence, noteRef("latency", fmt.Sprintf("%s is slow by itself: %s even with little else in flight, so its cost is the query's own, not the load's", e.Name, secs(e.slow.floor))))
 		}
 	}
-	v.title = fmt.Sprintf("A slow query dominates %s (median %s)", slowest.Name, secs(slowest.Median))
-	if v.conf == 0.5 {
-		v.evidence = append(v.evidence, noteRef("disagreement", "PostgreSQL was not probed and no log names the query: a slow external call in the same view would look the same"))
-	}
-	v.evidence = append(v.evidence, eventRefs(evs, "slow or cancelled statements")...)
-	if oldest.peak != nil && oldest.max > 0 {
-		p := oldest.peak.Values
-		v.evidence = append(v.evidence, probeRef(oldest.peak, fmt.Sprintf("postgres: oldest active query %.1f s, %.0f active backends, %.0f waiting on locks, temp files %.0f", oldest.max, p["state:active"], p["wait:Lock"], p["temp_files"])))
-	}
-	if oldest.n == 0 {
-		// Not probed: the host shows whether the work was on the target.
-		sws := c.endpointWindows(slowest)
-		if h := c.read("host", "cpu_busy_pct", sws, false); h.peak != nil {
-			v.evidence = append(v.evidence, probeRef(h.peak, fmt.Sprintf("host CPU %.0f%% busy while %s was in flight (median %s, first byte after %s on average): the time is spent working before the answer, not sending it", h.max, slowest.Name, secs(slowest.Median), secs(slowest.TTFB))))
-		}
-	}
-	if slowest.shape.Points >= 5 && !slowest.shape.Linear {
-		v.evidence = append(v.evidence, noteRef("latency", fmt.Sprintf("%s is slow at any concurrency (fit r²=%.2f): the cost is per request, not queueing", slowest.Name, slowest.shape.R2)))
-	}
-	v.fix = "EXPLAIN (ANALYZE, BUFFERS) the query behind the slow endpoint and remove its cost: add the missing index, precompute or cache the heavy aggregate, paginate; set statement_timeout per role so a runaway query fails fast instead of holding a connection."
-	v.next = "Turn on log_min_duration_statement=500ms (or pg_stat_statements) and rerun; then rerun the slow endpoint alone at concurrency 1: if it is still slow, the query's own cost is the cause."
+	v.fix = "EXPLAIN (ANALYZE, BUFFERS) the query named above and remove its cost: add the missing index, precompute or cache the heavy aggregate, paginate; set statement_timeout per role so a runaway query fails fast instead of holding a connection."
+	v.next = "Run EXPLAIN (ANALYZE, BUFFERS) on the statement: a Seq Scan over a large table on a filtered column names the missing index; create it and rerun the slow endpoint alone at concurrency 1, then under the same load: its latency should drop to its floor."
 	return v
+}
+
+// waitedOnLock reports whether a logged statement spent most of its time
+// in a lock wait of the same process.
+func waitedOnLock(st interval, waits []interval) bool {
+	pid := pidOf(st.ev)
+	for _, w := range waits {
+		if pid == "" || pidOf(w.ev) != pid {
+			continue
+		}
+		lo, hi := maxTime(st.from, w.from), minTime(st.to, w.to)
+		if hi.Sub(lo) >= st.to.Sub(st.from)/2 {
+			return true
+		}
+	}
+	return false
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// heaviest returns the longest interval.
+func heaviest(ivs []interval) interval {
+	h := ivs[0]
+	for _, iv := range ivs {
+		if iv.ms > h.ms {
+			h = iv
+		}
+	}
+	return h
+}
+
+// fieldOfLine returns the tab-separated field i of a probe's info line.
+func fieldOfLine(line string, i int) string {
+	f := strings.Split(line, "\t")
+	if i < len(f) {
+		return f[i]
+	}
+	return ""
+}
+
+func clipText(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
 }
 
 // slowEndpoint returns the endpoint that is slow per request: not a login,

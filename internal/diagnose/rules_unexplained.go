@@ -81,3 +81,69 @@ func ruleUnexplained(c *ctx) verdict {
 	v.next = "Rerun the same load with: " + strings.Join(capture, "; ") + "."
 	return v
 }
+
+// ruleUnexplainedSlowness counts the slow requests no finding explained
+// and says what to capture next, as ruleUnexplained does for failures:
+// the probes that were missing, PostgreSQL's slow-statement and lock-wait
+// logs, the app server's own request time, a profile of the app. Its
+// status is possible: it names no cause.
+func ruleUnexplainedSlowness(c *ctx) verdict {
+	v := verdict{id: IDUnexplainedSlow}
+	var rest []*endpoint
+	n := 0.0
+	for _, e := range c.eps {
+		if u := e.uncoveredSlow(); u >= 0.5 {
+			rest = append(rest, e)
+			n += u
+		}
+	}
+	if n < 1 {
+		return v
+	}
+	v.status, v.conf = stampede.Possible, 0.2
+	v.title = fmt.Sprintf("%.0f slow requests with no evidence of why", n)
+	v.claims = []claim{{eps: rest, rest: true}}
+	var parts []string
+	self := []string{}
+	for _, e := range rest {
+		p := fmt.Sprintf("%.0f on %s (floor %s, slow above %s, median %s)", e.uncoveredSlow(), e.Name, secs(e.slow.floor), secs(e.slow.bar), secs(e.Median))
+		parts = append(parts, p)
+		if e.slow.self {
+			self = append(self, e.Name)
+		}
+	}
+	v.evidence = append(v.evidence, noteRef("requests", "client: unexplained slow requests: "+joinMax(parts, 5)))
+	if len(self) > 0 {
+		v.evidence = append(v.evidence, noteRef("latency", fmt.Sprintf("%s slow by itself: slow even with little else in flight, so the cost is the request's own work (a query, a computation, a call to another service), not the load", strings.Join(self, ", "))))
+	}
+	var capture []string
+	var probes []string
+	for _, p := range []string{"postgres", "pgbouncer", "redis", "host"} {
+		if len(c.samples[p]) == 0 {
+			probes = append(probes, p)
+		}
+	}
+	if len(probes) > 0 {
+		capture = append(capture, "probe "+strings.Join(probes, ", ")+" during the run (--probe-postgres, --probe-pgbouncer, --probe-redis, --pid of the app for its CPU)")
+	}
+	pgLog, access := false, false
+	for i := range c.events {
+		e := &c.events[i]
+		if e.id == IDSlowQuery || e.id == IDLockContention {
+			pgLog = true
+		}
+		if e.Signature == "access-timing" {
+			access = true
+		}
+	}
+	if !pgLog {
+		capture = append(capture, "tail PostgreSQL's log with log_min_duration_statement=250ms and log_lock_waits=on (--log postgres=PATH): slow statements and lock waits land there with their SQL")
+	}
+	if !access {
+		capture = append(capture, "log the app server's own request time (gunicorn access_log_format ending in %(L)s, nginx $request_time) and tail it (--log access=PATH): client time minus server time is the queue before the app")
+	}
+	capture = append(capture, "profile the app process during the load (py-spy top / record, perf) to see where a slow request spends its time")
+	v.fix = "None yet: the cause of the slowness is not in the evidence. Capture it first."
+	v.next = "Rerun the same load with: " + strings.Join(capture, "; ") + "."
+	return v
+}

@@ -86,6 +86,12 @@ type Config struct {
 	CSRFCookieSecure    bool          // --csrf-cookie-secure: mark csrftoken Secure even over HTTP
 	SessionCookieSecure bool          // --session-cookie-secure: mark sessionid Secure even over HTTP
 	ExportHold          time.Duration // --export-hold: how long /export/ streams while holding its connection (default 3s)
+
+	// LogMinDurationStatement is PostgreSQL's log_min_duration_statement
+	// for the embedded store's postgresql.log (--log-min-duration-statement,
+	// default 250ms; negative turns it off). On PostgreSQL, set it on the
+	// server.
+	LogMinDurationStatement time.Duration
 }
 
 // Presets lists the preset names accepted by Config.Preset.
@@ -170,6 +176,7 @@ func (c Config) withDefaults() Config {
 	def(&c.PGMaxConns, 500)
 	def(&c.RateLimitResponse, 200)
 	def(&c.PBKDF2Iterations, 600000)
+	defD(&c.LogMinDurationStatement, 250*time.Millisecond)
 	def(&c.Argon2Time, 2)
 	def(&c.Argon2MemoryKiB, 102400)
 	def(&c.Argon2Parallelism, 8)
@@ -265,6 +272,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.CSRFCookieSecure, "csrf-cookie-secure", c.CSRFCookieSecure, "mark csrftoken Secure even over plain HTTP (CSRF_COOKIE_SECURE)")
 	fs.BoolVar(&c.SessionCookieSecure, "session-cookie-secure", c.SessionCookieSecure, "mark sessionid Secure even over plain HTTP (SESSION_COOKIE_SECURE)")
 	fs.DurationVar(&c.ExportHold, "export-hold", c.ExportHold, "how long /export/ streams while holding its DB connection (0 = 3s)")
+	fs.DurationVar(&c.LogMinDurationStatement, "log-min-duration-statement", c.LogMinDurationStatement, "embedded store: log statements slower than this to postgresql.log, as PostgreSQL does (0 = 250ms, negative = off)")
 }
 
 // LoadFile applies a YAML config file to c. Its keys are the flag names

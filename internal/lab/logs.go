@@ -22,12 +22,15 @@ import (
 //	                Python-style traceback whose last line is the driver's error
 //	gunicorn.log    gunicorn's error log: "[time] [pid] [LEVEL] message"
 //	pgbouncer.log   embedded store only: the emulated PgBouncer's log lines
+//	postgresql.log  embedded store only: PostgreSQL's slow-statement lines
+//	                (log_min_duration_statement) for the app's queries
 const (
 	AccessLog    = "access.log"
 	AuthDebugLog = "auth_debug.log"
 	ErrorsLog    = "errors.log"
 	GunicornLog  = "gunicorn.log"
 	PgBouncerLog = "pgbouncer.log"
+	PostgresLog  = "postgresql.log"
 )
 
 // logFile is an append-only log whose lines are written whole.
@@ -47,7 +50,7 @@ func (l *logFile) write(s string) {
 }
 
 type logs struct {
-	access, auth, errors, gunicorn, pgbouncer *logFile
+	access, auth, errors, gunicorn, pgbouncer, postgres *logFile
 }
 
 // openLogs creates every log file in dir (truncating none), so a tailer can
@@ -57,7 +60,7 @@ func openLogs(dir string) (*logs, error) {
 	targets := []struct {
 		name string
 		f    **logFile
-	}{{AccessLog, &l.access}, {AuthDebugLog, &l.auth}, {ErrorsLog, &l.errors}, {GunicornLog, &l.gunicorn}, {PgBouncerLog, &l.pgbouncer}}
+	}{{AccessLog, &l.access}, {AuthDebugLog, &l.auth}, {ErrorsLog, &l.errors}, {GunicornLog, &l.gunicorn}, {PgBouncerLog, &l.pgbouncer}, {PostgresLog, &l.postgres}}
 	if dir == "" {
 		for _, t := range targets {
 			*t.f = &logFile{}
@@ -79,7 +82,7 @@ func openLogs(dir string) (*logs, error) {
 }
 
 func (l *logs) close() {
-	for _, f := range []*logFile{l.access, l.auth, l.errors, l.gunicorn, l.pgbouncer} {
+	for _, f := range []*logFile{l.access, l.auth, l.errors, l.gunicorn, l.pgbouncer, l.postgres} {
 		if f != nil && f.c != nil {
 			f.mu.Lock()
 			_ = f.c.Close()
@@ -107,6 +110,23 @@ func (l *logs) gunicornf(pid int, level, format string, args ...any) {
 // pgbouncerf writes a line of PgBouncer's log with a client prefix.
 func (l *logs) pgbouncerf(level, client, format string, args ...any) {
 	l.pgbouncer.write(fmt.Sprintf("%s [%d] %s %s %s\n", time.Now().UTC().Format("2006-01-02 15:04:05.000 MST"), os.Getpid(), level, client, fmt.Sprintf(format, args...)))
+}
+
+// slowStatement writes PostgreSQL's log_min_duration_statement line for a
+// statement of the extended protocol, as a pgx or psycopg client sends it:
+// "duration: D ms  execute <unnamed>: SQL" then its parameters.
+func (l *logs) slowStatement(pid int, d time.Duration, sql string, args []any) {
+	now := time.Now().UTC().Format("2006-01-02 15:04:05.000 MST")
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s [%d] app@ahsp LOG:  duration: %.3f ms  execute <unnamed>: %s\n", now, pid, float64(d)/float64(time.Millisecond), strings.Join(strings.Fields(sql), " "))
+	if len(args) > 0 {
+		var ps []string
+		for i, a := range args {
+			ps = append(ps, fmt.Sprintf("$%d = '%v'", i+1, a))
+		}
+		fmt.Fprintf(&b, "%s [%d] app@ahsp DETAIL:  parameters: %s\n", now, pid, strings.Join(ps, ", "))
+	}
+	l.postgres.write(b.String())
 }
 
 // internalError writes Django's "Internal Server Error: PATH" entry followed by

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,10 +28,20 @@ type store struct {
 	hotRow  chan struct{}
 	tmpDir  string
 	lockTO  time.Duration
+	// slowLog and logMin: the embedded store writes PostgreSQL's
+	// slow-statement lines itself (a real server does on the postgres
+	// store).
+	slowLog *logs
+	logMin  time.Duration
+	nextPID atomic.Int32
 }
 
 func openStore(ctx context.Context, c Config, l *logs) (*store, error) {
 	s := &store{kind: c.Store, lockTO: c.LockTimeout, hotRow: make(chan struct{}, 1)}
+	if c.Store != StorePostgres && c.LogMinDurationStatement > 0 {
+		s.slowLog, s.logMin = l, c.LogMinDurationStatement
+	}
+	s.nextPID.Store(int32(os.Getpid()%30000) + 1000)
 	switch c.Store {
 	case StorePostgres:
 		pc, err := pgx.ParseConfig(c.DSN)
@@ -90,32 +101,23 @@ func (s *store) q(query string) string {
 	if s.kind != StorePostgres {
 		return query
 	}
-	var b strings.Builder
-	n := 0
-	for _, r := range query {
-		if r == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
+	return s.pgText(query)
 }
 
 // conn is a request's database connection, held until release like Django's
 // per-request connection.
 type conn struct {
-	s  *store
-	c  *sql.Conn
-	bc *bouncerClient
+	s   *store
+	c   *sql.Conn
+	bc  *bouncerClient
+	pid int // the backend's process id in postgresql.log
 }
 
 // conn connects for one request: through the emulated PgBouncer on the
 // embedded store (where it may fail with query_wait_timeout), or a new
 // PostgreSQL connection.
 func (s *store) conn(ctx context.Context) (*conn, error) {
-	cn := &conn{s: s}
+	cn := &conn{s: s, pid: int(s.nextPID.Add(1))}
 	if s.bouncer != nil {
 		bc, err := s.bouncer.acquire(ctx)
 		if err != nil {
@@ -155,6 +157,33 @@ func (c *conn) queryRow(ctx context.Context, query string, args ...any) *sql.Row
 func (c *conn) exec(ctx context.Context, query string, args ...any) error {
 	_, err := c.c.ExecContext(ctx, c.s.q(query), args...)
 	return err
+}
+
+// logSlow writes the statement to postgresql.log when it ran longer than
+// log_min_duration_statement; call it deferred, with the start time, once
+// the statement's rows are read.
+func (c *conn) logSlow(start time.Time, query string, args ...any) {
+	if c.s.slowLog == nil {
+		return
+	}
+	if d := time.Since(start); d >= c.s.logMin {
+		c.s.slowLog.slowStatement(c.pid, d, c.s.pgText(query), args)
+	}
+}
+
+// pgText numbers the ?-placeholders as PostgreSQL shows them ($1, $2).
+func (s *store) pgText(query string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // lockTimeoutError is PostgreSQL's answer when lock_timeout expires.

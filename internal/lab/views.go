@@ -141,7 +141,9 @@ func (s *Server) rincian(ctx context.Context, c *conn, r *http.Request, u *sessi
 		return "", "", nil, 0, fmt.Errorf("query pekerjaan: %w", err)
 	}
 	// With --missing-index this filter scans all of rincian_ahsp.
-	rows, err := c.query(ctx, "SELECT kategori, uraian, satuan, koefisien, harga_satuan FROM rincian_ahsp WHERE pekerjaan_id = ? ORDER BY kategori, id", id)
+	const q = "SELECT kategori, uraian, satuan, koefisien, harga_satuan FROM rincian_ahsp WHERE pekerjaan_id = ? ORDER BY kategori, id"
+	defer c.logSlow(time.Now(), q, id)
+	rows, err := c.query(ctx, q, id)
 	if err != nil {
 		return "", "", nil, 0, fmt.Errorf("query rincian_ahsp: %w", err)
 	}
@@ -172,12 +174,14 @@ func (s *Server) rekap(ctx context.Context, c *conn, r *http.Request, u *session
 		Total float64
 	}
 	// The heavy aggregate: every analysis row joined to its work item.
-	rows, err := c.query(ctx, `SELECT k.nama, COUNT(DISTINCT p.id),
+	const q = `SELECT k.nama, COUNT(DISTINCT p.id),
   SUM(CASE WHEN r.kategori = 'TK' THEN p.volume * r.koefisien * r.harga_satuan ELSE 0 END),
   SUM(CASE WHEN r.kategori = 'BHN' THEN p.volume * r.koefisien * r.harga_satuan ELSE 0 END),
   SUM(CASE WHEN r.kategori = 'ALT' THEN p.volume * r.koefisien * r.harga_satuan ELSE 0 END)
 FROM rincian_ahsp r JOIN pekerjaan p ON p.id = r.pekerjaan_id JOIN klasifikasi k ON k.id = p.klasifikasi_id
-GROUP BY k.nama ORDER BY k.nama`)
+GROUP BY k.nama ORDER BY k.nama`
+	defer c.logSlow(time.Now(), q)
+	rows, err := c.query(ctx, q)
 	if err != nil {
 		return "", "", nil, 0, fmt.Errorf("query rekap: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/stampede-load/stampede"
 )
@@ -29,9 +30,11 @@ func DiagnosisJSON(w io.Writer, d stampede.Diagnosis) error {
 }
 
 // DiagnosisText writes d as the compact text printed at the end of
-// "stampede run": the verdict, then each finding with its status, title,
-// the failures it explains, its top evidence lines with their refs, the fix
-// and the next experiment; then the hypotheses ruled out.
+// "stampede run": the verdict, then each root cause with its status, title,
+// the failed and slow requests it explains, its top evidence lines with
+// their refs, the fix and the next experiment, and under it the findings
+// it caused; then the thresholds that failed with what explains them, the
+// endpoints slow by themselves, and the hypotheses ruled out.
 func DiagnosisText(w io.Writer, d stampede.Diagnosis) error {
 	b := &strings.Builder{}
 	fmt.Fprintf(b, "Diagnosis: %s", strings.ToUpper(d.Verdict))
@@ -40,11 +43,21 @@ func DiagnosisText(w io.Writer, d stampede.Diagnosis) error {
 	}
 	b.WriteString("\n")
 	if len(d.Findings) == 0 {
-		b.WriteString("  No finding: nothing in the requests, probes or logs points at a problem.\n")
+		b.WriteString("  No finding: nothing failed, nothing was slow, and nothing in the requests, probes or logs points at a problem.\n")
 	}
-	for i, f := range d.Findings {
-		fmt.Fprintf(b, "\n%d. %s  [%s %s]\n", i+1, f.Title, strings.ToUpper(f.Status), f.ID)
-		fmt.Fprintf(b, "   %s\n", explains(f.Explains))
+	for _, n := range Nest(d.Findings) {
+		f := n.Finding
+		in := strings.Repeat("   ", n.Depth)
+		if n.Depth == 0 {
+			fmt.Fprintf(b, "\n%s. %s  [%s %s]\n", n.Label, f.Title, strings.ToUpper(f.Status), f.ID)
+		} else {
+			fmt.Fprintf(b, "\n%s%s. caused by %s: %s  [%s %s]\n", in, n.Label, f.CausedBy, f.Title, strings.ToUpper(f.Status), f.ID)
+		}
+		in += "   "
+		fmt.Fprintf(b, "%s%s\n", in, explains(f.Explains))
+		if f.Explains.Latency != "" {
+			wrap(b, in+"latency: ", in+"         ", f.Explains.Latency)
+		}
 		for _, e := range topEvidence(f.Evidence) {
 			line := clip(e.Text, 300)
 			if e.Ref != "" {
@@ -53,13 +66,34 @@ func DiagnosisText(w io.Writer, d stampede.Diagnosis) error {
 			if !e.Time.IsZero() {
 				line = e.Time.UTC().Format("15:04:05") + " " + line
 			}
+			wrap(b, in+"- ", in+"  ", line)
+		}
+		if k := len(f.Evidence) - maxEvidence; k > 0 {
+			fmt.Fprintf(b, "%s- (%d more in diagnosis.json)\n", in, k)
+		}
+		wrap(b, in+"fix:  ", in+"      ", f.Fix)
+		wrap(b, in+"next: ", in+"      ", f.NextExperiment)
+	}
+	if failed := failedThresholds(d.Thresholds); len(failed) > 0 {
+		b.WriteString("\nFailed thresholds:\n")
+		for _, t := range failed {
+			line := t.Threshold
+			if t.Value != "" {
+				line += " (got " + t.Value + ")"
+			}
+			if len(t.ExplainedBy) > 0 {
+				line += ": explained by " + strings.Join(t.ExplainedBy, ", ")
+			} else {
+				line += ": no finding explains it"
+			}
 			wrap(b, "   - ", "     ", line)
 		}
-		if n := len(f.Evidence) - maxEvidence; n > 0 {
-			fmt.Fprintf(b, "   - (%d more in diagnosis.json)\n", n)
+	}
+	if self := slowBySelf(d.Slow); len(self) > 0 {
+		b.WriteString("\nSlow by themselves (slow even with little else in flight; not the load's doing):\n")
+		for _, s := range self {
+			wrap(b, "   - ", "     ", selfLine(s))
 		}
-		wrap(b, "   fix:  ", "         ", f.Fix)
-		wrap(b, "   next: ", "         ", f.NextExperiment)
 	}
 	if len(d.RuledOut) > 0 {
 		b.WriteString("\nRuled out:\n")
@@ -69,6 +103,94 @@ func DiagnosisText(w io.Writer, d stampede.Diagnosis) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// Nested is a finding in reading order: a root cause, then the findings it
+// caused, depth first.
+type Nested struct {
+	stampede.Finding
+	// Depth is 0 for a root, 1 for what it caused, and so on.
+	Depth int
+	// Label numbers it: "1", then "1.1" for the first finding it caused.
+	Label string
+}
+
+// Nest orders findings for reading: each root cause (CausedBy empty, or
+// naming a finding that is not there) in the diagnosis' order, followed by
+// the findings it caused, depth first.
+func Nest(fs []stampede.Finding) []Nested {
+	ids := map[string]bool{}
+	for _, f := range fs {
+		ids[f.ID] = true
+	}
+	var out []Nested
+	seen := map[int]bool{}
+	var visit func(i, depth int, label string)
+	visit = func(i, depth int, label string) {
+		seen[i] = true
+		out = append(out, Nested{Finding: fs[i], Depth: depth, Label: label})
+		k := 0
+		for j, g := range fs {
+			if !seen[j] && g.CausedBy == fs[i].ID {
+				k++
+				visit(j, depth+1, fmt.Sprintf("%s.%d", label, k))
+			}
+		}
+	}
+	n := 0
+	for i, f := range fs {
+		if !seen[i] && (f.CausedBy == "" || !ids[f.CausedBy]) {
+			n++
+			visit(i, 0, fmt.Sprint(n))
+		}
+	}
+	for i := range fs { // a cycle would leave some unvisited
+		if !seen[i] {
+			n++
+			visit(i, 0, fmt.Sprint(n))
+		}
+	}
+	return out
+}
+
+func failedThresholds(ts []stampede.ThresholdVerdict) []stampede.ThresholdVerdict {
+	var out []stampede.ThresholdVerdict
+	for _, t := range ts {
+		if !t.Pass {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func slowBySelf(ss []stampede.SlowEndpoint) []stampede.SlowEndpoint {
+	var out []stampede.SlowEndpoint
+	for _, s := range ss {
+		if s.BySelf {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func selfLine(s stampede.SlowEndpoint) string {
+	line := fmt.Sprintf("%s: %s even with little else in flight (median %s)", s.Endpoint, dur(s.Floor), dur(s.Median))
+	if s.Streamed {
+		line += "; its response streams, so the time is spent sending"
+	}
+	return line
+}
+
+// dur formats a latency for people: 12 ms, 1.5 s, 12 s.
+func dur(d time.Duration) string {
+	switch {
+	case d >= 10*time.Second:
+		return fmt.Sprintf("%.0f s", d.Seconds())
+	case d >= time.Second:
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	default:
+		return fmt.Sprintf("%d ms", d.Milliseconds())
+	}
 }
 
 // DiagnosisMarkdown writes d as diagnosis.md: one section per finding with
@@ -82,11 +204,20 @@ func DiagnosisMarkdown(w io.Writer, d stampede.Diagnosis) error {
 	}
 	fmt.Fprintf(b, "%s, %s ruled out.\n", plural(len(d.Findings), "finding"), plural(len(d.RuledOut), "hypothesis"))
 	if len(d.Findings) == 0 {
-		b.WriteString("\nNothing in the requests, probes or logs points at a problem.\n")
+		b.WriteString("\nNothing failed, nothing was slow, and nothing in the requests, probes or logs points at a problem.\n")
 	}
-	for i, f := range d.Findings {
-		fmt.Fprintf(b, "\n## %d. %s\n\n", i+1, mdText(f.Title))
+	for _, n := range Nest(d.Findings) {
+		f := n.Finding
+		if n.Depth == 0 {
+			fmt.Fprintf(b, "\n## %s. %s\n\n", n.Label, mdText(f.Title))
+		} else {
+			fmt.Fprintf(b, "\n%s %s. %s\n\n", strings.Repeat("#", min(2+n.Depth, 6)), n.Label, mdText(f.Title))
+			fmt.Fprintf(b, "Caused by `%s`. ", f.CausedBy)
+		}
 		fmt.Fprintf(b, "`%s`, **%s** (confidence %.2f). %s.\n", f.ID, f.Status, f.Confidence, explainsMD(f.Explains))
+		if f.Explains.Latency != "" {
+			fmt.Fprintf(b, "\nLatency: %s.\n", mdText(f.Explains.Latency))
+		}
 		if len(f.Evidence) > 0 {
 			b.WriteString("\n| time | source | evidence | ref |\n|---|---|---|---|\n")
 			for _, e := range topEvidence(f.Evidence) {
@@ -105,6 +236,26 @@ func DiagnosisMarkdown(w io.Writer, d stampede.Diagnosis) error {
 			}
 		}
 		fmt.Fprintf(b, "\n**Fix.** %s\n\n**Next experiment.** %s\n", mdText(f.Fix), mdText(f.NextExperiment))
+	}
+	if len(d.Thresholds) > 0 {
+		b.WriteString("\n## Thresholds\n\n| threshold | value | result | explained by |\n|---|---|---|---|\n")
+		for _, t := range d.Thresholds {
+			res := "pass"
+			if !t.Pass {
+				res = "**fail**"
+			}
+			var by []string
+			for _, id := range t.ExplainedBy {
+				by = append(by, "`"+id+"`")
+			}
+			fmt.Fprintf(b, "| %s | %s | %s | %s |\n", cell(t.Threshold), cell(t.Value), res, strings.Join(by, ", "))
+		}
+	}
+	if self := slowBySelf(d.Slow); len(self) > 0 {
+		b.WriteString("\n## Slow by themselves\n\n")
+		for _, x := range self {
+			fmt.Fprintf(b, "- %s\n", mdText(selfLine(x)))
+		}
 	}
 	if len(d.RuledOut) > 0 {
 		b.WriteString("\n## Ruled out\n\n| hypothesis | why |\n|---|---|\n")
@@ -140,22 +291,37 @@ func topEvidence(es []stampede.EvidenceRef) []stampede.EvidenceRef {
 	return out
 }
 
-func explains(x stampede.Explains) string {
-	if x.Failures == 0 {
-		return "explains no failure (a slowness or trust finding)"
+// explained says what a finding explains: "80 failures and 35 slow
+// requests", "" for nothing.
+func explained(x stampede.Explains) string {
+	var parts []string
+	if x.Failures > 0 {
+		parts = append(parts, plural(x.Failures, "failure"))
 	}
-	return fmt.Sprintf("explains %s on %s", plural(x.Failures, "failure"), strings.Join(x.Endpoints, ", "))
+	if x.Slow > 0 {
+		parts = append(parts, plural(x.Slow, "slow request"))
+	}
+	return strings.Join(parts, " and ")
+}
+
+func explains(x stampede.Explains) string {
+	what := explained(x)
+	if what == "" {
+		return "explains no failed or slow request"
+	}
+	return fmt.Sprintf("explains %s on %s", what, strings.Join(x.Endpoints, ", "))
 }
 
 func explainsMD(x stampede.Explains) string {
-	if x.Failures == 0 {
-		return "Explains no failure"
+	what := explained(x)
+	if what == "" {
+		return "Explains no failed or slow request"
 	}
 	eps := make([]string, len(x.Endpoints))
 	for i, e := range x.Endpoints {
 		eps[i] = "`" + e + "`"
 	}
-	return fmt.Sprintf("Explains **%s** on %s", plural(x.Failures, "failure"), strings.Join(eps, ", "))
+	return fmt.Sprintf("Explains **%s** on %s", what, strings.Join(eps, ", "))
 }
 
 func plural(n int, word string) string {

@@ -99,6 +99,10 @@ type reportPage struct {
 	Figures   []figure
 	Diagnosis *stampede.Diagnosis
 	Findings  []findingView
+	// Thresholds are the failed thresholds with what explains them.
+	Thresholds []stampede.ThresholdVerdict
+	// SlowBySelf describes the endpoints slow even with little in flight.
+	SlowBySelf []string
 	Endpoints []endpointRow
 	Total     *endpointRow
 	Failures  []failureRow
@@ -158,7 +162,8 @@ type figure struct {
 // findingView is a finding as the page shows it.
 type findingView struct {
 	stampede.Finding
-	N          int
+	N          string // "1", "1.1" for what 1 caused
+	Depth      int
 	Confidence string
 	Explains   string
 	Top, More  []evidenceView
@@ -223,8 +228,12 @@ func buildReportPage(rd *runData, now time.Time) *reportPage {
 		}
 	}
 	if rd.Diagnosis != nil {
-		for i, f := range rd.Diagnosis.Findings {
-			p.Findings = append(p.Findings, findingViewOf(i+1, f))
+		for _, n := range Nest(rd.Diagnosis.Findings) {
+			p.Findings = append(p.Findings, findingViewOf(n))
+		}
+		p.Thresholds = failedThresholds(rd.Diagnosis.Thresholds)
+		for _, x := range slowBySelf(rd.Diagnosis.Slow) {
+			p.SlowBySelf = append(p.SlowBySelf, selfLine(x))
 		}
 	}
 	p.Probes = probesOf(rd.Timeline)
@@ -379,15 +388,10 @@ func endpointRowOf(e *metrics.EndpointSummary) endpointRow {
 	return r
 }
 
-func findingViewOf(n int, f stampede.Finding) findingView {
-	v := findingView{Finding: f, N: n, Confidence: fmt.Sprintf("%.0f%%", f.Confidence*100)}
-	v.Explains = fmt.Sprintf("explains %d failures", f.Explains.Failures)
-	if f.Explains.Failures == 1 {
-		v.Explains = "explains 1 failure"
-	}
-	if len(f.Explains.Endpoints) > 0 {
-		v.Explains += " of " + strings.Join(f.Explains.Endpoints, ", ")
-	}
+func findingViewOf(n Nested) findingView {
+	f := n.Finding
+	v := findingView{Finding: f, N: n.Label, Depth: n.Depth, Confidence: fmt.Sprintf("%.0f%%", f.Confidence*100)}
+	v.Explains = explains(f.Explains)
 	const top = 5
 	for i, e := range f.Evidence {
 		ev := evidenceView{Source: e.Source, Text: e.Text, Ref: e.Ref}

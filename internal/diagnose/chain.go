@@ -1,0 +1,213 @@
+package diagnose
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/stampede-load/stampede"
+)
+
+// causes lists, for a finding id, the findings whose mechanism can produce
+// its symptoms, the most direct first (latency-attribution.md §7):
+//
+//   - the session store refusing or down → session reads fail → pages sent
+//     back to the login (session lost);
+//   - an app restart → in-memory sessions gone → logged-in users bounced;
+//   - password hashing → the CPU saturated → every page slow;
+//   - a lock held across work → backends and app workers blocked → the
+//     pool queue grows, statements wait, requests queue before the app;
+//   - a slow query or a pool queue → workers held → requests queue.
+var causes = map[string][]string{
+	IDSessionLost:      {IDRedisUnavailable, IDRedisConnLimit, IDTargetDown},
+	IDCPUSaturation:    {IDPasswordHashCPU, IDSlowQuery},
+	IDSlowQuery:        {IDLockContention},
+	IDPoolWaitTimeout:  {IDLockContention, IDSlowQuery},
+	IDWorkerSaturation: {IDLockContention, IDPoolWaitTimeout, IDSlowQuery, IDRedisUnavailable, IDRedisConnLimit, IDCPUSaturation, IDPasswordHashCPU},
+	IDTargetDown:       {IDWorkerSaturation},
+}
+
+// chainShare is the share of a consequence's requests that must fall where
+// its cause's mechanism was active for the two to be chained.
+const chainShare = 0.6
+
+// chain attaches each finding to the finding whose mechanism produced its
+// symptoms, when both hold (the cause confirmed or likely) and the timing
+// lines up. When a confirmed candidate's timing does not line up, the
+// evidence says so: two independent faults can coexist.
+func (c *ctx) chain(found []*verdict) {
+	byID := map[string]*verdict{}
+	for _, v := range found {
+		byID[v.id] = v
+	}
+	for _, v := range found {
+		for _, rid := range causes[v.id] {
+			r := byID[rid]
+			if r == nil || (r.status != stampede.Confirmed && r.status != stampede.Likely) || causedBy(r, v, byID) {
+				continue
+			}
+			share, n := c.lineUp(v, r)
+			if n == 0 {
+				continue
+			}
+			if share >= chainShare {
+				v.causedBy = r.id
+				v.evidence = append(v.evidence, noteRef("chain", fmt.Sprintf("caused by %s: %.0f%% of these requests fall where its mechanism was active (%s)", r.id, 100*share, r.title)))
+				consequence(v, r)
+				break
+			}
+			if r.status == stampede.Confirmed {
+				v.evidence = append(v.evidence, noteRef("chain", fmt.Sprintf("independent of %s: only %.0f%% of these requests fall where its mechanism was active", r.id, 100*share)))
+			}
+		}
+	}
+}
+
+// causedBy reports whether v is (transitively) caused by r.
+func causedBy(v, r *verdict, byID map[string]*verdict) bool {
+	for x, n := v, 0; x != nil && n < len(byID); n++ {
+		if x.causedBy == r.id {
+			return true
+		}
+		x = byID[x.causedBy]
+	}
+	return false
+}
+
+// descendants returns the findings caused, directly or not, by v.
+func descendants(v *verdict, found []*verdict) []*verdict {
+	var out []*verdict
+	seen := map[*verdict]bool{v: true}
+	frontier := []*verdict{v}
+	for len(frontier) > 0 {
+		cur := frontier[0]
+		frontier = frontier[1:]
+		for _, x := range found {
+			if !seen[x] && x.causedBy == cur.id {
+				seen[x] = true
+				out = append(out, x)
+				frontier = append(frontier, x)
+			}
+		}
+	}
+	return out
+}
+
+// lineUp returns the share of v's claimed requests (failed and slow, by
+// second) that fall inside r's active windows, and how many there are.
+// A consequence that explains nothing is weighed by its own active
+// windows' seconds.
+//
+// Lost sessions after an outage are the outage's when they start within a
+// minute of its end: users come back with cookies the restarted app (or
+// the emptied store) no longer knows.
+func (c *ctx) lineUp(v, r *verdict) (float64, float64) {
+	ws := c.activeWindows(r)
+	if v.id == IDSessionLost && (r.id == IDTargetDown || r.id == IDRedisUnavailable) {
+		var ext []window
+		for _, w := range ws {
+			ext = append(ext, window{w.from, w.to.Add(time.Minute)})
+		}
+		ws = ext
+	}
+	series := c.claimSeries(v.claims)
+	in, tot := 0.0, 0.0
+	for s, x := range series {
+		if x <= 0 {
+			continue
+		}
+		tot += x
+		if inWindows(c.at(s).Add(time.Second/2), ws) {
+			in += x
+		}
+	}
+	if tot == 0 {
+		for _, w := range v.active {
+			for t := w.from; !t.After(w.to); t = t.Add(time.Second) {
+				tot++
+				if inWindows(t, ws) {
+					in++
+				}
+			}
+		}
+	}
+	if tot == 0 {
+		return 0, 0
+	}
+	return in / tot, tot
+}
+
+// activeWindows returns r's active windows, or the windows of its claimed
+// requests when it has none.
+func (c *ctx) activeWindows(r *verdict) []window {
+	if len(r.active) > 0 {
+		return r.active
+	}
+	var ws []window
+	for _, b := range c.bursts(c.claimSeries(r.claims)) {
+		ws = append(ws, window{b.Start.Add(-c.pad), b.End.Add(c.pad)})
+	}
+	return ws
+}
+
+// claimSeries returns the requests the claims cover per second (failed
+// ones by completion, slow ones by completion), counting each once.
+func (c *ctx) claimSeries(cls []claim) []float64 {
+	series := make([]float64, c.nsec)
+	mid := func(s int) time.Time { return c.at(s).Add(time.Second / 2) }
+	gsec := map[*group][]bool{}
+	esec := map[*endpoint][]bool{}
+	for _, cl := range cls {
+		for _, g := range cl.groups {
+			sel := gsec[g]
+			if sel == nil {
+				sel = make([]bool, c.nsec)
+				gsec[g] = sel
+			}
+			for s := 0; s < c.nsec; s++ {
+				if g.series(s) > 0 && (cl.all || cl.rest || inWindows(mid(s), cl.ws)) {
+					sel[s] = true
+				}
+			}
+		}
+		for _, e := range cl.eps {
+			sel := esec[e]
+			if sel == nil {
+				sel = make([]bool, c.nsec)
+				esec[e] = sel
+			}
+			for s, x := range e.slow.series {
+				if x > 0 && (cl.all || cl.rest || inWindows(mid(s), cl.ws)) {
+					sel[s] = true
+				}
+			}
+		}
+	}
+	for g, sel := range gsec {
+		for s, on := range sel {
+			if on {
+				series[s] += g.series(s)
+			}
+		}
+	}
+	for e, sel := range esec {
+		for s, on := range sel {
+			if on {
+				series[s] += e.slow.series[s]
+			}
+		}
+	}
+	return series
+}
+
+// consequence rewrites the fix and next experiment of v, caused by r: the
+// root carries the fix.
+func consequence(v, r *verdict) {
+	switch v.id {
+	case IDSessionLost:
+		v.title = fmt.Sprintf("Sessions lost after login because of %s: pages went back to the login page", r.id)
+		v.fix = fmt.Sprintf("Fix %s first: the sessions were lost because the app could not read them (%s). Then keep sessions where an outage of the cache or a restart does not log every user out (the database, cached_db).", r.id, r.title)
+	default:
+		v.fix = fmt.Sprintf("Follows from %s (%s): fix that first. %s", r.id, r.title, v.fix)
+	}
+	v.next = fmt.Sprintf("Rerun after fixing %s: these requests should recover with it; if they do not, this is a cause of its own.", r.id)
+}
