@@ -74,7 +74,7 @@ const minFloorSamples = 10
 type slowState struct {
 	floor, bar time.Duration
 	self       bool
-	streamed   bool // slow by itself because it streams: nothing to explain
+	streamed   bool          // slow by itself because it streams: nothing to explain
 	limit      string        // the threshold defining the bar, if any
 	series     []float64     // slow requests per second
 	latSum     []float64     // their latency in seconds, per second

@@ -103,15 +103,15 @@ type reportPage struct {
 	Thresholds []stampede.ThresholdVerdict
 	// SlowBySelf describes the endpoints slow even with little in flight.
 	SlowBySelf []string
-	Endpoints []endpointRow
-	Total     *endpointRow
-	Failures  []failureRow
-	Groups    []evidenceGroupView
-	Probes    []probeView
-	Notes     []string
-	Generated string
-	Version   string
-	Data      pageData
+	Endpoints  []endpointRow
+	Total      *endpointRow
+	Failures   []failureRow
+	Groups     []evidenceGroupView
+	Probes     []probeView
+	Notes      []string
+	Generated  string
+	Version    string
+	Data       pageData
 }
 
 // pageData is the JSON the page's script draws from, embedded in the page:
