@@ -198,8 +198,15 @@ func diagnoseLocust(ctx context.Context, prefix string, logs []load.LogSpec, use
 			if h.Method == "" && h.Name == "Aggregated" {
 				name = ""
 			}
-			in.History = append(in.History, diagnose.Point{Time: h.Time, Method: h.Method, Name: name, Users: h.Users,
-				Requests: float64(max(reqs, 0)), Failures: float64(max(fails, 0)), Median: pct(h.Percentiles, run.History.Quantiles, 0.5)})
+			pt := diagnose.Point{Time: h.Time, Method: h.Method, Name: name, Users: h.Users,
+				Requests: float64(max(reqs, 0)), Failures: float64(max(fails, 0)), Median: pct(h.Percentiles, run.History.Quantiles, 0.5)}
+			for i, q := range run.History.Quantiles {
+				if i < len(h.Percentiles) && !math.IsNaN(h.Percentiles[i]) {
+					pt.Quantiles = append(pt.Quantiles, q)
+					pt.Latencies = append(pt.Latencies, ms(h.Percentiles[i]))
+				}
+			}
+			in.History = append(in.History, pt)
 			peak = max(peak, h.Users)
 			if in.Start.IsZero() || h.Time.Before(in.Start) {
 				in.Start = h.Time
