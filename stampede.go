@@ -88,6 +88,10 @@ type Result struct {
 	Reason string
 	// User is the number of the virtual user that sent the request (from 1).
 	User int
+	// Relogin marks the requests of a login made again after the user's
+	// session was lost (a page sent it back to the login form): the user
+	// logs in again as a person would, and these requests say so.
+	Relogin bool
 }
 
 // Failed reports whether the request failed.

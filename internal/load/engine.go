@@ -30,6 +30,8 @@ type Engine struct {
 	dropped  atomic.Int64 // open model: starts that found no free user
 	started  atomic.Int64 // open model: flows started
 	aborted  atomic.Int64 // requests cut off by the end of the run
+	lost     atomic.Int64 // sessions lost after a login
+	relogins atomic.Int64 // logins made again after a lost session
 }
 
 // New returns an engine for the plan.
@@ -49,6 +51,14 @@ func (e *Engine) Dropped() int64 { return e.dropped.Load() }
 // Aborted is the number of requests cut off by the end of the run (not
 // recorded: they neither succeeded nor failed).
 func (e *Engine) Aborted() int64 { return e.aborted.Load() }
+
+// SessionsLost is the number of times a logged-in user was sent back to
+// the login page.
+func (e *Engine) SessionsLost() int64 { return e.lost.Load() }
+
+// Relogins is the number of logins users made again, successfully, after
+// their session was lost.
+func (e *Engine) Relogins() int64 { return e.relogins.Load() }
 
 // Run runs the plan until its duration is over or ctx is cancelled, sending
 // every result to out. It returns when every virtual user has stopped; it
@@ -180,6 +190,7 @@ type vu struct {
 	vars     vars
 	started  bool // on_start done
 	loggedIn bool // a not_login_page step succeeded
+	relogin  bool // the session was lost: on_start runs again, marked so
 }
 
 // vars resolves template variables for one user.
@@ -247,6 +258,10 @@ func (v *vu) iterate(ctx context.Context, intended time.Time) {
 			intended = time.Time{}
 		}
 		v.started = true
+		if v.relogin {
+			v.relogin = false
+			v.e.relogins.Add(1)
+		}
 		if p.AuthOnly || ctx.Err() != nil {
 			return
 		}
@@ -439,6 +454,12 @@ func (v *vu) check(s *Step, page *session.Page, res *stampede.Result) {
 		// that lost it).
 		res.Outcome = stampede.FailContent
 		res.Reason = "redirected to login page: session lost"
+		v.e.lost.Add(1)
+		if len(v.e.plan.OnStart) > 0 && !v.e.plan.NoRelogin {
+			// A person sent back to the login form logs in again: the
+			// next iteration runs on_start before any task.
+			v.started, v.loggedIn, v.relogin = false, false, true
+		}
 		return
 	}
 	if s.Contains != "" && !strings.Contains(string(page.Body), s.Contains) {
@@ -536,5 +557,6 @@ func clip(s string, n int) string {
 func (v *vu) emit(_ context.Context, r *stampede.Result) {
 	// The channel is drained by the recorder until every user has stopped,
 	// so this send never blocks for long and never loses a record.
+	r.Relogin = r.Relogin || (v.relogin && !v.started)
 	v.out <- *r
 }

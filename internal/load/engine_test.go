@@ -317,3 +317,81 @@ func TestUserAssignment(t *testing.T) {
 		t.Errorf("unique with too few rows: %v", err)
 	}
 }
+
+// TestReloginAfterSessionLost: the server forgets every session halfway
+// (a restart of an app with in-memory sessions). Each user is bounced to
+// the login page once, logs in again on its next iteration (those requests
+// marked Relogin) and browses successfully afterwards. With relogin off,
+// users keep getting bounced.
+func TestReloginAfterSessionLost(t *testing.T) {
+	for _, relogin := range []bool{true, false} {
+		t.Run(fmt.Sprintf("relogin=%v", relogin), func(t *testing.T) {
+			srv := testserver.New("pw-ok")
+			ts := httptest.NewServer(srv)
+			defer ts.Close()
+			p := loginScenario(t, ts.URL, "pw-ok")
+			p.NoRelogin = !relogin
+			time.AfterFunc(1500*time.Millisecond, srv.ForgetSessions)
+			rs, e := collect(t, p)
+			forgot := rs[0].Start.Add(1500 * time.Millisecond)
+			lostAt := map[int]time.Time{} // user → first lost page
+			var relogins, okAfter int
+			for _, r := range rs {
+				if r.Reason == "redirected to login page: session lost" {
+					if _, ok := lostAt[r.User]; !ok {
+						lostAt[r.User] = r.Start
+					}
+				}
+				if r.Relogin {
+					relogins++
+					if r.Name == "[AUTH] Login POST" && r.Failed() {
+						t.Errorf("re-login failed: %+v", r)
+					}
+				}
+				if r.Name == "GET /dashboard/" && !r.Failed() && r.Start.After(forgot.Add(500*time.Millisecond)) {
+					if _, ok := lostAt[r.User]; ok {
+						okAfter++
+					}
+				}
+			}
+			if len(lostAt) < 40 {
+				t.Fatalf("%d users lost their session, want nearly all 50", len(lostAt))
+			}
+			if got := e.SessionsLost(); got < int64(len(lostAt)) {
+				t.Errorf("SessionsLost() = %d, want at least %d", got, len(lostAt))
+			}
+			if relogin {
+				if e.Relogins() < int64(len(lostAt))*9/10 || relogins == 0 {
+					t.Errorf("Relogins() = %d, %d requests marked, for %d users who lost their session", e.Relogins(), relogins, len(lostAt))
+				}
+				if okAfter == 0 {
+					t.Errorf("no dashboard succeeded after the re-logins")
+				}
+				return
+			}
+			if e.Relogins() != 0 || relogins != 0 || okAfter != 0 {
+				t.Errorf("relogin off: %d relogins, %d marked requests, %d dashboards ok after the loss", e.Relogins(), relogins, okAfter)
+			}
+		})
+	}
+}
+
+func TestReloginKey(t *testing.T) {
+	for yml, want := range map[string]bool{
+		"target: http://h\nload: {users: 1}\ntasks: [{steps: [{get: /}]}]\n":                 false,
+		"target: http://h\nload: {users: 1}\nrelogin: false\ntasks: [{steps: [{get: /}]}]\n": true,
+		"target: http://h\nload: {users: 1}\nrelogin: true\ntasks: [{steps: [{get: /}]}]\n":  false,
+	} {
+		sc, err := ParseScenario("s.yaml", []byte(yml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := sc.Compile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.NoRelogin != want {
+			t.Errorf("%q: NoRelogin = %v, want %v", yml, p.NoRelogin, want)
+		}
+	}
+}

@@ -75,6 +75,9 @@ type Plan struct {
 	Assignment Assignment
 	// AuthOnly runs on_start only (--auth-only).
 	AuthOnly bool
+	// NoRelogin keeps a user whose session was lost browsing logged out
+	// instead of logging in again (scenario relogin: false).
+	NoRelogin bool
 
 	totalWeight int
 }
@@ -122,6 +125,7 @@ func (sc *Scenario) Compile() (*Plan, error) {
 	}
 	p.Target = u
 	p.Insecure = sc.Insecure
+	p.NoRelogin = sc.Relogin != nil && !*sc.Relogin
 	for name, addr := range sc.Hosts {
 		if net.ParseIP(addr) == nil {
 			return nil, fmt.Errorf("%s: hosts: %q: want an IP address for %s", sc.Pos("$.hosts."+name), addr, name)

@@ -32,6 +32,10 @@ type Scenario struct {
 	// Hosts maps host names to IP addresses to dial instead (like curl's
 	// --resolve): "lab.test: 127.0.0.1".
 	Hosts map[string]string `yaml:"hosts"`
+	// Relogin says whether a user whose session is lost (sent back to the
+	// login page after logging in) runs on_start again on its next
+	// iteration; default true. A user whose login fails always retries.
+	Relogin *bool `yaml:"relogin"`
 
 	file string    // where it was read from, for error positions
 	ast  *ast.File // parsed document, for error positions

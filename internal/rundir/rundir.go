@@ -33,7 +33,11 @@ const (
 )
 
 // RequestsHeader is the first line of requests.csv.
-const RequestsHeader = "start_us,user,name,method,status,latency_us,connect_us,ttfb_us,bytes,outcome,reason"
+const RequestsHeader = "start_us,user,name,method,status,latency_us,connect_us,ttfb_us,bytes,outcome,reason,relogin"
+
+// requestsHeader11 is the header of run directories written before the
+// relogin column; they are read as well.
+const requestsHeader11 = "start_us,user,name,method,status,latency_us,connect_us,ttfb_us,bytes,outcome,reason"
 
 // Meta is meta.json.
 type Meta struct {
@@ -212,6 +216,10 @@ func AppendResult(b []byte, r *stampede.Result) []byte {
 	b = append(b, r.Outcome.String()...)
 	b = append(b, ',')
 	b = appendField(b, r.Reason)
+	b = append(b, ',')
+	if r.Relogin {
+		b = append(b, '1')
+	}
 	return append(b, '\n')
 }
 
@@ -258,6 +266,7 @@ func DecodeRequests(r io.Reader, name string, fn func(*stampede.Result) error) e
 		return s
 	}
 	line := 0
+	cols := 12
 	var res stampede.Result
 	for {
 		raw, err := br.ReadSlice('\n')
@@ -281,7 +290,11 @@ func DecodeRequests(r io.Reader, name string, fn func(*stampede.Result) error) e
 		}
 		raw = bytes.TrimRight(raw, "\r\n")
 		if line == 1 {
-			if string(raw) != RequestsHeader {
+			switch string(raw) {
+			case RequestsHeader:
+			case requestsHeader11:
+				cols = 11
+			default:
 				return fmt.Errorf("%s:1: header %q is not %q", name, raw, RequestsHeader)
 			}
 			continue
@@ -289,7 +302,7 @@ func DecodeRequests(r io.Reader, name string, fn func(*stampede.Result) error) e
 		if len(raw) == 0 {
 			continue
 		}
-		if err := parseResult(raw, &res, intern); err != nil {
+		if err := parseResult(raw, cols, &res, intern); err != nil {
 			return fmt.Errorf("%s:%d: %w", name, line, err)
 		}
 		if err := fn(&res); err != nil {
@@ -298,25 +311,29 @@ func DecodeRequests(r io.Reader, name string, fn func(*stampede.Result) error) e
 	}
 }
 
-func parseResult(raw []byte, r *stampede.Result, intern func([]byte) string) error {
-	var fields [11][]byte
+// parseResult reads one line of cols fields (12, or 11 before the relogin
+// column).
+func parseResult(raw []byte, cols int, r *stampede.Result, intern func([]byte) string) error {
+	var fields [12][]byte
 	n := 0
 	if bytes.IndexByte(raw, '"') >= 0 {
-		rec, err := csv.NewReader(bytes.NewReader(raw)).Read()
+		rd := csv.NewReader(bytes.NewReader(raw))
+		rd.FieldsPerRecord = -1
+		rec, err := rd.Read()
 		if err != nil {
 			return err
 		}
-		if len(rec) != 11 {
-			return fmt.Errorf("%d fields, want 11", len(rec))
+		if len(rec) != cols {
+			return fmt.Errorf("%d fields, want %d", len(rec), cols)
 		}
 		for i, s := range rec {
 			fields[i] = []byte(s)
 		}
-		n = 11
+		n = cols
 	} else {
-		for len(raw) > 0 || n < 11 {
-			if n == 11 {
-				return errors.New("more than 11 fields")
+		for len(raw) > 0 || n < cols {
+			if n == cols {
+				return fmt.Errorf("more than %d fields", cols)
 			}
 			i := bytes.IndexByte(raw, ',')
 			if i < 0 {
@@ -329,8 +346,8 @@ func parseResult(raw []byte, r *stampede.Result, intern func([]byte) string) err
 			n++
 		}
 	}
-	if n != 11 {
-		return fmt.Errorf("%d fields, want 11", n)
+	if n != cols {
+		return fmt.Errorf("%d fields, want %d", n, cols)
 	}
 	ints := [7]int64{}
 	for i, k := range []int{0, 1, 4, 5, 6, 7, 8} {
@@ -356,6 +373,7 @@ func parseResult(raw []byte, r *stampede.Result, intern func([]byte) string) err
 		Bytes:   ints[6],
 		Outcome: o,
 		Reason:  intern(fields[10]),
+		Relogin: cols == 12 && len(fields[11]) == 1 && fields[11][0] == '1',
 	}
 	return nil
 }

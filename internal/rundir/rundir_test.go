@@ -23,6 +23,7 @@ func TestRequestsRoundTripAndTornLine(t *testing.T) {
 			TTFB: time.Millisecond, Bytes: 900, Outcome: stampede.FailContent, Reason: `login page returned: Too many, "failed" attempts`},
 		{Start: start.Add(time.Second), User: 2, Name: "/", Method: "GET", Status: 0, Outcome: stampede.FailTransport, Reason: "connection refused"},
 		{Start: start, User: 3, Name: " lead", Method: "GET", Status: 200, Latency: time.Second, Connect: 3 * time.Microsecond},
+		{Start: start, User: 4, Name: "[AUTH] Login POST", Method: "POST", Status: 302, Latency: time.Second, Relogin: true},
 	}
 	for i := range in {
 		if err := w.Write(&in[i]); err != nil {
@@ -52,18 +53,37 @@ func TestRequestsRoundTripAndTornLine(t *testing.T) {
 
 func TestMalformedLineNamesIt(t *testing.T) {
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, RequestsFile), []byte(RequestsHeader+"\n1,1,/,GET,200,5,0,0,2,ok,\n1,x,/,GET,200,5,0,0,2,ok,\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, RequestsFile), []byte(RequestsHeader+"\n1,1,/,GET,200,5,0,0,2,ok,,\n1,x,/,GET,200,5,0,0,2,ok,,\n"), 0o644)
 	err := ReadRequests(dir, func(*stampede.Result) error { return nil })
 	if err == nil || !contains(err.Error(), "requests.csv:3") {
 		t.Fatalf("err = %v, want it to name requests.csv:3", err)
 	}
 }
 
+// Run directories written before the relogin column are read as they are.
+func TestRequestsWithoutReloginColumn(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, RequestsFile), []byte(requestsHeader11+"\n1,1,/,GET,200,5,0,0,2,ok,\n2,1,\"a,b\",GET,500,5,0,0,2,status,HTTP 500\n"), 0o644)
+	var got []stampede.Result
+	if err := ReadRequests(dir, func(r *stampede.Result) error { got = append(got, *r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[1].Name != "a,b" || got[1].Reason != "HTTP 500" || got[0].Relogin {
+		t.Fatalf("got %+v", got)
+	}
+	// A line of the new width under the old header is an error.
+	os.WriteFile(filepath.Join(dir, RequestsFile), []byte(requestsHeader11+"\n1,1,/,GET,200,5,0,0,2,ok,,1\n"), 0o644)
+	if err := ReadRequests(dir, func(*stampede.Result) error { return nil }); err == nil || !contains(err.Error(), "requests.csv:2") {
+		t.Fatalf("err = %v, want requests.csv:2", err)
+	}
+}
+
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 func FuzzDecodeRequests(f *testing.F) {
-	f.Add([]byte(RequestsHeader + "\n1,1,/,GET,200,5,0,0,2,ok,\n"))
-	f.Add([]byte(RequestsHeader + "\n1,1,\"a,b\",GET,200,5,0,0,2,content,\"x \"\"y\"\"\"\n"))
+	f.Add([]byte(RequestsHeader + "\n1,1,/,GET,200,5,0,0,2,ok,,\n"))
+	f.Add([]byte(RequestsHeader + "\n1,1,\"a,b\",GET,200,5,0,0,2,content,\"x \"\"y\"\"\"\",1\n"))
+	f.Add([]byte(requestsHeader11 + "\n1,1,/,GET,200,5,0,0,2,ok,\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_ = DecodeRequests(bytesReader(data), "f", func(*stampede.Result) error { return nil })
 	})

@@ -39,6 +39,15 @@ func New(password string) *Server {
 	return &Server{Password: password, sessions: map[string]string{}}
 }
 
+// ForgetSessions drops every session, as an app that keeps sessions in
+// memory does when it restarts: the next page of every logged-in user
+// redirects to the login form.
+func (s *Server) ForgetSessions() {
+	s.mu.Lock()
+	s.sessions = map[string]string{}
+	s.mu.Unlock()
+}
+
 // Stall makes every request that arrives in the next d wait until d has passed.
 func (s *Server) Stall(d time.Duration) { s.stallEnd.Store(time.Now().Add(d).UnixNano()) }
 
