@@ -18,7 +18,7 @@ import (
 //     pool queue grows, statements wait, requests queue before the app;
 //   - a slow query or a pool queue → workers held → requests queue.
 var causes = map[string][]string{
-	IDSessionLost:      {IDRedisUnavailable, IDRedisConnLimit, IDTargetDown},
+	IDSessionLost:      {IDRedisUnavailable, IDRedisConnLimit, IDTargetDown, IDDBUnavailable},
 	IDCPUSaturation:    {IDPasswordHashCPU, IDSlowQuery},
 	IDSlowQuery:        {IDLockContention},
 	IDPoolWaitTimeout:  {IDLockContention, IDSlowQuery},
@@ -102,7 +102,7 @@ func descendants(v *verdict, found []*verdict) []*verdict {
 // the emptied store) no longer knows.
 func (c *ctx) lineUp(v, r *verdict) (float64, float64) {
 	ws := c.activeWindows(r)
-	if v.id == IDSessionLost && (r.id == IDTargetDown || r.id == IDRedisUnavailable) {
+	if v.id == IDSessionLost && (r.id == IDTargetDown || r.id == IDRedisUnavailable || r.id == IDDBUnavailable) {
 		var ext []window
 		for _, w := range ws {
 			ext = append(ext, window{w.from, w.to.Add(time.Minute)})

@@ -33,6 +33,7 @@ const (
 	IDTargetDown       = "target-down"
 	IDGeneratorSat     = "load-generator-saturation"
 	IDRedisUnavailable = "redis-unavailable"
+	IDDBUnavailable    = "db-unavailable"
 	IDUnexplained      = "unexplained-server-error"
 	IDUnexplainedSlow  = "unexplained-slowness"
 )
@@ -200,8 +201,9 @@ var evPatterns = []struct {
 }{
 	{IDPoolWaitTimeout, []string{"query_wait_timeout", "queuepool limit of size", "pooltimeout", "couldn't get a connection after",
 		"connection is not available, request timed out", "could not obtain a connection from the pool", "no server connection available"}},
+	{IDDBUnavailable, dbDownTexts},
 	{IDConnLimit, []string{"too many clients already", "remaining connection slots are reserved", "no more connections allowed",
-		"client connections exceeded", "too many connections for role", "too many connections for database", "server login has been failing"}},
+		"client connections exceeded", "too many connections for role", "too many connections for database"}},
 	{IDRedisConnLimit, []string{"max number of clients reached", "too many connections", "no connection available.",
 		"redis: connection pool timeout", "redis: connection pool exhausted"}},
 	{IDRedisUnavailable, []string{"connecting to redis", "redis.exceptions.connectionerror", "redis.exceptions.timeouterror",
@@ -242,7 +244,7 @@ var ruleIDs = map[string]bool{
 	IDPoolWaitTimeout: true, IDConnLimit: true, IDLoginRateLimit: true, IDPasswordHashCPU: true,
 	IDCPUSaturation: true, IDLockContention: true, IDSlowQuery: true, IDRedisConnLimit: true,
 	IDWorkerSaturation: true, IDCSRFFailure: true, IDSessionLost: true, IDTargetDown: true,
-	IDGeneratorSat: true, IDRedisUnavailable: true,
+	IDGeneratorSat: true, IDRedisUnavailable: true, IDDBUnavailable: true,
 }
 
 func matchEvent(e *stampede.Evidence) string {

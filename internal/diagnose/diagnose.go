@@ -47,6 +47,7 @@ type verdict struct {
 var rules = []func(*ctx) verdict{
 	ruleGenerator,
 	ruleTargetDown,
+	ruleDBUnavailable,
 	ruleLoginRateLimit,
 	ruleCSRF,
 	ruleRedisUnavailable,

@@ -407,3 +407,37 @@ func TestHealthyPasses(t *testing.T) {
 		t.Fatalf("want a pass with no finding; got %s", describe(d))
 	}
 }
+
+// PostgreSQL restarts from second 30 to 34: both probes fail to read it,
+// the app answers 500 with 57P01/57P03. The outage is named with its start
+// and end and explains the 500s.
+func TestDatabaseOutage(t *testing.T) {
+	s := newSim(60 * time.Second)
+	down := func(sec int) bool { return sec >= 30 && sec < 34 }
+	s.reqs(0, 60, 10, "GET", "GET /dashboard/", constLat(ms(20)), func(sec int) (int, stampede.Outcome, string) {
+		if down(sec) {
+			return 500, stampede.FailStatus, "HTTP 500"
+		}
+		return 0, stampede.OK, ""
+	})
+	for sec := 0; sec < 62; sec++ {
+		if down(sec) {
+			s.sample(sec, "postgres", nil, nil, "failed to connect to `user=postgres database=app`: 127.0.0.1:5432 (127.0.0.1): dial error: dial tcp 127.0.0.1:5432: connect: connection refused")
+			s.event(float64(sec)+0.5, "app-errors", "", "Internal Server Error: /dashboard/", nil)
+			s.ev[len(s.ev)-1].Exception = "django.db.utils.OperationalError: terminating connection due to administrator command"
+			continue
+		}
+		s.sample(sec, "postgres", map[string]float64{"backends": 5, "wait:Lock": 0}, nil, "")
+	}
+	d := Diagnose(s.input())
+	t.Log(describe(d))
+	if d.Findings[0].ID != IDDBUnavailable || d.Findings[0].Explains.Failures != 40 {
+		t.Fatalf("want db-unavailable first explaining the 40 500s; got %s", describe(d))
+	}
+	if title := d.Findings[0].Title; !strings.Contains(title, "10:00:30") || !strings.Contains(title, "10:00:34") {
+		t.Errorf("the outage's start and end are not named: %q", title)
+	}
+	if findingOf(d, IDUnexplained) != nil {
+		t.Errorf("server errors left unexplained: %s", describe(d))
+	}
+}
