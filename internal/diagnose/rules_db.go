@@ -431,6 +431,12 @@ func ruleLock(c *ctx) verdict {
 			v.evidence = append(v.evidence, noteRef("latency", fmt.Sprintf("lock waits account for about %s of the %s mean latency of the slow requests on %s: too little to explain them", secs(wait), secs(time.Duration(meanLat*float64(time.Second))), strings.Join(names, ", "))))
 		}
 	}
+	if len(v.claims) == 0 {
+		// Sessions waited on locks, but no failure or slow request is
+		// theirs: worth saying, not a cause.
+		v.status, v.conf = stampede.Possible, 0.3
+		v.title = "Sessions waited on database locks, too briefly to explain the failed or slow requests"
+	}
 	for i, is := range iss {
 		if i == 3 {
 			break
@@ -633,6 +639,10 @@ func ruleSlowQuery(c *ctx) verdict {
 		if e.slow.self {
 			v.evidence = append(v.evidence, noteRef("latency", fmt.Sprintf("%s is slow by itself: %s even with little else in flight, so its cost is the query's own, not the load's", e.Name, secs(e.slow.floor))))
 		}
+	}
+	if len(v.claims) == 0 {
+		// Statements ran long, but no failed or slow request is theirs.
+		v.status, v.conf = stampede.Possible, 0.3
 	}
 	v.fix = "EXPLAIN (ANALYZE, BUFFERS) the query named above and remove its cost: add the missing index, precompute or cache the heavy aggregate, paginate; set statement_timeout per role so a runaway query fails fast instead of holding a connection."
 	v.next = "Run EXPLAIN (ANALYZE, BUFFERS) on the statement: a Seq Scan over a large table on a filtered column names the missing index; create it and rerun the slow endpoint alone at concurrency 1, then under the same load: its latency should drop to its floor."

@@ -198,7 +198,28 @@ func (c *ctx) slowFromResults(rs []stampede.Result) {
 	}
 	for _, e := range c.eps {
 		e.slow.median = e.slow.hist.Quantile(0.5)
+		c.significant(e)
 		c.slowTotal += e.slow.n
+	}
+}
+
+// minSlowShare is the share of an endpoint's requests that must be slow
+// (and at least minSlow of them) for its slowness to be a symptom: a few
+// outliers (a pause, a cold cache) are not a slow endpoint.
+const (
+	minSlowShare = 0.01
+	minSlow      = 3
+)
+
+// significant clears an endpoint's slowness when it is only a few
+// outliers.
+func (c *ctx) significant(e *endpoint) {
+	if float64(e.slow.n) >= max(minSlow, minSlowShare*float64(e.Requests)) {
+		return
+	}
+	e.slow.n = 0
+	for s := range e.slow.series {
+		e.slow.series[s], e.slow.latSum[s] = 0, 0
 	}
 }
 
@@ -268,6 +289,7 @@ func (c *ctx) slowFromHistory() {
 		}
 		e.slow.n = int(math.Round(n))
 		e.slow.median = medianOf(lat)
+		c.significant(e)
 		c.slowTotal += e.slow.n
 	}
 }
