@@ -82,7 +82,7 @@ func normalizeQuery(s string, n int) string {
 				}
 				j++
 			}
-			write(validPrefix(s[i:min(j, len(s))]))
+			write(oneLineIdent(validPrefix(s[i:min(j, len(s))])))
 			i = j
 		case isDigit(c) && !isWord(prev) || c == '.' && i+1 < len(s) && isDigit(s[i+1]) && !isWord(prev):
 			i = skipNumber(s, i)
@@ -165,6 +165,21 @@ func skipNumber(s string, i int) int {
 		}
 	}
 	return i
+}
+
+// oneLineIdent replaces the line breaks and tabs a quoted identifier may
+// hold with blanks: a normalized query is one line.
+func oneLineIdent(s string) string {
+	if !strings.ContainsAny(s, "\n\r\t\f") {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '\n', '\r', '\t', '\f':
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 // validPrefix returns s with any invalid UTF-8 replaced.
