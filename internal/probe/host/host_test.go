@@ -450,6 +450,7 @@ func TestProbeTreeReal(t *testing.T) {
 		}
 	}
 	shPct := 100 * (own() - shStart) / clockTicks / time.Since(start).Seconds()
+	t.Logf("tree: proc_cpu_pct %.1f, proc_count %v; the shell alone %.1f%%", got.Values["proc_cpu_pct"], got.Values["proc_count"], shPct)
 	if got.Values["proc_cpu_pct"] <= 0 || got.Values["proc_cpu_pct"] <= 5*shPct {
 		t.Errorf("tree proc_cpu_pct = %v, the shell's own %v%%: the children are not counted", got.Values["proc_cpu_pct"], shPct)
 	}
@@ -499,6 +500,7 @@ func TestListenQueueReal(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			t.Logf("5 connections not accepted: listen_queue %v, listen_backlog %v", s.Values["listen_queue"], s.Values["listen_backlog"])
 			if s.Values["listen_queue"] != 5 || s.Values["listen_backlog"] != float64(min(limit, 65535)) {
 				t.Errorf("listen_queue = %v, listen_backlog = %v; want 5 and %d (%v)", s.Values["listen_queue"], s.Values["listen_backlog"], limit, s.Info)
 			}

@@ -177,6 +177,7 @@ func TestUnavailable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("first reading: %v", s.Values)
 	if v, ok := s.Values["ping_ms"]; !ok || v <= 0 {
 		t.Errorf("ping_ms = %v (present %v)", v, ok)
 	}
