@@ -3,6 +3,7 @@ package evidence
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -125,4 +126,67 @@ func BenchmarkParsePgBouncerLog(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// accessLog generates an access log of about size bytes in the shapes
+// that carry the server's time: gunicorn's %(L)s, nginx's rt=/urt= pairs
+// and a morgan-style "N ms", over 40 endpoints with ids in their paths, 1%
+// of them 5xx, 250 lines per second.
+func accessLog(size int) string {
+	var b strings.Builder
+	t := time.Date(2026, 1, 11, 12, 0, 0, 0, time.UTC)
+	paths := []string{"/dashboard/", "/items/%d", "/items/%d/edit", "/api/orders/%d?full=1", "/accounts/login/"}
+	for i := 0; b.Len() < size; i++ {
+		ts := t.Add(time.Duration(i) * 4 * time.Millisecond).Format("02/Jan/2006:15:04:05 -0700")
+		path := paths[i%len(paths)]
+		if strings.Contains(path, "%d") {
+			path = fmt.Sprintf(path, i%8)
+		}
+		status := 200
+		if i%100 == 99 {
+			status = 502
+		}
+		switch i % 3 {
+		case 0:
+			fmt.Fprintf(&b, "10.0.%d.%d - - [%s] \"GET %s HTTP/1.1\" %d %d \"-\" \"python-requests/2.31\" 0.%06d\n", i%4, i%200, ts, path, status, 4000+i%977, 1000+i%90000)
+		case 1:
+			fmt.Fprintf(&b, "10.0.%d.%d - - [%s] \"GET %s HTTP/1.1\" %d %d \"https://app.example/\" \"Mozilla/5.0 (X11; Linux x86_64)\" rt=0.%03d uct=\"0.000\" uht=\"0.%03d\" urt=\"0.%03d\"\n", i%4, i%200, ts, path, status, 4000+i%977, 10+i%900, 9+i%900, 9+i%900)
+		default:
+			fmt.Fprintf(&b, "::ffff:10.0.0.%d - - [%s] \"POST %s HTTP/1.1\" %d %d \"-\" \"k6/0.50\" %d.%03d ms\n", i%200, ts, path, status, 120, i%300, i%1000)
+		}
+	}
+	return b.String()
+}
+
+// BenchmarkParseAccessLog parses a generated access log whose every line
+// carries a server time, aggregating the timings as the Watcher does (the
+// hot path of a healthy run's access log):
+//
+//	go test -run='^$' -bench=BenchmarkParseAccessLog -benchmem -cpu=1 ./internal/evidence
+func BenchmarkParseAccessLog(b *testing.B) {
+	text := accessLog(4 << 20)
+	cat := DefaultCatalog()
+	b.SetBytes(int64(len(text)))
+	b.ReportAllocs()
+	timings, lines := 0, 0
+	m := startCPU(b)
+	for b.Loop() {
+		p := NewParser("access", "access.log", cat, time.UTC)
+		p.Timings = NewTimings("access", "access.log")
+		err := ParseReader(context.Background(), strings.NewReader(text), p, func(ev stampede.Evidence) {
+			if ev.Signature == SignatureAccessTiming {
+				timings++
+				n, _ := strconv.Atoi(ev.Fields["count"])
+				lines += n
+			}
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	m.report(b, len(text))
+	if timings == 0 || lines != strings.Count(text, "\n")*b.N {
+		b.Fatalf("%d lines in %d access-timing events, want %d lines", lines, timings, strings.Count(text, "\n")*b.N)
+	}
+	b.ReportMetric(float64(strings.Count(text, "\n"))/float64(timings/b.N), "lines/event")
 }

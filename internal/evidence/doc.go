@@ -19,6 +19,48 @@
 // A line with a timestamp starts an event; the lines without one that
 // follow belong to it. A line without a timestamp that does not look like
 // part of a stack trace starts an event of its own, with a zero time.
+// PostgreSQL lines are read after any log_line_prefix that starts with a
+// timestamp ('%m [%p] %q%u@%d ', '%t [%p]: [%l-1] user=%u,db=%d,...'): the
+// level is found as "LEVEL:  ", and DETAIL, HINT, CONTEXT and STATEMENT
+// lines join the event above them.
+//
+// Time spent, for the diagnosis of slow requests:
+//
+//   - PostgreSQL's "duration: 1234.567 ms  statement: SELECT ..." (also
+//     "execute <unnamed>:", "execute S_1:", "parse", "bind", auto_explain's
+//     "plan:" and log_duration's bare "duration: 12.3 ms") is signature
+//     pg-slow-statement with Fields duration_ms ("1234.567"), phase
+//     (statement, execute, parse, bind, plan; absent for a bare duration),
+//     statement (the SQL, whitespace collapsed, at most 1000 bytes, a
+//     PASSWORD literal hidden) and pid (from "[%p]" in the prefix). The
+//     statement ran from Time − duration_ms to Time.
+//   - log_lock_waits' "process 123 still waiting for ShareLock on
+//     transaction 456 after 1000.052 ms" (pg-lock-wait), "process 123
+//     acquired ..." (pg-lock-acquired-late, Field acquired "true"),
+//     "process 123 detected deadlock while waiting for ..." (pg-deadlock-wait),
+//     "... failed to acquire ..." and "... avoided deadlock for ..." carry
+//     Fields pid ("123"), lock_mode ("ShareLock"), lock_object
+//     ("transaction 456", "relation 16386 of database 16385"), wait_ms
+//     ("1000.052"), holders ("789", or "1,2" from "Processes holding the
+//     lock: 1, 2.") and wait_queue from the DETAIL line, and statement from
+//     the STATEMENT line.
+//   - Every PostgreSQL event's statement field is the collapsed STATEMENT
+//     text. A DETAIL "parameters: $1 = '...'" line (bind values) is never
+//     copied into an event.
+//   - A request line with the server's own time gets Fields server_ms and,
+//     from nginx, upstream_ms (milliseconds, as text): from rt= or
+//     request_time= (seconds), urt= or upstream_response_time= (seconds, a
+//     list of attempts summed), duration_ms= or response_time_ms=
+//     (milliseconds), or else the line's last field after the request,
+//     status and bytes: "0.123" (seconds, a '.' required: an integer has no
+//     unit and is ignored), "12.3 ms" or "12.3ms". Request lines are access
+//     logs (common, combined, gunicorn with %(L)s, nginx, morgan) and
+//     logfmt/slog lines with method= and path=.
+//   - With Parser.Timings set (Watch, ParseFile and ParseText set it), the
+//     timed request lines of a log, kept or not, are aggregated into one
+//     Evidence per second per (method, normalized path), signature
+//     access-timing: see Timings for its fields. Paths lose their query
+//     string; segments of digits or UUIDs become ":id".
 //
 // Use a Parser per log (Feed, Flush), ParseFile for a whole file, or a
 // Watcher to follow logs while a run goes on.
@@ -30,15 +72,21 @@
 //	go test -run='^$' -fuzz=FuzzParseKV -fuzztime=60s ./internal/evidence
 //	go test -run='^$' -fuzz=FuzzParseCatalog -fuzztime=60s ./internal/evidence
 //	go test -run='^$' -fuzz=FuzzKeywordSet -fuzztime=60s ./internal/evidence
+//	go test -run='^$' -fuzz=FuzzPGHead -fuzztime=60s ./internal/evidence
+//	go test -run='^$' -fuzz=FuzzAccessTiming -fuzztime=60s ./internal/evidence
 //
 // Seed corpora and any crashers found are kept in testdata/fuzz. The
 // fixtures in testdata/parse hold a log excerpt above a "=== want ===" line
 // and the expected evidence.jsonl below it; TestFixtures -update rewrites
 // the expectations (go test ./internal/evidence -run TestFixtures -update).
 // The real-*.log fixtures were written by real servers: run TestRealServers
-// with EVIDENCE_CAPTURE=testdata/parse to capture them again.
+// with EVIDENCE_CAPTURE=testdata/parse to capture them again (the
+// PostgreSQL ones, real-postgres-latency*.log included).
+// real-gunicorn-access.log was written by gunicorn 20.1 with
+// --access-logformat '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(L)s'.
 //
-// Benchmark:
+// Benchmarks (MB per CPU-second of the process, steady on a shared machine):
 //
 //	go test -run='^$' -bench=BenchmarkParsePythonErrorLog -benchmem -cpu=1 ./internal/evidence
+//	go test -run='^$' -bench=BenchmarkParseAccessLog -benchmem -cpu=1 ./internal/evidence
 package evidence

@@ -114,30 +114,40 @@ func isKeyByte(c byte, first bool) bool {
 // parseRequestLine reads `"POST /path HTTP/1.1" 500 145 ...` (access logs,
 // Django runserver) into method, path, status and bytes.
 func parseRequestLine(s string, dst []kv) ([]kv, bool) {
+	dst, _, ok := parseRequestTail(s, dst)
+	return dst, ok
+}
+
+// parseRequestTail is parseRequestLine that also returns the text after
+// the request line, status and bytes (the referer, user agent and any
+// further fields of a combined log).
+func parseRequestTail(s string, dst []kv) ([]kv, string, bool) {
 	if len(s) < 3 || s[0] != '"' {
-		return dst, false
+		return dst, "", false
 	}
 	end := strings.IndexByte(s[1:], '"')
 	if end < 0 {
-		return dst, false
+		return dst, "", false
 	}
 	req := s[1 : end+1]
 	method, rest, ok := strings.Cut(req, " ")
 	if !ok || !isMethod(method) {
-		return dst, false
+		return dst, "", false
 	}
 	path, _, _ := strings.Cut(rest, " ")
 	dst = append(dst, kv{k: "method", v: method}, kv{k: "path", v: path})
 	tail := trimBlank(s[end+2:])
-	status, tail, _ := strings.Cut(tail, " ")
+	status, after, _ := strings.Cut(tail, " ")
 	if len(status) == 3 && isDigit(status[0]) && isDigit(status[1]) && isDigit(status[2]) {
 		dst = append(dst, kv{k: "status", v: status})
-		b, _, _ := strings.Cut(trimBlank(tail), " ")
-		if b != "" && (isDigit(b[0]) || b == "-") {
+		tail = trimBlank(after)
+		b, after, _ := strings.Cut(tail, " ")
+		if b == "-" || (b != "" && decimalLen(b) == len(b) && strings.IndexByte(b, '.') < 0) {
 			dst = append(dst, kv{k: "bytes", v: b})
+			tail = after
 		}
 	}
-	return dst, true
+	return dst, tail, true
 }
 
 func isMethod(m string) bool {

@@ -20,9 +20,10 @@ import (
 const readChunk = 1 << 20
 
 // ParseFile parses a whole log file with the default catalog and the local
-// time zone, and returns the events worth keeping. name is the log's name
-// (Evidence.Source); the path is used in each Ref. See ParseReader for more
-// control.
+// time zone, and returns the events worth keeping, followed by the
+// access-timing Evidence of its request lines (see Timings). name is the
+// log's name (Evidence.Source); the path is used in each Ref. See
+// ParseReader for more control.
 func ParseFile(ctx context.Context, path, name string) ([]stampede.Evidence, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -31,6 +32,7 @@ func ParseFile(ctx context.Context, path, name string) ([]stampede.Evidence, err
 	defer f.Close()
 	var out []stampede.Evidence
 	p := NewParser(name, path, nil, nil)
+	p.Timings = NewTimings(name, path)
 	err = ParseReader(ctx, f, p, func(ev stampede.Evidence) { out = append(out, ev) })
 	if err != nil {
 		return out, fmt.Errorf("evidence: %s: %w", path, err)
@@ -39,7 +41,9 @@ func ParseFile(ctx context.Context, path, name string) ([]stampede.Evidence, err
 }
 
 // ParseReader feeds every line of r to p, flushes it at the end, and calls
-// emit for each event p returns. It checks ctx between chunks.
+// emit for each event p returns. It checks ctx between chunks. When
+// p.Timings is set, its buckets are emitted as the log moves 30 s past
+// them and at the end.
 func ParseReader(ctx context.Context, r io.Reader, p *Parser, emit func(stampede.Evidence)) error {
 	buf := make([]byte, readChunk)
 	carry := 0 // bytes of an unfinished line at the start of buf
@@ -80,10 +84,20 @@ func ParseReader(ctx context.Context, r io.Reader, p *Parser, emit func(stampede
 				emit(ev)
 			}
 		}
+		if p.Timings != nil {
+			for _, ev := range p.Timings.expire() {
+				emit(ev)
+			}
+		}
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				for _, ev := range p.Flush() {
 					emit(ev)
+				}
+				if p.Timings != nil {
+					for _, ev := range p.Timings.Flush() {
+						emit(ev)
+					}
 				}
 				return nil
 			}
@@ -98,9 +112,11 @@ func ParseReader(ctx context.Context, r io.Reader, p *Parser, emit func(stampede
 func lastNewline(b []byte) int { return bytes.LastIndexByte(b, '\n') }
 
 // ParseText parses a whole log held in a string (handy in tests and for
-// short texts such as a client's error message).
+// short texts such as a client's error message), with access timings as
+// ParseFile.
 func ParseText(source, file, text string, catalog *Catalog, loc *time.Location) []stampede.Evidence {
 	p := NewParser(source, file, catalog, loc)
+	p.Timings = NewTimings(source, file)
 	var out []stampede.Evidence
 	_ = ParseReader(context.Background(), strings.NewReader(text), p, func(ev stampede.Evidence) { out = append(out, ev) })
 	return out

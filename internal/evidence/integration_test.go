@@ -35,6 +35,7 @@ func TestRealServers(t *testing.T) {
 	t.Run("pgbouncer-query-wait-timeout", testQueryWaitTimeout)
 	t.Run("postgres", testPostgresFaults)
 	t.Run("redis-maxclients", testRedisMaxClients)
+	t.Run("postgres-latency", testPostgresLatency)
 }
 
 // appLog logs client errors the way a Go app would, and parses them.

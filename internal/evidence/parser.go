@@ -36,6 +36,12 @@ type Parser struct {
 	// with an exception or a stack, those of level WARNING or worse, and
 	// access-log lines with status 403, 429 or 5xx.
 	KeepAll bool
+	// Timings, when set, receives the server time of every timed request
+	// line that carries one (see accessTime and the package doc), whether
+	// or not the line is worth keeping: the access log of a healthy run
+	// becomes a few access-timing Evidence per second instead of nothing.
+	// ParseReader emits what it holds at the end of the input.
+	Timings *Timings
 
 	source, file string
 	cat          *Catalog
@@ -51,6 +57,7 @@ type Parser struct {
 	excs   []string
 	body   []string
 	pg     []kv
+	rt     reqTiming // server time of the current request line
 }
 
 // event is the pending, not yet complete, event.
@@ -234,19 +241,21 @@ func (p *Parser) flush() []stampede.Evidence {
 	msg := e.msg
 	p.kv = p.kv[:0]
 	p.pg = p.pg[:0]
+	p.rt = reqTiming{}
 
 	// Fields of the headline.
+	var tail string // after an access line's request, status and bytes
+	request := false
 	switch {
 	case e.pre != "" && e.level == "":
 		// Access log: client ident user [time] "request" status bytes.
-		var ok bool
-		if p.kv, ok = parseRequestLine(e.rest, p.kv); ok {
+		if p.kv, tail, request = parseRequestTail(e.rest, p.kv); request {
 			if client, _, _ := strings.Cut(e.pre, " "); client != "" {
 				p.kv = append(p.kv, kv{k: "client", v: client})
 			}
 		}
 	case len(msg) > 0 && msg[0] == '"':
-		p.kv, _ = parseRequestLine(msg, p.kv) // Django runserver
+		p.kv, tail, request = parseRequestTail(msg, p.kv) // Django runserver
 	}
 	if rest, ok := strings.CutPrefix(msg, "-- "); ok {
 		// Ruby's Logger: "-- progname: message".
@@ -276,10 +285,27 @@ func (p *Parser) flush() []stampede.Evidence {
 				}
 			}
 		}
+		request = true // a logfmt request line: method=GET path=/x duration_ms=12
+	}
+	if request {
+		p.requestTiming(e, tail)
+	}
+
+	// PostgreSQL's statement durations and lock waits.
+	var pgh pgHead
+	if e.timed && isPGMain(e.level) {
+		pgh, _ = parsePGHead(msg)
 	}
 
 	// Stack trace and continuation lines.
-	final, root := p.analyse(e)
+	final, root := p.analyse(e, pgh.kind == pgDuration)
+	headline := e.msg
+	if pgh.kind != pgNone {
+		p.pgFields(e, &pgh)
+		headline = msg[:pgh.headLen] // without the SQL text
+	} else if p.hasPG("STATEMENT") {
+		p.kv = append(p.kv, kv{k: "statement", v: p.pgText("STATEMENT")})
+	}
 	if final == "" {
 		final, root = headException(msg)
 	}
@@ -307,7 +333,7 @@ func (p *Parser) flush() []stampede.Evidence {
 			m.scanPart(f.loc, rankStack, true)
 		}
 	}
-	m.scanPart(e.msg, rankHeadline, false)
+	m.scanPart(headline, rankHeadline, false)
 	m.scanFieldOnly()
 
 	if !p.KeepAll && m.best < 0 && final == "" && len(p.frames) == 0 && !severe(e.level) && !notableStatus(p.kv) {
@@ -319,7 +345,9 @@ func (p *Parser) flush() []stampede.Evidence {
 // analyse walks the continuation lines once, filling p.frames, p.excs
 // (exception lines and their continuations), p.body (other text) and p.pg
 // (PostgreSQL DETAIL/HINT/...), and returns the final and root exception.
-func (p *Parser) analyse(e *event) (final, root string) {
+// With sqlFirst the lines before the first DETAIL & co. are the rest of the
+// headline's SQL (a logged statement): they are left to pgFields.
+func (p *Parser) analyse(e *event, sqlFirst bool) (final, root string) {
 	p.frames, p.excs, p.body = p.frames[:0], p.excs[:0], p.body[:0]
 	mode := e.kind
 	const (
@@ -336,6 +364,7 @@ func (p *Parser) analyse(e *event) (final, root string) {
 	goroutines := 0     // goroutine sections seen
 	pendingFn := ""     // a Go function line waiting for its file line
 	lastPG := false     // the previous line was a PostgreSQL DETAIL & co.
+	skipping := false   // in a DETAIL "parameters: ..." (bind values)
 	reverse := func() { // innermost-first languages: make outermost first
 		f := p.frames[segStart:]
 		for i, j := 0, len(f)-1; i < j; i, j = i+1, j-1 {
@@ -367,11 +396,23 @@ func (p *Parser) analyse(e *event) (final, root string) {
 			continue
 		}
 		if lv, rest := pgSub(line); lv != "" {
+			sqlFirst = false
+			if lv == "DETAIL" && strings.HasPrefix(rest, "parameters: ") {
+				// The values bound to a statement's parameters may be
+				// anything, passwords included: never copied.
+				skipping, lastPG = true, false
+				continue
+			}
+			skipping = false
 			p.pg = append(p.pg, kv{k: lv, v: rest})
 			p.body = append(p.body, rest)
 			lastPG = true
 			continue
 		}
+		if sqlFirst || (skipping && line[0] == '\t') {
+			continue
+		}
+		skipping = false
 		if lastPG && line[0] == '\t' {
 			// A multi-line DETAIL (the processes of a deadlock).
 			p.pg = append(p.pg, kv{k: p.pg[len(p.pg)-1].k, v: line[1:]})
@@ -523,6 +564,12 @@ func (p *Parser) build(e *event, msg, final, root string) stampede.Evidence {
 		}
 	}
 	n := len(p.kv) + len(p.pg)
+	if p.rt.hasServer {
+		n++
+	}
+	if p.rt.hasUp {
+		n++
+	}
 	also := p.m.also(p.cat)
 	if root != "" && root != final {
 		n++
@@ -532,9 +579,6 @@ func (p *Parser) build(e *event, msg, final, root string) stampede.Evidence {
 	}
 	if n > 0 {
 		ev.Fields = make(map[string]string, n)
-		for _, f := range p.kv {
-			ev.Fields[strings.Clone(f.k)] = strings.Clone(f.value())
-		}
 		for _, f := range p.pg {
 			k := strings.ToLower(f.k)
 			if old, ok := ev.Fields[k]; ok {
@@ -542,6 +586,17 @@ func (p *Parser) build(e *event, msg, final, root string) stampede.Evidence {
 			} else {
 				ev.Fields[k] = strings.Clone(f.v)
 			}
+		}
+		// Fields of the headline win over DETAIL & co. of the same name:
+		// "statement" is the collapsed text of the STATEMENT lines.
+		for _, f := range p.kv {
+			ev.Fields[strings.Clone(f.k)] = strings.Clone(f.value())
+		}
+		if p.rt.hasServer {
+			ev.Fields["server_ms"] = fmtMS(p.rt.server)
+		}
+		if p.rt.hasUp {
+			ev.Fields["upstream_ms"] = fmtMS(p.rt.upstream)
 		}
 		if root != "" && root != final {
 			ev.Fields["root_exception"] = strings.Clone(root)
@@ -607,6 +662,11 @@ func splitLevel(s, pre string) (level, msg string, at int) {
 			break // a word of the message: stop looking
 		}
 		i = next
+	}
+	if pre == "" {
+		if lv, msg, at, ok := pgLevel(s); ok {
+			return lv, msg, at
+		}
 	}
 	return "", s, 0
 }

@@ -210,15 +210,27 @@ func FuzzParser(f *testing.F) {
 	f.Add("panic: x\n\ngoroutine 1 [running]:\nmain.main()\n\t/a.go:1 +0x1\n")
 	f.Add("2026-01-11 12:59:17.1 UTC [1] ERROR:  deadlock detected\n2026-01-11 12:59:17.1 UTC [1] DETAIL:  a\n\tb\n")
 	f.Add("  + Exception Group Traceback (most recent call last):\n  | ExceptionGroup: g (1 sub-exception)\n  +-+---- 1 ----\n    | ValueError: 1\n")
+	f.Add("2026-01-11 12:59:17.100 UTC [7] app@app LOG:  duration: 12.500 ms  statement: UPDATE a\n\t SET b = 1\n2026-01-11 12:59:17.100 UTC [7] app@app DETAIL:  parameters: $1 = 'x'\n\tmore\n")
+	f.Add("2026-01-11 12:59:17 UTC [7]: [2-1] user=a,db=b LOG:  process 7 still waiting for ShareLock on transaction 9 after 100.0 ms\n2026-01-11 12:59:17 UTC [7]: [3-1] user=a,db=b DETAIL:  Processes holding the lock: 1, 2. Wait queue: 7.\n")
+	f.Add("10.0.0.1 - - [11/Jan/2026:12:59:17 +0000] \"GET /items/42?x=1 HTTP/1.1\" 502 5 \"-\" \"k6\" rt=0.2 urt=\"0.1, 0.05\"\n")
 	f.Fuzz(func(t *testing.T, text string) {
 		p := NewParser("fuzz", "f.log", nil, time.UTC)
 		p.KeepAll = true
+		p.Timings = NewTimings("fuzz", "f.log")
 		lines := strings.SplitAfter(text, "\n")
 		var evs []stampede.Evidence
 		for i, l := range lines {
 			evs = append(evs, p.Feed(l, i+1)...)
 		}
 		evs = append(evs, p.Flush()...)
+		for _, ev := range p.Timings.Flush() {
+			if n, ok := atoi(ev.Fields["count"]); !ok || n < 1 || n > len(lines) || ev.Time.IsZero() {
+				t.Fatalf("timing event %+v", ev)
+			}
+			if _, err := fmtSscan(strings.TrimPrefix(ev.Ref, "f.log:"), new(int)); err != nil {
+				t.Fatalf("timing ref %q", ev.Ref)
+			}
+		}
 		last := 0
 		for _, ev := range evs {
 			var n int

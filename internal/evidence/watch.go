@@ -34,6 +34,9 @@ type WatchOptions struct {
 	// KeepAll returns every event, not only those worth keeping (see
 	// Parser.KeepAll).
 	KeepAll bool
+	// TimingInterval is how often the access timings of each log are
+	// checked for complete seconds (see Timings.Due); 0 means 1s.
+	TimingInterval time.Duration
 }
 
 // Watcher follows logs and turns what they say into Evidence while a run
@@ -49,9 +52,18 @@ type Watcher struct {
 // is emitted once its log has been quiet for a poll. Events whose lines
 // carry no timestamp get the time they were read, and the field
 // "time_source": "observed".
+//
+// Request lines that carry the server's own time (see Parser.Timings) are
+// aggregated per log into one access-timing Evidence per second per
+// (method, normalized path), emitted one to two TimingIntervals after the
+// last line of that second and endpoint; lines worth keeping on their own
+// (a 5xx) are emitted as well, as always.
 func Watch(ctx context.Context, logs []Log, opts WatchOptions, emit func(stampede.Evidence)) (*Watcher, error) {
 	if opts.Catalog == nil {
 		opts.Catalog = defaultCatalog()
+	}
+	if opts.TimingInterval <= 0 {
+		opts.TimingInterval = time.Second
 	}
 	parsers := make(map[string]*Parser, len(logs))
 	files := make([]logtail.File, len(logs))
@@ -64,6 +76,7 @@ func Watch(ctx context.Context, logs []Log, opts WatchOptions, emit func(stamped
 		}
 		p := NewParser(l.Name, l.Path, opts.Catalog, opts.Location)
 		p.KeepAll = opts.KeepAll
+		p.Timings = NewTimings(l.Name, l.Path)
 		parsers[l.Name] = p
 		files[i] = logtail.File{Name: l.Name, Path: l.Path}
 	}
@@ -101,10 +114,21 @@ func Watch(ctx context.Context, logs []Log, opts WatchOptions, emit func(stamped
 	w := &Watcher{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
-		<-ctx.Done()
+		tick := time.NewTicker(opts.TimingInterval)
+		defer tick.Stop()
+		for ctx.Err() == nil {
+			select {
+			case <-ctx.Done():
+			case <-tick.C:
+				for _, l := range logs {
+					send(parsers[l.Name].Timings.Due())
+				}
+			}
+		}
 		tl.Close()
 		for _, l := range logs {
 			send(parsers[l.Name].Flush())
+			send(parsers[l.Name].Timings.Flush())
 		}
 	}()
 	return w, nil

@@ -23,6 +23,9 @@ type RedisOptions struct {
 	// Dir is where the log file goes; empty means the server's private
 	// temporary directory, removed by Close.
 	Dir string
+	// Port is the port to listen on, to start a server again where a
+	// stopped one listened; 0 picks a free port.
+	Port int
 }
 
 // RedisServer is a running redis-server.
@@ -75,9 +78,11 @@ func StartRedis(ctx context.Context, opts RedisOptions) (_ *RedisServer, err err
 	// Redis runs as whoever starts it, root included.
 	me := osUser{uid: os.Getuid(), gid: os.Getgid()}
 	err = retryBind(func() error {
-		port, err := FreePort()
-		if err != nil {
-			return err
+		port := opts.Port
+		if port == 0 {
+			if port, err = FreePort(); err != nil {
+				return err
+			}
 		}
 		r.Port = port
 		args := []string{

@@ -1,18 +1,43 @@
 // Package host is the probe of the machine the target runs on, read from
-// /proc: CPU use, load, memory, the target process' CPU and TCP listen
-// queue overflows. The parsers take file contents, so they are tested from
-// testdata and fuzzed.
+// /proc: CPU use, load, memory, the CPU of the target process and its
+// descendants, the accept queue of the target's listening port, and TCP
+// listen queue overflows. The parsers take file contents, so they are
+// tested from testdata and fuzzed.
 //
 // Metric keys (source "host"), as in docs/run-directory.md:
 //
 //	cpu_busy_pct, cpu_iowait_pct, cpu_steal_pct   percent of all cores,
 //	                                              since the previous reading
 //	cores, load1, mem_used_pct, mem_available_bytes
-//	proc_cpu_pct           the target pid's CPU, 100 = one core (only
-//	                       when Options.PID is set)
+//	proc_cpu_pct           CPU of the target pid and all its descendants,
+//	                       100 = one core (only when Options.PID is set)
+//	proc_count             processes in that tree
+//	listen_queue           connections waiting in the accept queue of the
+//	                       sockets listening on Options.Port (summed over
+//	                       IPv4 and IPv6 and SO_REUSEPORT sockets)
+//	listen_backlog         the limit of that queue (listen's backlog, capped
+//	                       by net.core.somaxconn), summed likewise
 //	listen_overflows_delta, listen_drops_delta    TcpExt counters
 //
 // Rates and deltas start with the second reading.
+//
+// The process tree: servers that fork workers (gunicorn, uWSGI, PHP-FPM,
+// Apache) do the work in the children, so the target's CPU is the sum over
+// the pid and its descendants, found through /proc/PID/task/TID/children
+// (or, on kernels without it, by scanning every /proc/N/stat for its
+// parent). A process that appeared since the previous reading counts in
+// full; one that exited counts through its parent's cutime and cstime
+// (the CPU of reaped children), less what was already counted of it.
+//
+// The listen queue is what "ss -ltn" shows as Recv-Q (the accept queue)
+// and Send-Q (its limit) of the listening sockets, read from the kernel's
+// sock_diag netlink interface. When the target is in another network
+// namespace, or sock_diag is not allowed, the queue is read from
+// /proc/PID/net/tcp and tcp6 instead (rx_queue of a LISTEN socket),
+// listen_backlog is left out and Info["port_error"] says why. A full queue
+// (listen_queue = listen_backlog) means the server does not accept fast
+// enough: new connections wait unanswered or are dropped
+// (listen_overflows_delta).
 package host
 
 import (
@@ -44,6 +69,8 @@ type Options struct {
 	Proc string
 	// PID is the target's process id; 0 means none.
 	PID int
+	// Port is the target's TCP port (its listening socket); 0 means none.
+	Port int
 }
 
 // Probe reads /proc. Create it with New.
@@ -53,10 +80,11 @@ type Probe struct {
 	mu       sync.Mutex
 	prevAt   time.Time
 	prevCPU  CPU
-	prevProc float64 // utime+stime ticks
+	prevTree map[int]PidStat // the target's process tree
 	prevNet  Netstat
 	hasPrev  bool
 	procPrev bool
+	scan     bool // no children files: find children by scanning /proc
 }
 
 // New returns a host probe.
@@ -77,9 +105,12 @@ func (p *Probe) read(name string) ([]byte, error) {
 	return os.ReadFile(filepath.Join(p.opts.Proc, name))
 }
 
-// Sample reads /proc/stat, /proc/loadavg, /proc/meminfo, /proc/net/netstat
-// and, with a PID, /proc/PID/stat. A target process that is gone or
-// unreadable leaves out proc_cpu_pct and says why in Info["pid_error"].
+// Sample reads /proc/stat, /proc/loadavg, /proc/meminfo, /proc/net/netstat,
+// with a PID the stat of the process tree, and with a Port
+// /proc/PID/net/tcp and tcp6. A target process that is gone or unreadable
+// leaves out proc_cpu_pct and says why in Info["pid_error"]; a port that
+// nothing listens on leaves out the listen keys and says so in
+// Info["port_error"].
 func (p *Probe) Sample(_ context.Context, now time.Time) (stampede.Sample, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -121,34 +152,215 @@ func (p *Probe) Sample(_ context.Context, now time.Time) (stampede.Sample, error
 			v["listen_drops_delta"] = probe.Delta(float64(net.TcpExt["ListenDrops"]), float64(p.prevNet.TcpExt["ListenDrops"]))
 		}
 	}
+	setInfo := func(k, val string) {
+		if info == nil {
+			info = map[string]string{}
+		}
+		info[k] = val
+	}
 	if p.opts.PID > 0 {
-		ticks, err := p.procTicks()
+		tree, err := p.tree()
 		switch {
 		case err != nil:
-			info = map[string]string{"pid_error": err.Error()}
+			setInfo("pid_error", err.Error())
 			p.procPrev = false
 		case p.procPrev && now.After(p.prevAt):
-			cpuSeconds := probe.Delta(ticks, p.prevProc) / clockTicks
-			v["proc_cpu_pct"] = 100 * cpuSeconds / now.Sub(p.prevAt).Seconds()
+			v["proc_cpu_pct"] = 100 * TreeTicks(p.prevTree, tree) / clockTicks / now.Sub(p.prevAt).Seconds()
 			fallthrough
 		default:
-			p.prevProc, p.procPrev = ticks, true
+			v["proc_count"] = float64(len(tree))
+			p.prevTree, p.procPrev = tree, true
+		}
+	}
+	if p.opts.Port > 0 {
+		q, withBacklog, note, err := p.listenQueue()
+		switch {
+		case err != nil:
+			setInfo("port_error", err.Error())
+		case withBacklog:
+			v["listen_queue"] = float64(q.Queue)
+			v["listen_backlog"] = float64(q.Backlog)
+		default:
+			setInfo("port_error", note)
+			v["listen_queue"] = float64(q.Queue)
 		}
 	}
 	p.prevAt, p.prevCPU, p.prevNet, p.hasPrev = now, cpu, net, true
 	return stampede.Sample{Time: now, Source: "host", Values: v, Info: info}, nil
 }
 
-func (p *Probe) procTicks() (float64, error) {
-	b, err := p.read(strconv.Itoa(p.opts.PID) + "/stat")
+// maxTree bounds the processes of a tree.
+const maxTree = 4096
+
+// tree reads the stat of the target and of its descendants, by pid.
+func (p *Probe) tree() (map[int]PidStat, error) {
+	root := p.opts.PID
+	st, err := p.pidStat(root)
 	if err != nil {
-		return 0, fmt.Errorf("pid %d: %w", p.opts.PID, err)
+		return nil, fmt.Errorf("pid %d: %w", root, err)
 	}
-	ps, err := ParsePidStat(b)
+	tree := map[int]PidStat{root: st}
+	var byParent map[int][]int
+	queue := []int{root}
+	for len(queue) > 0 && len(tree) < maxTree {
+		pid := queue[0]
+		queue = queue[1:]
+		var kids []int
+		if !p.scan {
+			kids, err = p.children(pid)
+			if errors.Is(err, os.ErrNotExist) && pid == root {
+				p.scan = true // a kernel without CONFIG_PROC_CHILDREN
+			}
+		}
+		if p.scan {
+			if byParent == nil {
+				byParent = p.scanParents()
+			}
+			kids = byParent[pid]
+		}
+		for _, k := range kids {
+			if _, seen := tree[k]; seen || len(tree) >= maxTree {
+				continue
+			}
+			// A child may exit between the listing and the read.
+			if st, err := p.pidStat(k); err == nil {
+				tree[k] = st
+				queue = append(queue, k)
+			}
+		}
+	}
+	return tree, nil
+}
+
+func (p *Probe) pidStat(pid int) (PidStat, error) {
+	b, err := p.read(strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, fmt.Errorf("pid %d: %w", p.opts.PID, err)
+		return PidStat{}, err
 	}
-	return float64(ps.UTime + ps.STime), nil
+	return ParsePidStat(b)
+}
+
+// children lists the children of every thread of pid.
+func (p *Probe) children(pid int) ([]int, error) {
+	dir := filepath.Join(p.opts.Proc, strconv.Itoa(pid), "task")
+	tids, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var kids []int
+	for _, tid := range tids {
+		b, err := os.ReadFile(filepath.Join(dir, tid.Name(), "children"))
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) && len(kids) == 0 && tid.Name() == strconv.Itoa(pid) {
+				return nil, err // no children files on this kernel
+			}
+			continue // the thread exited
+		}
+		kids = ParseChildren(b, kids)
+	}
+	return kids, nil
+}
+
+// scanParents maps every process of /proc to its children, from the
+// parent pid in each /proc/N/stat.
+func (p *Probe) scanParents() map[int][]int {
+	ents, err := os.ReadDir(p.opts.Proc)
+	if err != nil {
+		return nil
+	}
+	m := map[int][]int{}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if st, err := p.pidStat(pid); err == nil && st.PPid > 0 {
+			m[st.PPid] = append(m[st.PPid], pid)
+		}
+	}
+	return m
+}
+
+// TreeTicks returns the CPU ticks a process tree used between two readings,
+// by pid: for a process in both (same start time) the growth of its own
+// time, for a new one all of it, and for those that exited what their
+// parents' cutime and cstime gained beyond what was already counted of
+// them (never less than nothing: a child reaped outside the tree is lost).
+func TreeTicks(prev, cur map[int]PidStat) float64 {
+	var own, reaped, counted float64
+	for pid, c := range cur {
+		if p, ok := prev[pid]; ok && p.StartTime == c.StartTime {
+			own += float64(c.UTime+c.STime) - float64(p.UTime+p.STime)
+			reaped += float64(c.CUTime+c.CSTime) - float64(p.CUTime+p.CSTime)
+		} else {
+			own += float64(c.UTime + c.STime)
+			reaped += float64(c.CUTime + c.CSTime)
+		}
+	}
+	for pid, p := range prev {
+		if c, ok := cur[pid]; !ok || c.StartTime != p.StartTime {
+			counted += float64(p.UTime + p.STime + p.CUTime + p.CSTime)
+		}
+	}
+	return max(own, 0) + max(reaped-counted, 0)
+}
+
+// listenQueue sums the LISTEN sockets on the target's port: from the
+// kernel's sock_diag when the probe shares the target's network namespace
+// (queue and backlog: withBacklog), else from /proc/PID/net/tcp and tcp6
+// (the queue only: their tx_queue is not a listener's backlog), with a
+// note saying why.
+func (p *Probe) listenQueue() (q ListenQueue, withBacklog bool, note string, err error) {
+	switch {
+	case p.opts.Proc != "/proc":
+		note = "listen_backlog unknown: read from " + p.opts.Proc
+	case p.opts.PID > 0 && !sameNetns(p.opts.Proc, p.opts.PID):
+		note = "listen_backlog unknown: the target is in another network namespace"
+	default:
+		q, err := listenDiag(p.opts.Port)
+		if err == nil {
+			if q.Sockets == 0 {
+				return q, false, "", fmt.Errorf("port %d: no socket listens on it", p.opts.Port)
+			}
+			return q, true, "", nil
+		}
+		note = "listen_backlog unknown: " + err.Error()
+	}
+	q, err = p.netTCP()
+	return q, false, note, err
+}
+
+// netTCP sums the LISTEN sockets on the port in /proc/PID/net/tcp and tcp6
+// (the target's network namespace; /proc/net/* without a pid).
+func (p *Probe) netTCP() (ListenQueue, error) {
+	dir := "net"
+	if p.opts.PID > 0 {
+		if _, err := os.Stat(filepath.Join(p.opts.Proc, strconv.Itoa(p.opts.PID), "net")); err == nil {
+			dir = filepath.Join(strconv.Itoa(p.opts.PID), "net")
+		}
+	}
+	var sum ListenQueue
+	read := 0
+	for _, name := range []string{"tcp", "tcp6"} {
+		b, err := p.read(filepath.Join(dir, name))
+		if err != nil {
+			continue // no IPv6
+		}
+		q, err := ParseNetTCP(b, p.opts.Port)
+		if err != nil {
+			return ListenQueue{}, fmt.Errorf("%s: %w", name, err)
+		}
+		read++
+		sum.Sockets += q.Sockets
+		sum.Queue += q.Queue
+	}
+	switch {
+	case read == 0:
+		return ListenQueue{}, fmt.Errorf("port %d: cannot read %s/tcp", p.opts.Port, filepath.Join(p.opts.Proc, dir))
+	case sum.Sockets == 0:
+		return ListenQueue{}, fmt.Errorf("port %d: no socket listens on it", p.opts.Port)
+	}
+	return sum, nil
 }
 
 // CPU holds the aggregate "cpu" line of /proc/stat, in clock ticks, and
@@ -264,30 +476,126 @@ func ParseMeminfo(b []byte) (Mem, error) {
 	return Mem{Total: total, Available: min(avail, total)}, nil
 }
 
-// PidStat holds the CPU times of /proc/PID/stat, in clock ticks.
+// PidStat holds what the probe reads of /proc/PID/stat: the parent, the
+// CPU times in clock ticks (its own, and its reaped children's), and the
+// start time that tells a reused pid from the process that had it.
 type PidStat struct {
-	UTime, STime uint64
+	PPid           int
+	UTime, STime   uint64
+	CUTime, CSTime uint64
+	StartTime      uint64
 }
 
 // ParsePidStat parses /proc/PID/stat. The command name (field 2) is in
 // parentheses and may itself contain spaces and parentheses, so fields are
-// counted from the last ')'.
+// counted from the last ')'. Fields past stime (cutime, cstime, starttime)
+// are zero when missing.
 func ParsePidStat(b []byte) (PidStat, error) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
 		return PidStat{}, fmt.Errorf("pid stat: %w", errFormat)
 	}
 	f := strings.Fields(string(b[i+1:]))
-	// After ')': state is field 3, utime field 14, stime field 15.
+	// After ')': state is field 3, ppid 4, utime 14, stime 15, cutime 16,
+	// cstime 17, starttime 22.
 	if len(f) < 13 {
 		return PidStat{}, fmt.Errorf("pid stat: %w", errFormat)
 	}
 	u, err1 := strconv.ParseUint(f[11], 10, 64)
 	s, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
+	pp, err3 := strconv.Atoi(f[1])
+	if err := errors.Join(err1, err2, err3); err != nil {
 		return PidStat{}, fmt.Errorf("pid stat: %w", err)
 	}
-	return PidStat{UTime: u, STime: s}, nil
+	// Real tick counts are far below 2^53; larger ones are not a real line.
+	if u > 1<<53 || s > 1<<53 {
+		return PidStat{}, fmt.Errorf("pid stat: %w", errFormat)
+	}
+	ps := PidStat{PPid: pp, UTime: u, STime: s}
+	// cutime and cstime are signed in the kernel's format; never negative
+	// in practice.
+	if len(f) >= 15 {
+		cu, err1 := strconv.ParseInt(f[13], 10, 64)
+		cs, err2 := strconv.ParseInt(f[14], 10, 64)
+		if err1 == nil && err2 == nil && cu >= 0 && cs >= 0 && cu <= 1<<53 && cs <= 1<<53 {
+			ps.CUTime, ps.CSTime = uint64(cu), uint64(cs)
+		}
+	}
+	if len(f) >= 20 {
+		ps.StartTime, _ = strconv.ParseUint(f[19], 10, 64)
+	}
+	return ps, nil
+}
+
+// ParseChildren appends the pids of a /proc/PID/task/TID/children file
+// ("123 456 ") to dst; anything but a positive number is skipped.
+func ParseChildren(b []byte, dst []int) []int {
+	for _, f := range strings.Fields(string(b)) {
+		if n, err := strconv.Atoi(f); err == nil && n > 0 {
+			dst = append(dst, n)
+		}
+	}
+	return dst
+}
+
+// ListenQueue is the accept queue of the sockets listening on a port.
+type ListenQueue struct {
+	// Sockets counts the LISTEN sockets on the port.
+	Sockets int
+	// Queue is the connections waiting to be accepted, summed.
+	Queue uint64
+	// Backlog is the limit of the queue, summed (from sock_diag only).
+	Backlog uint64
+}
+
+// tcpListen is the state number of a listening socket in /proc/net/tcp.
+const tcpListen = 0x0A
+
+// ParseNetTCP reads the LISTEN sockets on port from /proc/net/tcp or tcp6:
+// "sl local_address rem_address st tx_queue:rx_queue ..." with the address
+// and port, the state and the queues in hexadecimal. For a listening
+// socket rx_queue is the accept queue's length; tx_queue is not its limit
+// (the kernel writes the send queue there, 0 for a listener), so Backlog
+// stays 0.
+func ParseNetTCP(b []byte, port int) (ListenQueue, error) {
+	var q ListenQueue
+	header := false
+	for line := range bytes.Lines(b) {
+		f := bytes.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		if !header {
+			if string(f[0]) != "sl" || string(f[1]) != "local_address" {
+				return ListenQueue{}, fmt.Errorf("net tcp: no header: %w", errFormat)
+			}
+			header = true
+			continue
+		}
+		c := bytes.LastIndexByte(f[1], ':')
+		if c < 0 {
+			continue
+		}
+		lp, err1 := strconv.ParseUint(string(f[1][c+1:]), 16, 16)
+		st, err2 := strconv.ParseUint(string(f[3]), 16, 8)
+		if err1 != nil || err2 != nil || int(lp) != port || st != tcpListen {
+			continue
+		}
+		_, rx, ok := bytes.Cut(f[4], []byte{':'})
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(string(rx), 16, 32)
+		if err != nil {
+			continue
+		}
+		q.Sockets++
+		q.Queue += n
+	}
+	if !header {
+		return ListenQueue{}, fmt.Errorf("net tcp: no header: %w", errFormat)
+	}
+	return q, nil
 }
 
 // Netstat holds /proc/net/netstat's counters by protocol line ("TcpExt")

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,10 +20,14 @@ import (
 // TestRowLock holds a row lock in one session (BEGIN; SELECT ... FOR
 // UPDATE; then idle in transaction) while another session UPDATEs the same
 // row: the probe must show blocked ≥ 1, blockers ≥ 1, wait:Lock ≥ 1 (on a
-// transactionid), an open transaction, and Info["blocked"] naming the
-// blocker's pid and its state "idle in transaction". Once the holder
-// commits, nothing is blocked any more and the commits show up in the
-// xact_commit delta.
+// transactionid), an open transaction, Info["blocked"] naming the
+// blocker's pid, its state "idle in transaction" and its last query, and
+// Info["active"] the waiter's query under Lock:transactionid. Once the
+// holder commits, nothing is blocked any more and the commits show up in
+// the xact_commit delta. The server has no pg_stat_statements: no
+// statement keys, no error; once the extension is created without the
+// library preloaded, the sample notes why it cannot be read and is good
+// otherwise.
 func TestRowLock(t *testing.T) {
 	t.Parallel()
 	pg := testenv.Postgres(t)
@@ -55,6 +62,9 @@ func TestRowLock(t *testing.T) {
 	}
 	if _, ok := base.Values["xact_commit"]; ok {
 		t.Errorf("first sample has a delta: %v", base.Values)
+	}
+	if _, ok := base.Values["stmt_exec_ms_delta"]; ok || base.Info["statements_error"] != "" {
+		t.Errorf("no pg_stat_statements, yet %v %v", base.Values, base.Info)
 	}
 
 	var holderPID int32
@@ -92,9 +102,13 @@ func TestRowLock(t *testing.T) {
 	if v["state:idle in transaction"] < 1 || v["oldest_xact_s"] <= 0 || v["oldest_query_s"] <= 0 {
 		t.Errorf("holder not seen idle in transaction, or no ages: %v", v)
 	}
-	want := fmt.Sprintf("blocked by %d (idle in transaction, xact ", holderPID)
-	if info := got.Info["blocked"]; !strings.Contains(info, want) || !strings.Contains(info, "(transactionid)") || !strings.Contains(info, "UPDATE account") {
-		t.Errorf("Info[blocked] = %q, want it to contain %q, the wait event and the query", info, want)
+	want := fmt.Sprintf(`^pid \d+ \(transactionid\) blocked by %d \(idle in transaction, xact \d+\.\ds: SELECT \* FROM account WHERE id = \? FOR UPDATE\): UPDATE account SET n = n \+ \? WHERE id = \?$`, holderPID)
+	t.Logf("Info[blocked]: %s\nInfo[active]: %q", got.Info["blocked"], got.Info["active"])
+	if info := got.Info["blocked"]; !regexp.MustCompile(want).MatchString(info) {
+		t.Errorf("Info[blocked] = %q, want it to match %s", info, want)
+	}
+	if active := got.Info["active"]; active != "1\tLock:transactionid\tUPDATE account SET n = n + ? WHERE id = ?" {
+		t.Errorf("Info[active] = %q", active)
 	}
 	if strings.Contains(fmt.Sprint(got), pg.SuperPassword) {
 		t.Error("sample contains the password")
@@ -121,6 +135,107 @@ func TestRowLock(t *testing.T) {
 	}
 	if commits == 0 {
 		t.Error("xact_commit delta stayed 0 after commits")
+	}
+
+	su, err := pgx.Connect(ctx, pg.SuperDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer su.Close(context.Background())
+	if _, err := su.Exec(ctx, "CREATE EXTENSION pg_stat_statements"); err != nil {
+		t.Fatal(err)
+	}
+	p.stmts.recheck = 0
+	s, err := p.Sample(ctx, time.Now())
+	if err != nil {
+		t.Fatalf("sample with an unloaded pg_stat_statements: %v", err)
+	}
+	if e := s.Info["statements_error"]; !strings.Contains(e, "shared_preload_libraries") || s.Values["backends"] != 3 {
+		t.Errorf("statements_error = %q, values %v", e, s.Values)
+	}
+}
+
+// TestStatements reads pg_stat_statements on a server that preloads it:
+// the first reading has no deltas; after the application ran three slow
+// and ten quick statements, stmt_exec_ms_delta holds at least the sleeps,
+// stmt_calls_delta the calls, and Info["statements"] the slow statement
+// first, normalized, with its calls. The probe's own queries never show,
+// and once recognised no longer count.
+func TestStatements(t *testing.T) {
+	t.Parallel()
+	pg := testenv.Postgres(t, testenv.PGOptions{Settings: map[string]string{"shared_preload_libraries": "pg_stat_statements"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	su, err := pgx.Connect(ctx, pg.SuperDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer su.Close(context.Background())
+	if _, err := su.Exec(ctx, "CREATE EXTENSION pg_stat_statements"); err != nil {
+		t.Fatal(err)
+	}
+	app, err := pgx.Connect(ctx, pg.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close(context.Background())
+
+	p, err := New(pg.SuperDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	first, err := p.Sample(ctx, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := first.Values["stmt_exec_ms_delta"]; ok || first.Info["statements_error"] != "" {
+		t.Fatalf("first reading: %v %v", first.Values, first.Info)
+	}
+	for range 3 {
+		if _, err := app.Exec(ctx, "SELECT pg_sleep($1)", 0.05); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 10 {
+		if _, err := app.Exec(ctx, "SELECT count(*) FROM pg_class WHERE relpages > "+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := p.Sample(ctx, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Values["stmt_exec_ms_delta"] < 150 || got.Values["stmt_calls_delta"] < 13 {
+		t.Errorf("deltas: %v", got.Values)
+	}
+	t.Logf("stmt_exec_ms_delta %v, stmt_calls_delta %v, Info[statements]:\n%s", got.Values["stmt_exec_ms_delta"], got.Values["stmt_calls_delta"], got.Info["statements"])
+	lines := strings.Split(got.Info["statements"], "\n")
+	f := strings.Split(lines[0], "\t")
+	if len(f) != 4 || f[0] != "3" || f[3] != "SELECT pg_sleep($1)" {
+		t.Fatalf("Info[statements] =\n%s\nwant the sleeps first", got.Info["statements"])
+	}
+	total, _ := strconv.ParseFloat(f[1], 64)
+	mean, _ := strconv.ParseFloat(f[2], 64)
+	if total < 150 || math.Abs(mean-total/3) > 0.01 {
+		t.Errorf("sleeps: total %v mean %v", total, mean)
+	}
+	// Ten literals, one normalized statement.
+	if !strings.Contains(got.Info["statements"], "10\t") || !strings.Contains(got.Info["statements"], "SELECT count(*) FROM pg_class WHERE relpages > $1") {
+		t.Errorf("Info[statements] =\n%s\nwant the ten counts as one statement", got.Info["statements"])
+	}
+	// Idle: only the probe runs; its queries are recognised and left out.
+	for i := range 3 {
+		idle, err := p.Sample(ctx, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(idle.Info["statements"], "stampede-probe") {
+			t.Errorf("the probe's own query shows: %s", idle.Info["statements"])
+		}
+		if i == 2 && (idle.Values["stmt_calls_delta"] != 0 || idle.Info["statements"] != "") {
+			t.Errorf("idle: calls %v, statements %q", idle.Values["stmt_calls_delta"], idle.Info["statements"])
+		}
 	}
 }
 

@@ -1,6 +1,8 @@
 // Package postgres is the probe of a PostgreSQL server: client backends by
-// state and wait event, blocked sessions and their blockers, the oldest
-// transaction and query, connection slots, and pg_stat_database counters.
+// state and wait event, blocked sessions and their blockers, what the
+// active backends are doing (an Active Session History sample), the oldest
+// transaction and query, connection slots, pg_stat_database counters, and
+// per-statement time from pg_stat_statements when the database has it.
 //
 // The probe should connect as a superuser or a member of pg_monitor:
 // other roles see only their own sessions' state and query. It keeps one
@@ -17,6 +19,8 @@
 //	                              LWLock, IO, Client always present)
 //	wait:Lock:EVENT               backends waiting on a heavyweight lock, by
 //	                              lock tag (transactionid, tuple, relation, ...)
+//	wait:CPU                      active backends with no wait event (on CPU,
+//	                              or in a wait PostgreSQL does not report)
 //	blocked                       sessions with a non-empty pg_blocking_pids
 //	blockers                      distinct pids blocking them
 //	oldest_xact_s, oldest_query_s age of the oldest open transaction and of
@@ -24,9 +28,39 @@
 //	deadlocks, temp_files, temp_bytes, xact_rollback, xact_commit
 //	                              pg_stat_database deltas for the current
 //	                              database since the previous reading
+//	stmt_exec_ms_delta            pg_stat_statements: execution time of
+//	                              every statement since the previous reading,
+//	                              milliseconds (the probe's own excluded once
+//	                              recognised)
+//	stmt_calls_delta              pg_stat_statements: calls since then
 //
-// Info key "blocked": one line per blocked session,
-// "pid P (wait_event) blocked by Q (state, xact age): query".
+// Info keys:
+//
+//	blocked     one line per blocked session, in pid order:
+//	            "pid P (WAIT_EVENT) blocked by Q (STATE, xact AGE: QUERY), ...: QUERY",
+//	            e.g. "pid 10 (tuple) blocked by 12 (idle in transaction,
+//	            xact 5.2s: SELECT * FROM t WHERE id = ? FOR UPDATE): UPDATE t
+//	            SET n = n + ? WHERE id = ?". A blocker's QUERY is its
+//	            current query, or its last one when idle in transaction:
+//	            a holder idle in transaction waits on the application.
+//	            A blocker that is not a client backend reads
+//	            "Q (not a client backend)".
+//	active      what the active client backends are doing, one line per
+//	            (wait, query), most backends first, at most 10 lines:
+//	            "COUNT\tWAIT\tQUERY" where WAIT is "TYPE:EVENT"
+//	            ("Lock:transactionid", "IO:DataFileRead") or "CPU" when
+//	            there is no wait event. Summed over samples, the counts are
+//	            database time by wait and query (the ASH model).
+//	statements  pg_stat_statements: the 5 statements that took the most
+//	            execution time since the previous reading, one per line,
+//	            "CALLS\tTOTAL_MS\tMEAN_MS\tQUERY".
+//	statements_error  why pg_stat_statements could not be read (e.g. not in
+//	            shared_preload_libraries); the sample is good otherwise.
+//
+// Every QUERY is normalized: whitespace collapsed, string and numeric
+// literals replaced by "?", at most 160 characters. pg_stat_statements is
+// used when the extension exists in the probe's database: it is looked
+// for on each new connection and, while absent, once a minute.
 package postgres
 
 import (
@@ -49,9 +83,10 @@ var _ probe.Probe = (*Probe)(nil)
 
 // Probe reads a PostgreSQL server. Create it with New.
 type Probe struct {
-	mu   sync.Mutex
-	conn *pgconn.Conn
-	prev map[string]float64 // pg_stat_database counters of the last reading
+	mu    sync.Mutex
+	conn  *pgconn.Conn
+	prev  map[string]float64 // pg_stat_database counters of the last reading
+	stmts statements
 }
 
 // New returns a probe of the server at dsn (a URL or key=value string). It
@@ -70,7 +105,7 @@ func New(dsn string) (*Probe, error) {
 	// A probe must never wait on the locks it is watching.
 	cfg.RuntimeParams["statement_timeout"] = "2000"
 	cfg.RuntimeParams["lock_timeout"] = "1000"
-	return &Probe{conn: pgconn.New(cfg)}, nil
+	return &Probe{conn: pgconn.New(cfg), stmts: statements{recheck: time.Minute}}, nil
 }
 
 // Name returns "postgres".
@@ -83,18 +118,22 @@ func (p *Probe) Close() error {
 	return p.conn.Close()
 }
 
+// probeMark starts every query of the probe, so that pg_stat_statements'
+// entries for them can be told from the application's.
+const probeMark = "/* stampede-probe */ "
+
 // activityQuery lists client backends other than the probe's own. Ages are
 // seconds, -1 when the timestamp is null.
-const activityQuery = `
+const activityQuery = probeMark + `
 SELECT pid, coalesce(state, ''), coalesce(wait_event_type, ''), coalesce(wait_event, ''),
        pg_blocking_pids(pid),
        coalesce(extract(epoch FROM now() - xact_start), -1)::float8,
        coalesce(extract(epoch FROM now() - query_start), -1)::float8,
-       left(coalesce(query, ''), 200)
+       left(coalesce(query, ''), 400)
 FROM pg_stat_activity
 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`
 
-const databaseQuery = `
+const databaseQuery = probeMark + `
 SELECT current_setting('max_connections')::float8,
        current_setting('superuser_reserved_connections')::float8,
        xact_commit::float8, xact_rollback::float8, deadlocks::float8,
@@ -164,6 +203,7 @@ func (p *Probe) sample(ctx context.Context, now time.Time) (stampede.Sample, err
 		}
 	}
 	p.prev = cur
+	p.stmts.sample(ctx, conn, now, &smp)
 	return smp, nil
 }
 
@@ -180,6 +220,7 @@ func Activity(now time.Time, backends []Backend) stampede.Sample {
 		"wait:LWLock":                         0,
 		"wait:IO":                             0,
 		"wait:Client":                         0,
+		"wait:CPU":                            0,
 		"blocked":                             0,
 		"blockers":                            0,
 		"oldest_xact_s":                       0,
@@ -198,6 +239,8 @@ func Activity(now time.Time, backends []Backend) stampede.Sample {
 			if b.WaitType == "Lock" && b.WaitEvent != "" {
 				v["wait:Lock:"+b.WaitEvent]++
 			}
+		} else if b.State == "active" {
+			v["wait:CPU"]++
 		}
 		if len(b.BlockedBy) > 0 {
 			v["blocked"]++
@@ -217,7 +260,60 @@ func Activity(now time.Time, backends []Backend) stampede.Sample {
 	if lines := blockedLines(backends, byPID); len(lines) > 0 {
 		smp.Info = map[string]string{"blocked": strings.Join(lines, "\n")}
 	}
+	if lines := activeLines(backends); len(lines) > 0 {
+		if smp.Info == nil {
+			smp.Info = map[string]string{}
+		}
+		smp.Info["active"] = strings.Join(lines, "\n")
+	}
 	return smp
+}
+
+// maxActiveLines bounds Info["active"].
+const maxActiveLines = 10
+
+// activeLines groups the active backends by wait and normalized query:
+// "COUNT\tWAIT\tQUERY", most backends first, then by wait and query.
+func activeLines(backends []Backend) []string {
+	type group struct {
+		wait, query string
+		n           int
+	}
+	idx := map[[2]string]int{}
+	var groups []group
+	for _, b := range backends {
+		if b.State != "active" {
+			continue
+		}
+		wait := "CPU"
+		if b.WaitType != "" {
+			wait = b.WaitType + ":" + b.WaitEvent
+		}
+		q := normalizeQuery(b.Query, maxQueryText)
+		k := [2]string{wait, q}
+		i, ok := idx[k]
+		if !ok {
+			i = len(groups)
+			idx[k] = i
+			groups = append(groups, group{wait: wait, query: q})
+		}
+		groups[i].n++
+	}
+	sort.Slice(groups, func(i, j int) bool {
+		a, b := groups[i], groups[j]
+		if a.n != b.n {
+			return a.n > b.n
+		}
+		if a.wait != b.wait {
+			return a.wait < b.wait
+		}
+		return a.query < b.query
+	})
+	lines := make([]string, 0, min(len(groups), maxActiveLines))
+	for _, g := range groups[:min(len(groups), maxActiveLines)] {
+		lines = append(lines, strconv.Itoa(g.n)+"\t"+g.wait+"\t"+g.query)
+	}
+	return lines
 }
 
 // blockedLines describes each blocked session and its blockers, in pid
@@ -235,16 +331,20 @@ func blockedLines(backends []Backend, byPID map[int32]*Backend) []string {
 		var by []string
 		for _, q := range b.BlockedBy {
 			if bb, ok := byPID[q]; ok {
-				by = append(by, fmt.Sprintf("%d (%s, xact %s)", q, or(bb.State, "unknown state"), age(bb.XactAge)))
+				by = append(by, fmt.Sprintf("%d (%s, xact %s: %s)", q, or(bb.State, "unknown state"), age(bb.XactAge),
+					or(normalizeQuery(bb.Query, blockerQueryText), "no query")))
 			} else {
 				by = append(by, fmt.Sprintf("%d (not a client backend)", q))
 			}
 		}
 		lines = append(lines, fmt.Sprintf("pid %d (%s) blocked by %s: %s",
-			b.PID, or(b.WaitEvent, "no wait event"), strings.Join(by, ", "), oneLine(b.Query, 120)))
+			b.PID, or(b.WaitEvent, "no wait event"), strings.Join(by, ", "), normalizeQuery(b.Query, maxQueryText)))
 	}
 	return lines
 }
+
+// blockerQueryText bounds a blocker's query in Info["blocked"].
+const blockerQueryText = 80
 
 func age(s float64) string {
 	if s < 0 {
@@ -256,15 +356,6 @@ func age(s float64) string {
 func or(s, def string) string {
 	if s == "" {
 		return def
-	}
-	return s
-}
-
-// oneLine collapses whitespace and cuts s to n runes.
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > n {
-		return string(r[:n]) + "…"
 	}
 	return s
 }

@@ -1,10 +1,18 @@
 // Package redis is the probe of a Redis server: clients, refusals, traffic
-// and memory from INFO.
+// and memory from INFO, and the round trip of a PING.
 //
 // The probe keeps one connection, opened by New, so it can still read INFO
 // when the server is at maxclients and refuses everyone else; if that
 // connection is lost while the server is full, the refusal
 // ("max number of clients reached") is the sample's error.
+//
+// A server that does not answer within the reading's deadline (the
+// Sampler's Timeout; paused by CLIENT PAUSE, stopped, swapping) or that
+// refuses connections (down, restarting) yields an error at once, without
+// retries: the Sampler records it and reads again after its backoff. A
+// connection that timed out is dropped; while the server refuses, a new
+// one is tried about once a second in the background, so the probe reads
+// again within a second or two of the server's return.
 //
 // Metric keys (source "redis"), as in docs/run-directory.md:
 //
@@ -13,6 +21,8 @@
 //	rejected_connections_delta         since the previous reading
 //	total_connections_received_delta   since the previous reading
 //	instantaneous_ops_per_sec, used_memory
+//	ping_ms                            round trip of a PING sent after INFO
+//	                                   on the same connection, milliseconds
 package redis
 
 import (
@@ -55,6 +65,7 @@ func New(url string) (*Probe, error) {
 	opt.PoolSize = 1
 	opt.MinIdleConns = 1 // dialled by NewClient, kept open
 	opt.MaxRetries = -1  // a refusal is evidence: report it, do not hide it
+	opt.DialerRetries = 1
 	opt.DialTimeout = time.Second
 	opt.ReadTimeout = 2 * time.Second
 	opt.WriteTimeout = 2 * time.Second
@@ -130,8 +141,15 @@ func (p *Probe) Sample(ctx context.Context, now time.Time) (stampede.Sample, err
 	if err != nil {
 		return stampede.Sample{}, fmt.Errorf("redis probe: %w", probe.Redacted(err, p.password))
 	}
+	// INFO made sure the connection exists: the PING's time is the
+	// server's round trip, not a dial.
+	start := time.Now()
+	if err := p.client.Ping(ctx).Err(); err != nil {
+		return stampede.Sample{}, fmt.Errorf("redis probe: ping: %w", probe.Redacted(err, p.password))
+	}
+	ping := time.Since(start)
 	info := ParseInfo(text)
-	v := map[string]float64{}
+	v := map[string]float64{"ping_ms": float64(ping.Microseconds()) / 1000}
 	for _, k := range gauges {
 		if f, ok := number(info[k]); ok {
 			v[k] = f

@@ -6,9 +6,13 @@ import (
 	"net"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/stampede-load/stampede"
 	"github.com/stampede-load/stampede/internal/testenv"
 )
 
@@ -132,5 +136,102 @@ func TestMaxClients(t *testing.T) {
 	defer late.Close()
 	if _, err := late.Sample(ctx, time.Now()); err == nil || !strings.Contains(err.Error(), "max number of clients reached") {
 		t.Errorf("late probe: err = %v, want the refusal", err)
+	}
+}
+
+// TestUnavailable makes a real Redis stop answering in three ways and
+// checks that each reading fails within its deadline (rather than waiting
+// for the server) and that the probe reads again once the server is back:
+// CLIENT PAUSE ALL for longer than the deadline, SIGSTOP, and a server
+// killed and started again on the same port.
+func TestUnavailable(t *testing.T) {
+	t.Parallel()
+	r := testenv.Redis(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p, err := New(r.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	// read takes one reading with the deadline a Sampler would give it.
+	read := func() (stampede.Sample, error) {
+		ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		return p.Sample(ctx, time.Now())
+	}
+	// recover reads until a reading succeeds, as the Sampler retries.
+	recover := func(what string) stampede.Sample {
+		t.Helper()
+		for ctx.Err() == nil {
+			s, err := read()
+			if err == nil {
+				return s
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("%s: the probe never read again", what)
+		return stampede.Sample{}
+	}
+	s, err := read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("first reading: %v", s.Values)
+	if v, ok := s.Values["ping_ms"]; !ok || v <= 0 {
+		t.Errorf("ping_ms = %v (present %v)", v, ok)
+	}
+
+	// CLIENT PAUSE: commands wait for 3 s (CLIENT UNPAUSE included: ALL
+	// pauses every client but replicas); the reading must not wait.
+	ctl := goredis.NewClient(&goredis.Options{Addr: r.Addr(), MaxRetries: -1, DisableIdentity: true, Protocol: 2})
+	defer ctl.Close()
+	if err := ctl.Do(ctx, "CLIENT", "PAUSE", "3000", "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := read(); err == nil {
+		t.Error("reading during CLIENT PAUSE ALL succeeded: it waited the pause out")
+	} else {
+		t.Logf("paused: %v", err)
+	}
+	recover("after the pause")
+
+	// SIGSTOP: the kernel still accepts connections, nobody answers.
+	if err := syscall.Kill(r.PID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	defer func() {
+		if stopped {
+			syscall.Kill(r.PID, syscall.SIGCONT)
+		}
+	}()
+	for i := range 2 { // on the open connection, then on a new one
+		if _, err := read(); err == nil {
+			t.Errorf("reading %d of a stopped server succeeded", i)
+		} else {
+			t.Logf("stopped: %v", err)
+		}
+	}
+	if err := syscall.Kill(r.PID, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	stopped = false
+	recover("after SIGCONT")
+
+	// Down, then up again on the same port.
+	port := r.Port
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := read(); err == nil || !strings.Contains(err.Error(), "refused") {
+			t.Errorf("reading %d of a stopped server: %v, want connection refused", i, err)
+		}
+	}
+	testenv.Redis(t, testenv.RedisOptions{Port: port})
+	s = recover("after the restart")
+	if s.Values["ping_ms"] <= 0 || s.Values["connected_clients"] < 1 {
+		t.Errorf("after the restart: %v", s.Values)
 	}
 }
