@@ -37,7 +37,7 @@ func TestClassify(t *testing.T) {
 		{"FATAL: query_wait_timeout (SQLSTATE 08P01)", "pgx-query-wait-timeout", "db-pool-wait-timeout"},
 		{"org.postgresql.util.PSQLException: FATAL: query_wait_timeout", "pgjdbc-query-wait-timeout", "db-pool-wait-timeout"},
 		{"no more connections allowed (max_client_conn)", "pgbouncer-max-client-conn", "db-connection-limit"},
-		{"server login has been failing, try again later (server_login_retry)", "pgbouncer-server-login-failing", "db-connection-limit"},
+		{"server login has been failing, try again later (server_login_retry)", "pgbouncer-server-login-failing", "db-unavailable"},
 		{"FATAL:  sorry, too many clients already", "pg-too-many-clients", "db-connection-limit"},
 		{"FATAL:  remaining connection slots are reserved for roles with the SUPERUSER attribute", "pg-reserved-slots", "db-connection-limit"},
 		{"ERROR:  canceling statement due to statement timeout", "pg-statement-timeout", "slow-query"},
