@@ -368,7 +368,7 @@ var faults = map[string]fault{
 	// The missing index on a larger table (400 analysis rows per work
 	// item): the pages that read rincian_ahsp scan it, the recap aggregates
 	// it.
-	"slow-query": {set: func(c *lab.Config) { c.MissingIndex, c.RowsPerItem = true, 800 }},
+	"slow-query": {set: func(c *lab.Config) { c.MissingIndex, c.RowsPerItem = true, 400 }},
 	"app-worker-saturation": {set: func(c *lab.Config) {
 		c.Workers, c.WorkerQueueTimeout = 2, 3*time.Second
 	}},

@@ -85,6 +85,8 @@ type ctx struct {
 	anatomy    *Anatomy
 	found      map[string]*verdict
 	slowTotal  int // slow requests over all endpoints
+	byStart    []span        // requests sorted by start, for joins (lazy)
+	maxLat     time.Duration // the longest request, for joins
 }
 
 // maxSeconds caps the per-second arrays at a week.

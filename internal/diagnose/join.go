@@ -278,3 +278,167 @@ func (c *ctx) windowsOf(x []float64) []window {
 	}
 	return ws
 }
+
+// span is one request's time in flight, for the containment join.
+type span struct {
+	from, to time.Time
+	e        *endpoint
+}
+
+// spans returns the requests sorted by start, built once; nil for an
+// import (no per-request records).
+func (c *ctx) spans() []span {
+	if c.byStart != nil || len(c.in.Results) == 0 {
+		return c.byStart
+	}
+	byKey := map[epKey]*endpoint{}
+	for _, e := range c.eps {
+		byKey[epKey{e.Method, e.Name}] = e
+	}
+	out := make([]span, 0, len(c.in.Results))
+	for i := range c.in.Results {
+		r := &c.in.Results[i]
+		if e := byKey[epKey{r.Method, r.Name}]; e != nil {
+			out = append(out, span{r.Start, r.End(), e})
+			c.maxLat = max(c.maxLat, r.Latency)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].from.Before(out[j].from) })
+	c.byStart = out
+	return out
+}
+
+// containSlack is how far a statement may start before, or end after, the
+// request that issued it and still count as inside it: the clocks of the
+// database's log and of the generator differ by that much at most.
+const containSlack = 250 * time.Millisecond
+
+// maxJoined caps the intervals a containment join looks at.
+const maxJoined = 300
+
+// containers returns the endpoints whose requests contain the intervals
+// (a statement, a lock wait) far above chance: for each endpoint, the share
+// of intervals that one of its requests contains, against the share of the
+// same intervals shifted away in time (what chance gives). An endpoint
+// issues them when it contains at least half of them and twice as many as
+// chance. Best first. Without per-request records it falls back to the
+// correlation of the endpoints' requests in flight with the intervals per
+// second.
+func (c *ctx) containers(ivs []interval) []issuer {
+	sp := c.spans()
+	if sp == nil {
+		return c.issuers(c.intervalSeries(ivs))
+	}
+	if len(ivs) > maxJoined {
+		step := float64(len(ivs)) / maxJoined
+		var s []interval
+		for i := 0.0; int(i) < len(ivs); i += step {
+			s = append(s, ivs[int(i)])
+		}
+		ivs = s
+	}
+	hits := map[*endpoint]float64{}
+	base := map[*endpoint]float64{}
+	lookback := min(c.maxLat, 10*time.Minute) + containSlack
+	count := func(from, to time.Time, into map[*endpoint]float64, w float64) {
+		hi := sort.Search(len(sp), func(i int) bool { return sp[i].from.After(from.Add(containSlack)) })
+		seen := map[*endpoint]bool{}
+		for i := hi - 1; i >= 0 && !sp[i].from.Before(from.Add(-lookback)); i-- {
+			if !seen[sp[i].e] && !sp[i].to.Before(to.Add(-containSlack)) {
+				seen[sp[i].e] = true
+				into[sp[i].e] += w
+			}
+		}
+	}
+	for _, iv := range ivs {
+		count(iv.from, iv.to, hits, 1)
+		shift := iv.to.Sub(iv.from) + 3*time.Second
+		count(iv.from.Add(-shift), iv.to.Add(-shift), base, 0.5)
+		count(iv.from.Add(shift), iv.to.Add(shift), base, 0.5)
+	}
+	n := float64(len(ivs))
+	var out []issuer
+	for e, h := range hits {
+		if h/n >= 0.5 && h >= 2*base[e] && h >= 2 {
+			out = append(out, issuer{e: e, r: h / n})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].r != out[j].r {
+			return out[i].r > out[j].r
+		}
+		return out[i].e.Name < out[j].e.Name
+	})
+	return out
+}
+
+// stmtGroup is the logged statements of one query text.
+type stmtGroup struct {
+	text    string
+	ivs     []interval
+	totalMs float64
+}
+
+// groupStatements groups intervals by their statement's text with the
+// literals taken out, heaviest (most time) first.
+func groupStatements(ivs []interval) []*stmtGroup {
+	by := map[string]*stmtGroup{}
+	var out []*stmtGroup
+	for _, iv := range ivs {
+		k := normalizeSQL(statementOf(iv.ev))
+		g := by[k]
+		if g == nil {
+			g = &stmtGroup{text: statementOf(iv.ev)}
+			by[k] = g
+			out = append(out, g)
+		}
+		g.ivs = append(g.ivs, iv)
+		g.totalMs += iv.ms
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].totalMs > out[j].totalMs })
+	return out
+}
+
+// normalizeSQL collapses blanks and replaces numbers and quoted strings by
+// "?", so the same query with other values groups together.
+func normalizeSQL(s string) string {
+	var b strings.Builder
+	inNum := false
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		switch {
+		case ch == '\'':
+			j := i + 1
+			for j < len(s) {
+				if s[j] == '\'' {
+					if j+1 < len(s) && s[j+1] == '\'' { // an escaped quote
+						j += 2
+						continue
+					}
+					break
+				}
+				j++
+			}
+			b.WriteByte('?')
+			i = j
+			inNum = false
+		case ch >= '0' && ch <= '9' && !inNum && (i == 0 || !isWordByte(s[i-1])):
+			b.WriteByte('?')
+			inNum = true
+		case inNum && (ch >= '0' && ch <= '9' || ch == '.'):
+		case ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r':
+			inNum = false
+			if b.Len() > 0 && !strings.HasSuffix(b.String(), " ") {
+				b.WriteByte(' ')
+			}
+		default:
+			inNum = false
+			b.WriteByte(ch)
+		}
+	}
+	return strings.TrimSpace(b.String())
+}
+
+func isWordByte(c byte) bool {
+	return c == '_' || c == '$' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}

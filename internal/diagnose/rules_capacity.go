@@ -421,7 +421,18 @@ func (c *ctx) queueBeforeApp(es []*endpoint) verdict {
 			gapSecs++
 		}
 	}
-	if gapSecs < 2 && (lq.peak == nil || !queued(lq.peak)) {
+	// The queue must be the rule, not an accident of a few seconds: most
+	// compared seconds show it, and the typical client time is mostly
+	// spent before the app.
+	cm, sm := medianOf(cl), medianOf(sv)
+	gapped := gapSecs >= 2 && float64(gapSecs) >= 0.3*float64(len(cl)) && cm-sm >= cm/2
+	if !gapped {
+		gapSecs = 0
+		for s := range gap {
+			gap[s] = 0
+		}
+	}
+	if !gapped && (lq.peak == nil || !queued(lq.peak)) {
 		if len(cl) >= 3 {
 			v.ruledOut = fmt.Sprintf("the server's own request time (median %s) accounts for the client's (median %s) while requests were slow: they did not queue before the app", secs(medianOf(sv)), secs(medianOf(cl)))
 		}
@@ -435,8 +446,7 @@ func (c *ctx) queueBeforeApp(es []*endpoint) verdict {
 	v.claims = []claim{{eps: es, ws: v.active}}
 	v.title = "All app workers busy: requests wait before the app sees them"
 	v.evidence = append(v.evidence, c.slowRef(es, v.active))
-	if gapSecs >= 2 {
-		cm, sm := medianOf(cl), medianOf(sv)
+	if gapped {
 		v.evidence = append(v.evidence, noteRef("access-log", fmt.Sprintf("while requests were slow, the client waited a median of %s per request and the server's own request time was %s (%d seconds compared): the difference was spent before the app saw the request — in the listen backlog or a proxy's queue", secs(cm), secs(sm), len(cl))))
 		if len(timing) > 0 {
 			ref := eventRef(timing[len(timing)/2])

@@ -388,9 +388,22 @@ func ruleLock(c *ctx) verdict {
 		v.evidence = append(v.evidence, c.groupRef(cand))
 	}
 
-	// Which endpoints took the lock.
+	// Which endpoints took the lock: those whose requests contain the
+	// logged waits, or, from the probe alone, whose requests in flight move
+	// with the waiters.
 	var takers []*endpoint
 	iss := c.issuers(x)
+	joined := func(is issuer) string {
+		return fmt.Sprintf("requests in flight on %s move with the sessions waiting on locks (r=%.2f): its requests are the ones that wait", is.e.Name, is.r)
+	}
+	if len(waits) > 0 {
+		if ci := c.containers(waits); len(ci) > 0 {
+			iss = ci
+			joined = func(is issuer) string {
+				return fmt.Sprintf("the lock waits PostgreSQL logged fall inside requests on %s (%.0f%% of them, far above chance): its requests are the ones that wait", is.e.Name, 100*is.r)
+			}
+		}
+	}
 	for _, is := range iss {
 		if is.e.slow.n > 0 && !is.e.slow.self {
 			takers = append(takers, is.e)
@@ -441,7 +454,7 @@ func ruleLock(c *ctx) verdict {
 		if i == 3 {
 			break
 		}
-		v.evidence = append(v.evidence, noteRef("join", fmt.Sprintf("requests in flight on %s move with the sessions waiting on locks (r=%.2f): its requests are the ones that wait", is.e.Name, is.r)))
+		v.evidence = append(v.evidence, noteRef("join", joined(is)))
 	}
 
 	if in.peak != nil && in.max > 0 {
@@ -498,7 +511,14 @@ func ruleSlowQuery(c *ctx) verdict {
 		return v
 	}
 	ws := c.symptomWindows(cand, slowEps)
-	timeouts := c.eventsOf(IDSlowQuery, c.windows(cand))
+	var timeouts []*event
+	if len(cand) > 0 {
+		for _, e := range c.eventsOf(IDSlowQuery, c.windows(cand)) {
+			if fieldMs(e, "duration_ms", "duration: ") == 0 { // a cancel or timeout, not a logged duration
+				timeouts = append(timeouts, e)
+			}
+		}
+	}
 	var stmts []interval
 	lockWaits := c.lockWaits()
 	for _, iv := range c.slowStatements() {
@@ -544,23 +564,41 @@ func ruleSlowQuery(c *ctx) verdict {
 		return v
 	}
 
-	// Which endpoint issues the query.
-	var x []float64
-	if len(stmts) > 0 {
-		x = c.intervalSeries(stmts)
-		v.active = c.windowsOf(x)
-	} else {
-		x = c.sampleSeries("postgres", "oldest_query_s")
-		v.active = windowsWith(ws, nil, c.samples["postgres"], longQ)
-	}
+	// Which endpoint issues each query: the one whose requests contain its
+	// statements far above chance.
 	var issuers []*endpoint
-	for _, is := range c.issuers(x) {
-		if is.e.slow.n > 0 || is.e.Failures > 0 {
-			issuers = append(issuers, is.e)
-			v.evidence = append(v.evidence, noteRef("join", fmt.Sprintf("requests in flight on %s move with the slow statements (r=%.2f): it issues them", is.e.Name, is.r)))
+	var heavy *stmtGroup // the heaviest query with an issuer
+	if len(stmts) > 0 {
+		v.active = c.windowsOf(c.intervalSeries(stmts))
+		for i, g := range groupStatements(stmts) {
+			if i == 3 {
+				break
+			}
+			for _, is := range c.containers(g.ivs) {
+				if is.e.slow.n == 0 && is.e.Failures == 0 {
+					continue
+				}
+				if heavy == nil {
+					heavy = g
+				}
+				gws := c.windowsOf(c.intervalSeries(g.ivs))
+				v.claims = append(v.claims, claim{eps: []*endpoint{is.e}, ws: gws})
+				if !containsEp(issuers, is.e) {
+					issuers = append(issuers, is.e)
+				}
+				v.evidence = append(v.evidence, noteRef("join", fmt.Sprintf("%.0f%% of the %d logged runs of %s fall inside requests on %s (far above chance): it issues them", 100*is.r, len(g.ivs), clipText(g.text, 80), is.e.Name)))
+				break
+			}
 		}
-		if len(issuers) == 2 {
-			break
+	} else {
+		v.active = windowsWith(ws, nil, c.samples["postgres"], longQ)
+		for _, is := range c.issuers(c.sampleSeries("postgres", "oldest_query_s")) {
+			if is.e.slow.n > 0 || is.e.Failures > 0 {
+				issuers = append(issuers, is.e)
+				v.claims = append(v.claims, claim{eps: []*endpoint{is.e}, ws: v.active})
+				v.evidence = append(v.evidence, noteRef("join", fmt.Sprintf("requests in flight on %s move with the long-running query (r=%.2f): it issues it", is.e.Name, is.r)))
+				break
+			}
 		}
 	}
 	if len(issuers) == 0 {
@@ -575,10 +613,11 @@ func ruleSlowQuery(c *ctx) verdict {
 		}
 		if best != nil {
 			issuers = []*endpoint{best}
+			v.claims = append(v.claims, claim{eps: issuers, ws: v.active})
+			v.evidence = append(v.evidence, noteRef("join", fmt.Sprintf("no request could be matched to the statements one by one; %s is the slow endpoint whose slow requests overlap them most", best.Name)))
 		}
 	}
 	if len(issuers) > 0 {
-		v.claims = append(v.claims, claim{eps: issuers, ws: v.active})
 		v.evidence = append(v.evidence, c.slowRef(issuers, v.active))
 	}
 	if len(timeouts) > 0 {
@@ -593,19 +632,21 @@ func ruleSlowQuery(c *ctx) verdict {
 			names = append(names, e.Name)
 		}
 		where = strings.Join(names, ", ")
-		if len(stmts) > 0 {
+		if heavy != nil {
 			n, sum := 0.0, 0.0
 			for _, e := range issuers {
 				a, b := c.slowIn(e, v.active)
 				n, sum = n+a, sum+b
 			}
 			if n >= 1 {
-				v.latency = fmt.Sprintf("slow requests on %s spent a median of %s in the logged statement of their mean %s", where, secs(medianMs(stmts)), secs(time.Duration(sum/n*float64(time.Second))))
+				v.latency = fmt.Sprintf("slow requests on %s spent a median of %s in the logged statement of their mean %s", where, secs(medianMs(heavy.ivs)), secs(time.Duration(sum/n*float64(time.Second))))
 			}
 		}
 	}
 	query := ""
-	if len(stmts) > 0 {
+	if heavy != nil {
+		query = heavy.text
+	} else if len(stmts) > 0 {
 		query = statementOf(heaviest(stmts).ev)
 	} else if stmtSample != nil {
 		query = fieldOfLine(firstLine(stmtSample.Info["statements"]), 3)
@@ -618,6 +659,9 @@ func ruleSlowQuery(c *ctx) verdict {
 	}
 	if len(stmts) > 0 {
 		h := heaviest(stmts)
+		if heavy != nil {
+			h = heaviest(heavy.ivs)
+		}
 		ref := eventRef(h.ev)
 		ref.Text = fmt.Sprintf("%s ran %s: %s", h.ev.Source, secs(time.Duration(h.ms*float64(time.Millisecond))), clipText(statementOf(h.ev), 300))
 		v.evidence = append(v.evidence, ref)
@@ -771,4 +815,13 @@ func sortedStrings(ss []string) []string {
 		}
 	}
 	return ss
+}
+
+func containsEp(es []*endpoint, e *endpoint) bool {
+	for _, x := range es {
+		if x == e {
+			return true
+		}
+	}
+	return false
 }
