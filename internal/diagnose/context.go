@@ -84,7 +84,7 @@ type ctx struct {
 	failed     int
 	anatomy    *Anatomy
 	found      map[string]*verdict
-	slowTotal  int // slow requests over all endpoints
+	slowTotal  int           // slow requests over all endpoints
 	byStart    []span        // requests sorted by start, for joins (lazy)
 	maxLat     time.Duration // the longest request, for joins
 }
