@@ -153,44 +153,28 @@ func (c *ctx) activeWindows(r *verdict) []window {
 // ones by completion, slow ones by completion), counting each once.
 func (c *ctx) claimSeries(cls []claim) []float64 {
 	series := make([]float64, c.nsec)
-	mid := func(s int) time.Time { return c.at(s).Add(time.Second / 2) }
-	gsec := map[*group][]bool{}
-	esec := map[*endpoint][]bool{}
+	sel := newSelection()
 	for _, cl := range cls {
-		for _, g := range cl.groups {
-			sel := gsec[g]
-			if sel == nil {
-				sel = make([]bool, c.nsec)
-				gsec[g] = sel
-			}
-			for s := 0; s < c.nsec; s++ {
-				if g.series(s) > 0 && (cl.all || cl.rest || inWindows(mid(s), cl.ws)) {
-					sel[s] = true
-				}
-			}
-		}
-		for _, e := range cl.eps {
-			sel := esec[e]
-			if sel == nil {
-				sel = make([]bool, c.nsec)
-				esec[e] = sel
-			}
-			for s, x := range e.slow.series {
-				if x > 0 && (cl.all || cl.rest || inWindows(mid(s), cl.ws)) {
-					sel[s] = true
-				}
-			}
-		}
+		c.add(sel, cl)
 	}
-	for g, sel := range gsec {
-		for s, on := range sel {
+	for g, secs := range sel.g {
+		for s, on := range secs {
 			if on {
-				series[s] += g.series(s)
+				series[s] += float64(g.PerSecond[s])
 			}
 		}
 	}
-	for e, sel := range esec {
-		for s, on := range sel {
+	for g, n := range sel.gn {
+		// An untimed group: spread over its endpoint's failures.
+		if g.ep.Failures == 0 || n == 0 {
+			continue
+		}
+		for s := 0; s < c.nsec; s++ {
+			series[s] += g.series(s) * float64(n) / float64(g.Count)
+		}
+	}
+	for e, secs := range sel.e {
+		for s, on := range secs {
 			if on {
 				series[s] += e.slow.series[s]
 			}

@@ -408,13 +408,139 @@ func (c *ctx) setting(source, key string) float64 {
 
 // claim is a rule's claim on failed and slow requests: the groups'
 // failures and the endpoints' slow requests inside ws, or all of them when
-// all is set.
+// all is set. A frozen claim holds its selection explicitly (see fresh).
 type claim struct {
 	groups []*group
 	eps    []*endpoint // slow requests of these endpoints
 	ws     []window
 	all    bool
 	rest   bool // only the requests no finding has explained yet
+	frozen *selection
+}
+
+// selection is the requests a claim covers: per group the seconds of its
+// failures (or, for an untimed group, how many), per endpoint the seconds
+// of its slow requests.
+type selection struct {
+	g  map[*group][]bool
+	gn map[*group]int
+	e  map[*endpoint][]bool
+}
+
+func newSelection() *selection {
+	return &selection{g: map[*group][]bool{}, gn: map[*group]int{}, e: map[*endpoint][]bool{}}
+}
+
+// add ORs what cl covers into sel.
+func (c *ctx) add(sel *selection, cl claim) {
+	if cl.frozen != nil {
+		for g, secs := range cl.frozen.g {
+			dst := sel.gsecs(g)
+			for s, on := range secs {
+				dst[s] = dst[s] || on
+			}
+		}
+		for g, n := range cl.frozen.gn {
+			sel.gn[g] = max(sel.gn[g], n)
+		}
+		for e, secs := range cl.frozen.e {
+			dst := sel.esecs(e)
+			for s, on := range secs {
+				dst[s] = dst[s] || on
+			}
+		}
+		return
+	}
+	mid := func(s int) time.Time { return c.at(s).Add(time.Second / 2) }
+	in := func(s int) bool { return cl.all || inWindows(mid(s), cl.ws) }
+	for _, g := range cl.groups {
+		switch {
+		case g.PerSecond != nil:
+			dst := sel.gsecs(g)
+			for s, v := range g.PerSecond {
+				if v == 0 {
+					continue
+				}
+				if cl.rest {
+					dst[s] = dst[s] || !g.covered[s]
+				} else if in(s) {
+					dst[s] = true
+				}
+			}
+		case cl.rest:
+			sel.gn[g] = max(sel.gn[g], g.Count-g.coveredN)
+		case cl.all:
+			sel.gn[g] = g.Count
+		default:
+			tot, n := 0.0, 0.0
+			for s, v := range g.ep.fails {
+				if v == 0 {
+					continue
+				}
+				tot += v
+				if in(s) {
+					n += v
+				}
+			}
+			k := g.Count // no timing at all: the claim's evidence stands for the whole run
+			if tot > 0 {
+				k = int(math.Round(float64(g.Count) * n / tot))
+			}
+			sel.gn[g] = max(sel.gn[g], k)
+		}
+	}
+	for _, e := range cl.eps {
+		dst := sel.esecs(e)
+		for s, v := range e.slow.series {
+			if v <= 0 {
+				continue
+			}
+			if cl.rest {
+				dst[s] = dst[s] || !e.slow.covered[s]
+			} else if in(s) {
+				dst[s] = true
+			}
+		}
+	}
+}
+
+func (sel *selection) gsecs(g *group) []bool {
+	if sel.g[g] == nil {
+		sel.g[g] = make([]bool, len(g.PerSecond))
+	}
+	return sel.g[g]
+}
+
+func (sel *selection) esecs(e *endpoint) []bool {
+	if sel.e[e] == nil {
+		sel.e[e] = make([]bool, len(e.slow.series))
+	}
+	return sel.e[e]
+}
+
+// fresh returns cl restricted to the requests no finding has explained so
+// far, frozen: a generic finding (the CPU, the unexplained) takes what the
+// specific ones left, and keeps exactly that whatever is marked later.
+func (c *ctx) fresh(cl claim) claim {
+	all := newSelection()
+	c.add(all, cl)
+	out := newSelection()
+	for g, secs := range all.g {
+		dst := out.gsecs(g)
+		for s, on := range secs {
+			dst[s] = on && !g.covered[s]
+		}
+	}
+	for g, n := range all.gn {
+		out.gn[g] = min(n, g.Count-g.coveredN)
+	}
+	for e, secs := range all.e {
+		dst := out.esecs(e)
+		for s, on := range secs {
+			dst[s] = on && !e.slow.covered[s]
+		}
+	}
+	return claim{groups: cl.groups, eps: cl.eps, frozen: out}
 }
 
 // tally is what a set of claims covers: each request counts once however
@@ -430,87 +556,15 @@ type tally struct {
 // input order); with mark set it records them as explained.
 func (c *ctx) tally(cls []claim, mark bool) tally {
 	var t tally
-	type gsel struct {
-		secs []bool
-		n    int // untimed groups: the most any claim covers
-	}
-	gs := map[*group]*gsel{}
-	es := map[*endpoint][]bool{}
-	mid := func(s int) time.Time { return c.at(s).Add(time.Second / 2) }
+	sel := newSelection()
 	for _, cl := range cls {
-		for _, g := range cl.groups {
-			sel := gs[g]
-			if sel == nil {
-				sel = &gsel{}
-				if g.PerSecond != nil {
-					sel.secs = make([]bool, len(g.PerSecond))
-				}
-				gs[g] = sel
-			}
-			switch {
-			case g.PerSecond != nil:
-				for s, v := range g.PerSecond {
-					if v == 0 {
-						continue
-					}
-					switch {
-					case cl.rest:
-						sel.secs[s] = sel.secs[s] || !g.covered[s]
-					case cl.all || inWindows(mid(s), cl.ws):
-						sel.secs[s] = true
-					}
-				}
-			case cl.rest:
-				sel.n = max(sel.n, g.Count-g.coveredN)
-			case cl.all:
-				sel.n = g.Count
-			default:
-				tot, in := 0.0, 0.0
-				for s, v := range g.ep.fails {
-					if v == 0 {
-						continue
-					}
-					tot += v
-					if inWindows(mid(s), cl.ws) {
-						in += v
-					}
-				}
-				k := g.Count // no timing at all: the claim's evidence stands for the whole run
-				if tot > 0 {
-					k = int(math.Round(float64(g.Count) * in / tot))
-				}
-				sel.n = max(sel.n, k)
-			}
-		}
-		for _, e := range cl.eps {
-			sel := es[e]
-			if sel == nil {
-				sel = make([]bool, len(e.slow.series))
-				es[e] = sel
-			}
-			for s, v := range e.slow.series {
-				if v <= 0 {
-					continue
-				}
-				switch {
-				case cl.rest:
-					sel[s] = sel[s] || !e.slow.covered[s]
-				case cl.all || inWindows(mid(s), cl.ws):
-					sel[s] = true
-				}
-			}
-		}
+		c.add(sel, cl)
 	}
 	perEp := map[*endpoint]bool{}
 	for _, g := range c.groups {
-		sel := gs[g]
-		if sel == nil {
-			continue
-		}
-		k := sel.n
-		if sel.secs != nil {
-			k = 0
-			for s, on := range sel.secs {
+		k := 0
+		if secs := sel.g[g]; secs != nil {
+			for s, on := range secs {
 				if on {
 					k += int(g.PerSecond[s])
 					if mark {
@@ -518,8 +572,11 @@ func (c *ctx) tally(cls []claim, mark bool) tally {
 					}
 				}
 			}
-		} else if mark && k > g.coveredN {
-			g.coveredN = min(k, g.Count)
+		} else if n, ok := sel.gn[g]; ok {
+			k = n
+			if mark && k > g.coveredN {
+				g.coveredN = min(k, g.Count)
+			}
 		}
 		if k > 0 {
 			t.failures += k
@@ -527,12 +584,12 @@ func (c *ctx) tally(cls []claim, mark bool) tally {
 		}
 	}
 	for _, e := range c.eps {
-		sel := es[e]
-		if sel == nil {
+		secs := sel.e[e]
+		if secs == nil {
 			continue
 		}
 		n := 0.0
-		for s, on := range sel {
+		for s, on := range secs {
 			if on {
 				n += e.slow.series[s]
 				if mark {

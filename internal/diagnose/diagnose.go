@@ -82,6 +82,9 @@ func Diagnose(in *Input) stampede.Diagnosis {
 		switch {
 		case v.status != "":
 			vv := v
+			// Marked at once: a generic rule later in the order takes only
+			// what the specific ones left (c.fresh).
+			vv.own = c.tally(vv.claims, true)
 			c.found[v.id] = &vv
 			found = append(found, &vv)
 		case v.ruledOut != "":
@@ -90,12 +93,10 @@ func Diagnose(in *Input) stampede.Diagnosis {
 			later = append(later, v)
 		}
 	}
-	for _, v := range found {
-		v.own = c.tally(v.claims, true)
-	}
 	for _, rule := range []func(*ctx) verdict{ruleUnexplained, ruleUnexplainedSlowness} {
 		if v := rule(c); v.status != "" {
 			vv := v
+			vv.claims = []claim{c.fresh(claim{groups: v.claims[0].groups, eps: v.claims[0].eps, all: true})}
 			vv.own = c.tally(vv.claims, true)
 			c.found[v.id] = &vv
 			found = append(found, &vv)
@@ -108,10 +109,6 @@ func Diagnose(in *Input) stampede.Diagnosis {
 	}
 	c.chain(found)
 	for _, v := range found {
-		if v.id == IDUnexplained || v.id == IDUnexplainedSlow {
-			v.total = v.own // what was left when it was counted
-			continue
-		}
 		cls := append([]claim(nil), v.claims...)
 		for _, x := range descendants(v, found) {
 			cls = append(cls, x.claims...)

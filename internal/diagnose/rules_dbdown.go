@@ -32,14 +32,21 @@ var dbDownTexts = []string{
 }
 
 // dbDown reports whether a PostgreSQL or PgBouncer probe sample says the
-// server was not there: any error but a refusal at a connection limit
-// (that is db-connection-limit's).
+// server was not there: refused, reset, closed, shutting down or starting
+// up. A refusal at a connection limit is db-connection-limit's; a reading
+// that timed out, or an exporter's HTTP endpoint that did not answer (the
+// Prometheus probe), says the observer was slow, not that the server was
+// gone.
 func dbDown(s *stampede.Sample) bool {
 	if s.Err == "" {
 		return false
 	}
 	e := strings.ToLower(s.Err)
-	return !containsAny(e, []string{"too many clients", "remaining connection slots", "no more connections allowed", "max_client_conn"})
+	if strings.HasPrefix(e, "prometheus probe") || containsAny(e, []string{"too many clients", "remaining connection slots", "no more connections allowed", "max_client_conn"}) {
+		return false
+	}
+	return containsAny(e, []string{"connection refused", "connection reset", "eof", "broken pipe", "server closed the connection",
+		"shutting down", "starting up", "recovery mode", "terminating connection", "no such host", "server login has been failing", "57p01", "57p03"})
 }
 
 // ruleDBUnavailable: PostgreSQL or PgBouncer down, restarting, or
