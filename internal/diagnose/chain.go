@@ -26,6 +26,21 @@ var causes = map[string][]string{
 	IDTargetDown:       {IDWorkerSaturation},
 }
 
+// canCause checks what timing alone cannot: that r's mechanism is strong
+// enough to produce v. A busy host seen only as a whole (the CPU finding
+// likely, not measured on the target's process) may be the generator's or
+// another tenant's: it adopts no consequence. A query burns the CPU only if
+// its runs take a good part of the cores' time.
+func canCause(r, v *verdict) bool {
+	switch {
+	case r.id == IDCPUSaturation:
+		return r.status == stampede.Confirmed
+	case r.id == IDSlowQuery && v.id == IDCPUSaturation:
+		return r.dominance >= 0.5
+	}
+	return true
+}
+
 // chainShare is the share of a consequence's requests that must fall where
 // its cause's mechanism was active for the two to be chained.
 const chainShare = 0.6
@@ -42,7 +57,7 @@ func (c *ctx) chain(found []*verdict) {
 	for _, v := range found {
 		for _, rid := range causes[v.id] {
 			r := byID[rid]
-			if r == nil || (r.status != stampede.Confirmed && r.status != stampede.Likely) || causedBy(r, v, byID) {
+			if r == nil || (r.status != stampede.Confirmed && r.status != stampede.Likely) || causedBy(r, v, byID) || !canCause(r, v) {
 				continue
 			}
 			share, n := c.lineUp(v, r)

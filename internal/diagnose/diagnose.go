@@ -33,6 +33,9 @@ type verdict struct {
 	// accounts for (Explains.Latency).
 	latency  string
 	causedBy string
+	// dominance is, for a slow query, the share of the cores' time its
+	// logged runs took: whether it can be what burns the CPU.
+	dominance float64
 	ruledOut string
 	// ruledOutIfExplained rules the hypothesis out when, in the end, every
 	// server-side failure is explained by a confirmed finding.

@@ -574,14 +574,25 @@ func ruleSlowQuery(c *ctx) verdict {
 			if i == 3 {
 				break
 			}
+			gws := c.windowsOf(c.intervalSeries(g.ivs))
+			// Does the query's own cost dominate, or is it a victim of
+			// contention elsewhere? Its logged time against the cores'
+			// time over the span it ran in (capacity arithmetic), and
+			// whether its endpoint is slow even when quiet.
+			dom := g.totalMs / 1000 / (windowsSeconds(gws) * max(c.hostCores(), 1))
 			for _, is := range c.containers(g.ivs) {
 				if is.e.slow.n == 0 && is.e.Failures == 0 {
 					continue
 				}
+				own := is.e.slow.floor >= medianMs(g.ivs)/2
+				if dom < minDominance && !own {
+					v.evidence = append(v.evidence, noteRef("arithmetic", fmt.Sprintf("%s (from %s) ran %s in all, %.0f%% of the cores' time while it ran, and %s is fast when little else is in flight (%s): the statement is slowed by contention elsewhere, not by its own cost", clipText(g.text, 80), is.e.Name, secs(time.Duration(g.totalMs)*time.Millisecond), 100*dom, is.e.Name, secs(is.e.slow.floor))))
+					break
+				}
 				if heavy == nil {
 					heavy = g
+					v.dominance = dom
 				}
-				gws := c.windowsOf(c.intervalSeries(g.ivs))
 				v.claims = append(v.claims, claim{eps: []*endpoint{is.e}, ws: gws})
 				if !containsEp(issuers, is.e) {
 					issuers = append(issuers, is.e)
@@ -601,9 +612,9 @@ func ruleSlowQuery(c *ctx) verdict {
 			}
 		}
 	}
-	if len(issuers) == 0 {
-		// No join possible (too short, an import): the slow endpoint whose
-		// slow requests overlap the statements most.
+	if len(issuers) == 0 && (len(stmts) == 0 || c.spans() == nil) {
+		// No join possible (an import, or only the probe): the slow
+		// endpoint whose slow requests overlap the statements most.
 		var best *endpoint
 		bestN := 0.0
 		for _, e := range slowEps {
@@ -687,6 +698,10 @@ func ruleSlowQuery(c *ctx) verdict {
 	if len(v.claims) == 0 {
 		// Statements ran long, but no failed or slow request is theirs.
 		v.status, v.conf = stampede.Possible, 0.3
+		v.title = "Statements ran slowly, but they are not what made requests fail or slow"
+		if query != "" {
+			v.title += ": " + clipText(query, 100)
+		}
 	}
 	v.fix = "EXPLAIN (ANALYZE, BUFFERS) the query named above and remove its cost: add the missing index, precompute or cache the heavy aggregate, paginate; set statement_timeout per role so a runaway query fails fast instead of holding a connection."
 	v.next = "Run EXPLAIN (ANALYZE, BUFFERS) on the statement: a Seq Scan over a large table on a filtered column names the missing index; create it and rerun the slow endpoint alone at concurrency 1, then under the same load: its latency should drop to its floor."
@@ -815,6 +830,34 @@ func sortedStrings(ss []string) []string {
 		}
 	}
 	return ss
+}
+
+// minDominance is the share of the cores' time a query's logged runs must
+// take to count as the cause of its own slowness when its endpoint is fast
+// when quiet.
+const minDominance = 0.3
+
+// windowsSeconds returns the seconds ws span (overlaps counted once).
+func windowsSeconds(ws []window) float64 {
+	if len(ws) == 0 {
+		return 1
+	}
+	sorted := append([]window(nil), ws...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].from.Before(sorted[j].from) })
+	total := 0.0
+	cur := sorted[0]
+	for _, w := range sorted[1:] {
+		if w.from.After(cur.to) {
+			total += cur.to.Sub(cur.from).Seconds()
+			cur = w
+			continue
+		}
+		if w.to.After(cur.to) {
+			cur.to = w.to
+		}
+	}
+	total += cur.to.Sub(cur.from).Seconds()
+	return math.Max(total, 1)
 }
 
 func containsEp(es []*endpoint, e *endpoint) bool {
