@@ -18,6 +18,7 @@ import (
 	stampede "github.com/stampede-load/stampede"
 	"github.com/stampede-load/stampede/internal/lab"
 	"github.com/stampede-load/stampede/internal/load"
+	"github.com/stampede-load/stampede/internal/runner"
 )
 
 func init() {
@@ -112,7 +113,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fixCfg := lab.Config{}
 	_ = fixCfg.Preset("fixed")
 	fmt.Fprintln(stdout, "\n== Applying the fixes the diagnosis recommends")
-	for _, line := range fixesFor(first.diagnosis, seedCfg, fixCfg) {
+	for _, line := range fixesFor(first.Diagnosis, seedCfg, fixCfg) {
 		fmt.Fprintln(stdout, "  - "+line)
 	}
 	fmt.Fprintln(stdout, "  - users spawned at 5/s instead of 10/s, as the seed's success criteria were measured")
@@ -123,8 +124,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprintln(stdout, "\n== Comparison")
 	printDemoComparison(stdout, first, second)
-	fmt.Fprintf(stdout, "\nRun directories: %s and %s (report.html in each)\n", first.dir, second.dir)
-	fmt.Fprintf(stdout, "Per endpoint, with significance: stampede compare %s %s\n", first.dir, second.dir)
+	fmt.Fprintf(stdout, "\nRun directories: %s and %s (report.html in each)\n", first.Dir, second.Dir)
+	fmt.Fprintf(stdout, "Per endpoint, with significance: stampede compare %s %s\n", first.Dir, second.Dir)
 	return nil
 }
 
@@ -144,7 +145,7 @@ type demoOptions struct {
 
 // demoRun starts the lab in-process with cfg, runs the demo scenario
 // against it and stops the lab.
-func demoRun(ctx context.Context, cfg lab.Config, o demoOptions, stdout, stderr io.Writer) (*runResult, error) {
+func demoRun(ctx context.Context, cfg lab.Config, o demoOptions, stdout, stderr io.Writer) (*runner.Result, error) {
 	dir := o.dir
 	logDir := filepath.Join(dir, "lab-logs")
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
@@ -195,11 +196,16 @@ func demoRun(ctx context.Context, cfg lab.Config, o demoOptions, stdout, stderr 
 		return nil, err
 	}
 	f := runFlags{out: dir, quiet: o.quiet, probeHost: true, interval: time.Second, probeRedis: o.redis, set: map[string]bool{}}
-	argv := []string{"stampede", "run", scPath, "--out", dir}
-	if o.redis != "" {
-		argv = append(argv, "--probe-redis", stampede.Redact(o.redis))
+	opts, err := runOptions(sc, &f)
+	if err != nil {
+		return nil, err
 	}
-	return executeRun(ctx, sc, plan, runOptions{flags: &f, stdout: stdout, stderr: stderr, label: o.label, argv: argv, sharedProcess: true})
+	opts.Command = []string{"stampede", "run", scPath, "--out", dir}
+	if o.redis != "" {
+		opts.Command = append(opts.Command, "--probe-redis", o.redis)
+	}
+	opts.SharedProcess = true
+	return executeRun(ctx, plan, opts, runView{stdout: stdout, stderr: stderr, quiet: o.quiet, label: o.label})
 }
 
 // stallRedis makes Redis stop answering for 500 ms in every second (CLIENT
@@ -281,11 +287,11 @@ func fixesFor(d *stampede.Diagnosis, from, to lab.Config) []string {
 	return lines
 }
 
-func printDemoComparison(w io.Writer, a, b *runResult) {
-	ids := func(r *runResult) map[string]string {
+func printDemoComparison(w io.Writer, a, b *runner.Result) {
+	ids := func(r *runner.Result) map[string]string {
 		m := map[string]string{}
-		if r.diagnosis != nil {
-			for _, f := range r.diagnosis.Findings {
+		if r.Diagnosis != nil {
+			for _, f := range r.Diagnosis.Findings {
 				m[f.ID] = f.Status
 			}
 		}
@@ -309,15 +315,15 @@ func printDemoComparison(w io.Writer, a, b *runResult) {
 			fmt.Fprintf(w, "  %-24s new (%s)\n", id, st)
 		}
 	}
-	verdict := func(r *runResult) string {
-		if r.diagnosis == nil {
+	verdict := func(r *runner.Result) string {
+		if r.Diagnosis == nil {
 			return "?"
 		}
-		return r.diagnosis.Verdict
+		return r.Diagnosis.Verdict
 	}
 	fmt.Fprintf(w, "  verdict: %s → %s\n", verdict(a), verdict(b))
-	login := func(r *runResult) string {
-		for _, e := range r.summary.Endpoints {
+	login := func(r *runner.Result) string {
+		for _, e := range r.Summary.Endpoints {
 			if e.Name == "[AUTH] Login POST" {
 				return fmt.Sprintf("%d logins, %.1f%% failed, p95 %s", e.Requests, 100*e.FailureRate, ms(e.Latency.Percentiles[5]))
 			}
@@ -325,10 +331,10 @@ func printDemoComparison(w io.Writer, a, b *runResult) {
 		return "no login"
 	}
 	fmt.Fprintf(w, "  login: %s → %s\n", login(a), login(b))
-	if b.thresholdsOK {
+	if failed := b.FailedThresholds(); len(failed) == 0 {
 		fmt.Fprintln(w, "  the seed's success criteria (login failure rate < 1%, p95 < 500 ms) are met")
 	} else {
-		fmt.Fprintln(w, "  the seed's success criteria are NOT met: "+strings.Join(b.failedThresholds, "; "))
+		fmt.Fprintln(w, "  the seed's success criteria are NOT met: "+strings.Join(failed, "; "))
 	}
 }
 
@@ -426,7 +432,7 @@ func runFault(ctx context.Context, name string, o demoOptions, stdout, stderr io
 	if err != nil {
 		return err
 	}
-	if r.diagnosis == nil || len(r.diagnosis.Findings) == 0 {
+	if r.Diagnosis == nil || len(r.Diagnosis.Findings) == 0 {
 		return errors.New("demo: the diagnosis named no finding")
 	}
 	return nil

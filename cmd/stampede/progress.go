@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -14,54 +13,50 @@ import (
 
 	"github.com/stampede-load/stampede/internal/load"
 	"github.com/stampede-load/stampede/internal/metrics"
+	"github.com/stampede-load/stampede/internal/runner"
 )
 
 // progress shows the run as it goes: a line redrawn every second on a
-// terminal, a plain line every 5 seconds otherwise, nothing with --quiet.
+// terminal, a plain line every 5 seconds otherwise, nothing with --quiet
+// (the run is then given no progress function).
 type progress struct {
 	w     io.Writer
 	tty   bool
-	quiet bool
 	plan  *load.Plan
 	label string
 	drawn bool
 }
 
-func newProgress(w io.Writer, quiet bool, p *load.Plan, label string) *progress {
+func newProgress(w io.Writer, p *load.Plan, label string) *progress {
 	tty := false
 	if f, ok := w.(*os.File); ok {
 		tty = term.IsTerminal(int(f.Fd()))
 	}
-	return &progress{w: w, tty: tty, quiet: quiet, plan: p, label: label}
+	return &progress{w: w, tty: tty, plan: p, label: label}
 }
 
-func (p *progress) run(ctx context.Context, snap func() metrics.Progress, e *load.Engine) {
-	if p.quiet {
-		return
-	}
-	every := 5 * time.Second
+// every is how often the line is drawn: every second on a terminal, every
+// 5 seconds otherwise.
+func (p *progress) every() time.Duration {
 	if p.tty {
-		every = time.Second
+		return time.Second
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			line := p.line(snap(), e)
-			if p.tty {
-				fmt.Fprintf(p.w, "\r\033[K%s", line)
-				p.drawn = true
-			} else {
-				fmt.Fprintln(p.w, line)
-			}
-		}
+	return 5 * time.Second
+}
+
+// report draws the line of s; the run calls it every p.every().
+func (p *progress) report(s runner.Status) {
+	line := p.line(s)
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[K%s", line)
+		p.drawn = true
+	} else {
+		fmt.Fprintln(p.w, line)
 	}
 }
 
-func (p *progress) line(s metrics.Progress, e *load.Engine) string {
+func (p *progress) line(st runner.Status) string {
+	s := st.Metrics
 	el := s.Elapsed.Truncate(time.Second)
 	rem := (p.plan.Duration - s.Elapsed).Truncate(time.Second)
 	if rem < 0 {
@@ -72,9 +67,9 @@ func (p *progress) line(s metrics.Progress, e *load.Engine) string {
 		b.WriteString(p.label + " ")
 	}
 	fmt.Fprintf(&b, "%s elapsed, %s left | users %d/%d | %.0f req/s | %d requests, %d failed (%.1f%%) | p50 %s p95 %s",
-		el, rem, e.Users(), p.plan.Users, s.RPS, s.Requests, s.Failures, 100*s.FailureRate, ms(s.P50), ms(s.P95))
-	if d := e.Dropped(); d > 0 {
-		fmt.Fprintf(&b, " | %d dropped", d)
+		el, rem, st.Users, p.plan.Users, s.RPS, s.Requests, s.Failures, 100*s.FailureRate, ms(s.P50), ms(s.P95))
+	if st.Dropped > 0 {
+		fmt.Fprintf(&b, " | %d dropped", st.Dropped)
 	}
 	return b.String()
 }
@@ -98,7 +93,7 @@ func ms(d time.Duration) string {
 }
 
 // printSummary prints the per-endpoint table and the failure groups.
-func printSummary(w io.Writer, s *metrics.Summary, p *load.Plan, e *load.Engine, interrupted bool) {
+func printSummary(w io.Writer, s *metrics.Summary, p *load.Plan, aborted int64, interrupted bool) {
 	state := "completed"
 	if interrupted {
 		state = "interrupted (partial)"
@@ -119,8 +114,8 @@ func printSummary(w io.Writer, s *metrics.Summary, p *load.Plan, e *load.Engine,
 	if s.Dropped > 0 {
 		fmt.Fprintf(w, "Dropped starts (open model, no free user): %d\n", s.Dropped)
 	}
-	if n := e.Aborted(); n > 0 {
-		fmt.Fprintf(w, "Cut off by the end of the run (in flight, not counted): %d requests\n", n)
+	if aborted > 0 {
+		fmt.Fprintf(w, "Cut off by the end of the run (in flight, not counted): %d requests\n", aborted)
 	}
 	if len(s.Failures) > 0 {
 		fs := append([]metrics.FailureSummary(nil), s.Failures...)

@@ -8,17 +8,12 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
 	"strings"
-	"sync"
 	"time"
 
-	stampede "github.com/stampede-load/stampede"
 	"github.com/stampede-load/stampede/internal/load"
-	"github.com/stampede-load/stampede/internal/metrics"
-	"github.com/stampede-load/stampede/internal/report"
-	"github.com/stampede-load/stampede/internal/rundir"
+	"github.com/stampede-load/stampede/internal/runner"
 	"github.com/stampede-load/stampede/internal/session"
 )
 
@@ -101,6 +96,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	opts, err := runOptions(sc, &f)
+	if err != nil {
+		return err
+	}
 	if f.cpuprofile != "" {
 		pf, err := os.Create(f.cpuprofile)
 		if err != nil {
@@ -112,13 +111,13 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		defer pprof.StopCPUProfile()
 	}
-	opts := runOptions{flags: &f, stdout: stdout, stderr: stderr, argv: append([]string{"stampede", "run"}, redactArgs(args)...)}
-	res, err := executeRun(ctx, sc, plan, opts)
+	opts.Command = append([]string{"stampede", "run"}, args...)
+	res, err := executeRun(ctx, plan, opts, runView{stdout: stdout, stderr: stderr, quiet: f.quiet})
 	if err != nil {
 		return err
 	}
-	if !res.thresholdsOK {
-		return &thresholdError{failed: res.failedThresholds}
+	if failed := res.FailedThresholds(); len(failed) > 0 {
+		return &thresholdError{failed: failed}
 	}
 	return nil
 }
@@ -201,283 +200,90 @@ func applyResolve(plan *load.Plan, pairs logFlags) error {
 	return nil
 }
 
-// runOptions are the settings of one execution that are not in the plan.
-type runOptions struct {
-	flags          *runFlags
+// runOptions returns the options of a run: the scenario's probes, logs and
+// thresholds, overridden by the flags.
+func runOptions(sc *load.Scenario, f *runFlags) (runner.Options, error) {
+	o, err := runner.ScenarioOptions(sc)
+	if err != nil {
+		return runner.Options{}, err
+	}
+	o.Dir, o.NoDiagnose = f.out, f.noDiagnose
+	p := &o.Probes
+	if f.probePG != "" {
+		p.Postgres = f.probePG
+	}
+	if f.probePGB != "" {
+		p.PgBouncer = f.probePGB
+	}
+	if f.probeRedis != "" {
+		p.Redis = f.probeRedis
+	}
+	if f.probeProm != "" {
+		p.Prometheus = f.probeProm
+	}
+	if f.set["probe-host"] || !p.Host {
+		p.Host = f.probeHost
+	}
+	if f.pid != 0 {
+		p.PID = f.pid
+	}
+	p.Interval = f.interval
+	// A --log naming a log the scenario has replaces its path.
+next:
+	for _, l := range f.logs {
+		for i := range o.Logs {
+			if o.Logs[i].Name == l.Name {
+				o.Logs[i].Path = l.Path
+				continue next
+			}
+		}
+		o.Logs = append(o.Logs, l)
+	}
+	return o, nil
+}
+
+// runView is how a run shows on the terminal.
+type runView struct {
 	stdout, stderr io.Writer
-	argv           []string
+	quiet          bool
 	// label prefixes progress lines (the demo runs twice).
 	label string
-	// sharedProcess says the target runs in this process (the demo's lab).
-	sharedProcess bool
 }
 
-// runResult is what a finished run leaves for its caller.
-type runResult struct {
-	dir              string
-	summary          *metrics.Summary
-	thresholdsOK     bool
-	failedThresholds []string
-	partial          bool
-	diagnosis        *stampede.Diagnosis
-}
-
-func defaultRunDir() string {
-	return filepath.Join("runs", time.Now().Format("20060102-150405"))
-}
-
-// executeRun runs the plan with probes and log tailing, writing the run
-// directory as it goes, then writes the final files and prints the summary.
-func executeRun(ctx context.Context, sc *load.Scenario, plan *load.Plan, o runOptions) (*runResult, error) {
-	f := o.flags
-	dir := f.out
-	if dir == "" {
-		dir = defaultRunDir()
+// executeRun runs the plan, showing its progress, then prints the summary,
+// the thresholds, the diagnosis and where the run directory is.
+func executeRun(ctx context.Context, plan *load.Plan, o runner.Options, v runView) (*runner.Result, error) {
+	prog := newProgress(v.stdout, plan, v.label)
+	if !v.quiet {
+		o.Progress, o.ProgressEvery = prog.report, prog.every()
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("run: create run directory: %w", err)
-	}
-	var thresholds []metrics.Threshold
-	if sc != nil && len(sc.Thresholds) > 0 {
-		var err error
-		if thresholds, err = metrics.ParseThresholds(sc.Thresholds); err != nil {
-			return nil, fmt.Errorf("%s: thresholds: %w", sc.Pos("$.thresholds"), err)
-		}
-	}
-	start := time.Now()
-	host, _ := os.Hostname()
-	meta := &rundir.Meta{
-		Tool: "stampede", Version: stampede.Version, Run: filepath.Base(dir), Target: stampede.Redact(plan.Target.String()),
-		Host: host, Command: o.argv, Start: start, Partial: true,
-		Load: loadFacts(plan),
-	}
-	if sc != nil && sc.File() != "" {
-		meta.Scenario = redactScenario(sc)
-	}
-	probes := probeSpecs(sc, f)
-	meta.Probes = probes.names()
-	logs := logSpecs(sc, f)
-	for _, l := range logs {
-		meta.Logs = append(meta.Logs, rundir.LogRef{Name: l.Name, Path: l.Path})
-	}
-	if err := rundir.WriteMeta(dir, meta); err != nil {
-		return nil, fmt.Errorf("run: %w", err)
-	}
-	reqw, err := rundir.NewRequestWriter(dir)
-	if err != nil {
-		return nil, fmt.Errorf("run: %w", err)
-	}
-	timeline, err := rundir.NewJSONLWriter(filepath.Join(dir, rundir.TimelineFile))
-	if err != nil {
-		return nil, fmt.Errorf("run: %w", err)
-	}
-	evw, err := rundir.NewJSONLWriter(filepath.Join(dir, rundir.EvidenceFile))
-	if err != nil {
-		return nil, fmt.Errorf("run: %w", err)
-	}
-	out, err := newOutputs(dir, start)
-	if err != nil {
-		return nil, fmt.Errorf("run: %w", err)
-	}
-
-	engine := load.New(plan)
-	m := metrics.New(start)
-
-	// Side goroutines (self-watch, probes, log tailers, progress) live
-	// until the load is over; sideCtx ends them.
-	sideCtx, stopSide := context.WithCancel(context.Background())
-	var side sync.WaitGroup
-	side.Add(1)
-	go func() {
-		defer side.Done()
-		sw := load.NewSelfWatch(engine)
-		sw.SharedWithTarget = o.sharedProcess
-		sw.Run(sideCtx, time.Second, func(s stampede.Sample) { _ = timeline.Write(s) })
-	}()
-	stopProbes, perr := startProbes(sideCtx, probes, f.interval, func(s stampede.Sample) { _ = timeline.Write(s) }, o.stderr)
-	if perr != nil {
-		stopSide()
-		return nil, perr
-	}
-	stopLogs, lerr := startLogs(sideCtx, logs, func(e stampede.Evidence) { _ = evw.Write(e) }, o.stderr)
-	if lerr != nil {
-		stopSide()
-		stopProbes()
-		return nil, lerr
-	}
-	prog := newProgress(o.stdout, f.quiet, plan, o.label)
-	side.Add(1)
-	go func() {
-		defer side.Done()
-		prog.run(sideCtx, func() metrics.Progress { return m.Snapshot(time.Now()) }, engine)
-	}()
-
-	// The recorder owns the metrics: it adds every result, closes a second
-	// every second, and flushes every file at that moment, so a kill -9
-	// loses at most the last second.
-	results := make(chan stampede.Result, 8192)
-	recDone := make(chan struct{})
-	go func() {
-		defer close(recDone)
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		for {
-			select {
-			case r, ok := <-results:
-				if !ok {
-					return
-				}
-				_ = reqw.Write(&r)
-				m.Add(&r)
-			case now := <-tick.C:
-				sec := m.Tick(now, engine.Users())
-				m.SetDropped(engine.Dropped())
-				out.second(m, sec, now)
-				_ = reqw.Flush()
-				_ = timeline.Flush()
-				_ = evw.Flush()
-			}
-		}
-	}()
-
-	runErr := engine.Run(ctx, results)
-	close(results)
-	<-recDone
-	interrupted := ctx.Err() != nil
-	end := time.Now()
-	// Let the probes take one more reading and the tailers read the last
-	// lines the server wrote before stopping them.
-	time.Sleep(min(f.interval, time.Second) / 2)
-	stopSide()
-	stopProbes()
-	stopLogs()
-	side.Wait()
+	res, err := runner.Run(ctx, plan, o)
 	prog.finish()
-
-	sec := m.Tick(end, 0)
-	m.SetDropped(engine.Dropped())
-	_ = out.lw.Write(m, sec)
-	m.Close()
-	sum := m.Summary(end)
-	sum.Partial = interrupted
-	errs := []error{runErr, out.final(m, sum), reqw.Close(), timeline.Close(), evw.Close()}
-	if err := sum.WriteFile(filepath.Join(dir, rundir.SummaryFile)); err != nil {
-		errs = append(errs, err)
+	if err != nil {
+		var pe *runner.ProbeError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("--probe-%s: %w", pe.Probe, pe.Err)
+		}
+		return nil, err
 	}
-	meta.End, meta.Partial, meta.Dropped, meta.Aborted = end, interrupted, engine.Dropped(), engine.Aborted()
-	meta.EndReason = "duration reached"
-	if interrupted {
-		meta.EndReason = "interrupted"
-	}
-	errs = append(errs, rundir.WriteMeta(dir, meta))
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("run: writing %s: %w", dir, err)
-	}
-
-	res := &runResult{dir: dir, summary: sum, partial: interrupted, thresholdsOK: true}
-	printSummary(o.stdout, sum, plan, engine, interrupted)
-	if len(thresholds) > 0 {
-		rs := metrics.Evaluate(thresholds, sum)
-		fmt.Fprintln(o.stdout, "\nThresholds:")
-		for _, r := range rs {
-			fmt.Fprintln(o.stdout, "  "+r.String())
-			if !r.Pass {
-				res.thresholdsOK = false
-				res.failedThresholds = append(res.failedThresholds, r.Threshold.String())
-			}
+	printSummary(v.stdout, res.Summary, plan, res.Aborted, res.Partial)
+	if len(res.Thresholds) > 0 {
+		fmt.Fprintln(v.stdout, "\nThresholds:")
+		for _, r := range res.Thresholds {
+			fmt.Fprintln(v.stdout, "  "+r.String())
 		}
 	}
-	if !f.noDiagnose {
-		d, err := diagnoseDir(dir)
-		if err != nil {
-			fmt.Fprintf(o.stderr, "stampede: diagnosis: %v\n", err)
-		} else if d != nil {
-			res.diagnosis = d
-			printDiagnosis(o.stdout, d)
-		}
+	if res.DiagnosisErr != nil {
+		fmt.Fprintf(v.stderr, "stampede: diagnosis: %v\n", res.DiagnosisErr)
+	} else if res.Diagnosis != nil {
+		printDiagnosis(v.stdout, res.Diagnosis)
 	}
-	if err := report.WriteHTML(dir); err != nil {
-		fmt.Fprintf(o.stderr, "stampede: report.html: %v\n", err)
+	if res.ReportErr != nil {
+		fmt.Fprintf(v.stderr, "stampede: report.html: %v\n", res.ReportErr)
 	}
-	fmt.Fprintf(o.stdout, "\nRun directory: %s (report.html)\n", dir)
-	if interrupted {
-		fmt.Fprintln(o.stdout, "The run was interrupted: its files are complete up to the interruption and marked partial.")
+	fmt.Fprintf(v.stdout, "\nRun directory: %s (report.html)\n", res.Dir)
+	if res.Partial {
+		fmt.Fprintln(v.stdout, "The run was interrupted: its files are complete up to the interruption and marked partial.")
 	}
 	return res, nil
-}
-
-func loadFacts(p *load.Plan) rundir.LoadFacts {
-	lf := rundir.LoadFacts{Model: p.Model.String(), Users: p.Users, Duration: p.Duration.String(),
-		Accounts: p.Accounts(), Assignment: string(p.Assignment), SourceIPs: 1, LoginEndpoints: p.LoginSteps()}
-	if p.Model == load.Open {
-		lf.ArrivalRate = p.ArrivalRate
-	} else {
-		lf.SpawnRate = p.SpawnRate
-	}
-	if p.ThinkMax > 0 {
-		lf.ThinkMin, lf.ThinkMax = p.ThinkMin.String(), p.ThinkMax.String()
-	}
-	if len(p.Rows) == 0 {
-		lf.Assignment = ""
-	}
-	return lf
-}
-
-// redactScenario returns the scenario for meta.json with DSN passwords
-// masked and form fields that look like secrets replaced.
-func redactScenario(sc *load.Scenario) any {
-	c := *sc
-	c.Probes.Postgres = stampede.Redact(c.Probes.Postgres)
-	c.Probes.PgBouncer = stampede.Redact(c.Probes.PgBouncer)
-	c.Probes.Redis = stampede.Redact(c.Probes.Redis)
-	c.Probes.Prometheus = stampede.Redact(c.Probes.Prometheus)
-	red := func(steps []load.StepSpec) []load.StepSpec {
-		out := make([]load.StepSpec, len(steps))
-		for i, s := range steps {
-			if s.SubmitForm != nil {
-				sf := *s.SubmitForm
-				sf.Fields = redactFields(sf.Fields)
-				s.SubmitForm = &sf
-			}
-			s.Form = redactFields(s.Form)
-			s.Headers = redactFields(s.Headers)
-			out[i] = s
-		}
-		return out
-	}
-	c.OnStart = red(c.OnStart)
-	c.Tasks = append([]load.TaskSpec(nil), c.Tasks...)
-	for i := range c.Tasks {
-		c.Tasks[i].Steps = red(c.Tasks[i].Steps)
-	}
-	c.Headers = redactFields(c.Headers)
-	return &c
-}
-
-func redactFields(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		lk := strings.ToLower(k)
-		if (strings.Contains(lk, "pass") || strings.Contains(lk, "secret") || strings.Contains(lk, "token") ||
-			strings.Contains(lk, "authorization") || strings.Contains(lk, "cookie")) && !strings.Contains(v, "{{") {
-			v = "xxxxx"
-		}
-		out[k] = v
-	}
-	return out
-}
-
-// redactArgs masks DSN passwords in the command line kept in meta.json.
-func redactArgs(args []string) []string {
-	out := make([]string, len(args))
-	for i, a := range args {
-		out[i] = stampede.Redact(a)
-		if k, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(k, "-") {
-			out[i] = k + "=" + stampede.Redact(v)
-		}
-	}
-	return out
 }

@@ -1,0 +1,226 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	stampede "github.com/stampede-load/stampede"
+	"github.com/stampede-load/stampede/internal/diagnose"
+	"github.com/stampede-load/stampede/internal/evidence"
+	"github.com/stampede-load/stampede/internal/load"
+	"github.com/stampede-load/stampede/internal/locust"
+	"github.com/stampede-load/stampede/internal/report"
+	"github.com/stampede-load/stampede/internal/rundir"
+)
+
+// Files of the diagnosis in a run directory.
+const (
+	DiagnosisJSONFile = "diagnosis.json"
+	DiagnosisMDFile   = "diagnosis.md"
+)
+
+// NotRunDirError reports a directory that holds no run: no meta.json.
+type NotRunDirError struct{ Dir string }
+
+func (e *NotRunDirError) Error() string {
+	return e.Dir + " is not a run directory (no meta.json)"
+}
+
+// Diagnose analyses the run directory dir from its records and writes
+// diagnosis.json and diagnosis.md into it.
+func Diagnose(dir string) (*stampede.Diagnosis, error) {
+	in, err := LoadInput(dir)
+	if err != nil {
+		return nil, err
+	}
+	d := diagnose.Diagnose(in)
+	if err := WriteDiagnosis(dir, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// WriteDiagnosis writes d as diagnosis.json and diagnosis.md into dir,
+// creating it if needed.
+func WriteDiagnosis(dir string, d *stampede.Diagnosis) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := rundir.WriteJSON(filepath.Join(dir, DiagnosisJSONFile), d); err != nil {
+		return fmt.Errorf("diagnose: %w", err)
+	}
+	var md bytes.Buffer
+	if err := report.DiagnosisMarkdown(&md, *d); err != nil {
+		return err
+	}
+	if err := rundir.WriteFileAtomic(filepath.Join(dir, DiagnosisMDFile), md.Bytes()); err != nil {
+		return fmt.Errorf("diagnose: %w", err)
+	}
+	return nil
+}
+
+// LoadInput reads the run directory dir into a diagnosis input: meta.json's
+// load facts, every record of requests.csv, timeline.jsonl and
+// evidence.jsonl. A run killed before it wrote its end ends at its last
+// response. A directory without meta.json is a *NotRunDirError.
+func LoadInput(dir string) (*diagnose.Input, error) {
+	meta, err := rundir.ReadMeta(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("diagnose: %w", &NotRunDirError{Dir: dir})
+		}
+		return nil, fmt.Errorf("diagnose: %w", err)
+	}
+	var results []stampede.Result
+	if err := rundir.ReadRequests(dir, func(r *stampede.Result) error { results = append(results, *r); return nil }); err != nil {
+		return nil, fmt.Errorf("diagnose: %w", err)
+	}
+	end := meta.End
+	if end.IsZero() && len(results) > 0 { // a killed run
+		for _, r := range results {
+			if e := r.End(); e.After(end) {
+				end = e
+			}
+		}
+	}
+	in := diagnose.NewInput(meta.Run, meta.Start, end, results)
+	if in.Timeline, err = rundir.ReadTimeline(dir); err != nil {
+		return nil, fmt.Errorf("diagnose: %w", err)
+	}
+	if in.Evidence, err = rundir.ReadEvidence(dir); err != nil {
+		return nil, fmt.Errorf("diagnose: %w", err)
+	}
+	l := meta.Load
+	in.Load = diagnose.LoadFacts{Model: l.Model, Users: l.Users, SpawnRate: l.SpawnRate, ArrivalRate: l.ArrivalRate,
+		Accounts: l.Accounts, Assignment: l.Assignment, SourceIPs: l.SourceIPs, LoginEndpoints: l.LoginEndpoints}
+	return in, nil
+}
+
+// LocustImport names a run made by Locust: the prefix of its CSVs (the
+// --csv PREFIX it ran with) and what the CSVs do not say. Only Prefix is
+// required.
+type LocustImport struct {
+	// Prefix is the --csv PREFIX of PREFIX_stats.csv, PREFIX_failures.csv
+	// and, if written with --csv-full-history, PREFIX_stats_history.csv.
+	Prefix string
+	// Logs are the server's logs during the run, parsed whole.
+	Logs []load.LogSpec
+	// Users is the number of virtual users; 0 is the peak User Count of the
+	// history.
+	Users int
+	// Accounts counts the distinct accounts the users logged in with; 0 is
+	// unknown.
+	Accounts int
+	// LoginEndpoint is the name of the login POST; "" lets the diagnosis
+	// guess it from the names.
+	LoginEndpoint string
+}
+
+// Validate reports an import that cannot be read.
+func (li LocustImport) Validate() error {
+	if li.Prefix == "" {
+		return errors.New("diagnose: a Locust import needs the --csv prefix of its files")
+	}
+	if li.Users < 0 || li.Accounts < 0 {
+		return fmt.Errorf("diagnose: Locust import: users %d, accounts %d: want 0 or more", li.Users, li.Accounts)
+	}
+	return nil
+}
+
+// LoadLocust reads a run made by Locust, from its CSVs and the server's
+// logs, into a diagnosis input.
+func LoadLocust(ctx context.Context, li LocustImport) (*diagnose.Input, error) {
+	if err := li.Validate(); err != nil {
+		return nil, err
+	}
+	run, err := locust.Read(li.Prefix)
+	if err != nil {
+		return nil, fmt.Errorf("diagnose: %w", err)
+	}
+	in := &diagnose.Input{Run: filepath.Base(li.Prefix)}
+	ms := func(v float64) time.Duration {
+		if math.IsNaN(v) {
+			return 0
+		}
+		return time.Duration(v * float64(time.Millisecond))
+	}
+	pct := func(row []float64, qs []float64, q float64) time.Duration {
+		for i, x := range qs {
+			if x == q && i < len(row) {
+				return ms(row[i])
+			}
+		}
+		return 0
+	}
+	for _, r := range run.Stats.Rows {
+		if r.Method == "" && r.Name == "Aggregated" {
+			continue
+		}
+		in.Endpoints = append(in.Endpoints, diagnose.EndpointTotals{Method: r.Method, Name: r.Name, Requests: int(r.Requests), Failures: int(r.Failures),
+			Min: ms(r.Min), Median: ms(r.Median), Mean: ms(r.Average), Max: ms(r.Max),
+			P95: pct(r.Percentiles, run.Stats.Quantiles, 0.95), P99: pct(r.Percentiles, run.Stats.Quantiles, 0.99)})
+	}
+	for _, f := range run.Failures {
+		g := diagnose.FailureGroup{Method: f.Method, Name: f.Name, Reason: f.Reason(), Count: int(f.Occurrences), First: f.FirstSeen, Last: f.LastSeen}
+		in.Failures = append(in.Failures, g)
+	}
+	peak := 0
+	if run.History != nil {
+		// Locust's history holds running totals per entry; the per-second
+		// counts are their differences.
+		prev := map[string][2]int64{}
+		for _, h := range run.History.Rows {
+			key := h.Method + " " + h.Name
+			p := prev[key]
+			reqs, fails := h.TotalRequests-p[0], h.TotalFailures-p[1]
+			prev[key] = [2]int64{h.TotalRequests, h.TotalFailures}
+			name := h.Name
+			if h.Method == "" && h.Name == "Aggregated" {
+				name = ""
+			}
+			pt := diagnose.Point{Time: h.Time, Method: h.Method, Name: name, Users: h.Users,
+				Requests: float64(max(reqs, 0)), Failures: float64(max(fails, 0)), Median: pct(h.Percentiles, run.History.Quantiles, 0.5)}
+			for i, q := range run.History.Quantiles {
+				if i < len(h.Percentiles) && !math.IsNaN(h.Percentiles[i]) {
+					pt.Quantiles = append(pt.Quantiles, q)
+					pt.Latencies = append(pt.Latencies, ms(h.Percentiles[i]))
+				}
+			}
+			in.History = append(in.History, pt)
+			peak = max(peak, h.Users)
+			if in.Start.IsZero() || h.Time.Before(in.Start) {
+				in.Start = h.Time
+			}
+			if h.Time.After(in.End) {
+				in.End = h.Time
+			}
+		}
+	}
+	users := li.Users
+	if users == 0 {
+		users = peak
+	}
+	in.Load = diagnose.LoadFacts{Model: diagnose.ModelClosed, Users: users, Accounts: li.Accounts, SourceIPs: 1}
+	if li.LoginEndpoint != "" {
+		in.Load.LoginEndpoints = []string{li.LoginEndpoint}
+	}
+	for _, l := range li.Logs {
+		evs, err := evidence.ParseFile(ctx, l.Path, l.Name)
+		if err != nil {
+			return nil, fmt.Errorf("diagnose: --log %s: %w", l.Name, err)
+		}
+		in.Evidence = append(in.Evidence, evs...)
+	}
+	sort.SliceStable(in.Evidence, func(i, j int) bool { return in.Evidence[i].Time.Before(in.Evidence[j].Time) })
+	if in.Start.IsZero() && len(in.Evidence) > 0 {
+		in.Start, in.End = in.Evidence[0].Time, in.Evidence[len(in.Evidence)-1].Time
+	}
+	return in, nil
+}

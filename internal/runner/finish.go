@@ -1,0 +1,150 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	stampede "github.com/stampede-load/stampede"
+	"github.com/stampede-load/stampede/internal/locust"
+	"github.com/stampede-load/stampede/internal/metrics"
+	"github.com/stampede-load/stampede/internal/report"
+	"github.com/stampede-load/stampede/internal/rundir"
+)
+
+// FinishOptions are the settings of Finish. The zero value is valid: no
+// threshold, and a diagnosis.
+type FinishOptions struct {
+	// Thresholds are evaluated against the replayed summary.
+	Thresholds []metrics.Threshold
+	// NoDiagnose skips the diagnosis.
+	NoDiagnose bool
+}
+
+// Finish (re)writes the files of the run directory dir that derive from its
+// records, as a run writes them once its load is over: summary.json and
+// the four Locust CSVs, replayed from meta.json, requests.csv and the
+// generator's samples in timeline.jsonl; then it evaluates the thresholds
+// and writes diagnosis.json, diagnosis.md and report.html. It serves a run
+// directory whose records were put together otherwise, such as the merge
+// of several generators' segments.
+//
+// The replay closes a second every second from meta.json's start, adding
+// the results that ended by then, and a last one at meta.json's end (at the
+// last response for a run killed before it wrote its end), as the recorder
+// does live. A second's users are the sum, over the segments, of the users
+// of each segment's latest generator sample; a segment is named by the
+// sample's Info["segment"], empty for a run of one generator. The dropped
+// and aborted counts and the partial mark come from meta.json. Latencies
+// and times are those of requests.csv, to the microsecond: the figures
+// match the live run's to within that.
+func Finish(ctx context.Context, dir string, o FinishOptions) (*Result, error) {
+	meta, err := rundir.ReadMeta(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("finish: %w", &NotRunDirError{Dir: dir})
+		}
+		return nil, fmt.Errorf("finish: %w", err)
+	}
+	m, err := replay(ctx, dir, meta)
+	if err != nil {
+		return nil, fmt.Errorf("finish: %w", err)
+	}
+	sum := m.Summary(meta.End)
+	sum.Partial = meta.Partial
+	if err := sum.WriteFile(filepath.Join(dir, rundir.SummaryFile)); err != nil {
+		return nil, fmt.Errorf("finish: %w", err)
+	}
+	res := &Result{Dir: dir, Summary: sum, Partial: meta.Partial, Aborted: meta.Aborted}
+	derive(dir, res, o.Thresholds, o.NoDiagnose)
+	return res, nil
+}
+
+// replay rebuilds the metrics of the run in dir from its records, writes
+// the Locust CSVs from them and returns them closed. A killed run's
+// meta.End is set to its last response.
+func replay(ctx context.Context, dir string, meta *rundir.Meta) (*metrics.Metrics, error) {
+	var results []stampede.Result
+	if err := rundir.ReadRequests(dir, func(r *stampede.Result) error { results = append(results, *r); return nil }); err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(results, func(a, b stampede.Result) int { return a.End().Compare(b.End()) })
+	timeline, err := rundir.ReadTimeline(dir)
+	if err != nil {
+		return nil, err
+	}
+	var gen []stampede.Sample
+	for _, s := range timeline {
+		if s.Source == "generator" && s.Err == "" {
+			gen = append(gen, s)
+		}
+	}
+	slices.SortStableFunc(gen, func(a, b stampede.Sample) int { return a.Time.Compare(b.Time) })
+	if meta.End.IsZero() { // killed: the run ends at its last response
+		meta.End = meta.Start
+		if n := len(results); n > 0 && results[n-1].End().After(meta.End) {
+			meta.End = results[n-1].End()
+		}
+	}
+
+	m := metrics.New(meta.Start)
+	hist := []byte(locust.HistoryHeader + "\r\n")
+	users := map[string]int{} // by segment, from its latest generator sample
+	i, j := 0, 0
+	for t := meta.Start.Add(time.Second); t.Before(meta.End); t = t.Add(time.Second) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		for ; i < len(results) && !results[i].End().After(t); i++ {
+			m.Add(&results[i])
+		}
+		for ; j < len(gen) && !gen[j].Time.After(t); j++ {
+			users[gen[j].Info["segment"]] = int(gen[j].Values["users"])
+		}
+		n := 0
+		for _, u := range users {
+			n += u
+		}
+		hist = locust.AppendHistory(hist, m, m.Tick(t, n))
+	}
+	for ; i < len(results); i++ {
+		m.Add(&results[i])
+	}
+	hist = locust.AppendHistory(hist, m, m.Tick(meta.End, 0))
+	m.SetDropped(meta.Dropped)
+	m.Close()
+
+	prefix := filepath.Join(dir, LocustPrefix)
+	for _, f := range []struct {
+		suffix string
+		data   []byte
+	}{
+		{locust.StatsSuffix, locust.AppendStats([]byte(locust.StatsHeader+"\r\n"), m)},
+		{locust.HistorySuffix, hist},
+		{locust.FailuresSuffix, locust.AppendFailures([]byte(locust.FailuresHeader+"\r\n"), m)},
+		{locust.ExceptionsSuffix, []byte(locust.ExceptionsHeader + "\r\n")},
+	} {
+		if err := rundir.WriteFileAtomic(prefix+f.suffix, f.data); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// derive evaluates the thresholds against res.Summary and writes the
+// diagnosis and report.html of dir into res. A diagnosis or report that
+// cannot be written is kept in res, not returned: the run's records and
+// summary stand without them.
+func derive(dir string, res *Result, thresholds []metrics.Threshold, noDiagnose bool) {
+	if len(thresholds) > 0 {
+		res.Thresholds = metrics.Evaluate(thresholds, res.Summary)
+	}
+	if !noDiagnose {
+		res.Diagnosis, res.DiagnosisErr = Diagnose(dir)
+	}
+	res.ReportErr = report.WriteHTML(dir)
+}

@@ -1,0 +1,84 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+
+	stampede "github.com/stampede-load/stampede"
+	"github.com/stampede-load/stampede/internal/evidence"
+	"github.com/stampede-load/stampede/internal/load"
+	"github.com/stampede-load/stampede/internal/probe"
+	"github.com/stampede-load/stampede/internal/probe/host"
+	"github.com/stampede-load/stampede/internal/probe/pgbouncer"
+	"github.com/stampede-load/stampede/internal/probe/postgres"
+	"github.com/stampede-load/stampede/internal/probe/prometheus"
+	"github.com/stampede-load/stampede/internal/probe/redis"
+)
+
+// startProbes starts the sampler until ctx ends or stop is called; a probe
+// with a bad DSN is an input error (ProbeError), a server that cannot be
+// reached is recorded by the sampler as a sample with an error.
+func startProbes(ctx context.Context, ps Probes, emit func(stampede.Sample)) (stop func(), err error) {
+	var probes []probe.Probe
+	fail := func(name string, err error) (func(), error) {
+		for _, p := range probes {
+			_ = p.Close()
+		}
+		return nil, &ProbeError{Probe: name, Err: err}
+	}
+	if ps.Postgres != "" {
+		p, err := postgres.New(ps.Postgres)
+		if err != nil {
+			return fail("postgres", err)
+		}
+		probes = append(probes, p)
+	}
+	if ps.PgBouncer != "" {
+		p, err := pgbouncer.New(ps.PgBouncer)
+		if err != nil {
+			return fail("pgbouncer", err)
+		}
+		probes = append(probes, p)
+	}
+	if ps.Redis != "" {
+		p, err := redis.New(ps.Redis)
+		if err != nil {
+			return fail("redis", err)
+		}
+		probes = append(probes, p)
+	}
+	if ps.Prometheus != "" {
+		p, err := prometheus.New(ps.Prometheus)
+		if err != nil {
+			return fail("prometheus", err)
+		}
+		probes = append(probes, p)
+	}
+	if ps.Host {
+		probes = append(probes, host.New(host.Options{PID: ps.PID}))
+	}
+	if len(probes) == 0 {
+		return func() {}, nil
+	}
+	s := probe.Start(ctx, probe.Options{Interval: ps.interval()}, emit, probes...)
+	return func() { _ = s.Close() }, nil
+}
+
+// startLogs follows each log from the run's start (through rotation and
+// truncation; a file created during the run is read from its start),
+// classifies what is written and emits the evidence until ctx ends or stop
+// is called.
+func startLogs(ctx context.Context, logs []load.LogSpec, emit func(stampede.Evidence)) (stop func(), err error) {
+	if len(logs) == 0 {
+		return func() {}, nil
+	}
+	ls := make([]evidence.Log, len(logs))
+	for i, l := range logs {
+		ls[i] = evidence.Log{Name: l.Name, Path: l.Path}
+	}
+	w, err := evidence.Watch(ctx, ls, evidence.WatchOptions{}, emit)
+	if err != nil {
+		return nil, fmt.Errorf("run: logs: %w", err)
+	}
+	return func() { _ = w.Close() }, nil
+}

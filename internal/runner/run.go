@@ -1,0 +1,231 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	stampede "github.com/stampede-load/stampede"
+	"github.com/stampede-load/stampede/internal/load"
+	"github.com/stampede-load/stampede/internal/locust"
+	"github.com/stampede-load/stampede/internal/metrics"
+	"github.com/stampede-load/stampede/internal/rundir"
+)
+
+// Run runs plan until its duration is over or ctx ends, with the probes and
+// log followers of o, and writes the run directory as it goes: meta.json
+// first (marked partial), then requests.csv, timeline.jsonl,
+// evidence.jsonl, summary.json and the Locust CSVs, all flushed every
+// second so that a run killed with kill -9 loses at most its last second.
+// Once the load is over it writes the final summary.json, Locust CSVs and
+// meta.json, evaluates the thresholds, and writes the diagnosis and
+// report.html (see Finish).
+//
+// A run interrupted by ctx is not an error: its files are complete up to
+// the interruption and marked partial, and Result.Partial is set. Errors
+// are bad options, a probe that cannot be set up (ProbeError), or files
+// that cannot be written.
+func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	dir := o.Dir
+	if dir == "" {
+		dir = DefaultDir(start)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("run: create run directory: %w", err)
+	}
+	meta := newMeta(dir, plan, o, start)
+	if err := rundir.WriteMeta(dir, meta); err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	w, err := createWriters(dir)
+	if err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
+
+	engine := load.New(plan)
+	m := metrics.New(start)
+
+	// Side goroutines (self-watch, probes, log followers, progress) live
+	// until the load is over; sideCtx ends them.
+	sideCtx, stopSide := context.WithCancel(context.Background())
+	var side sync.WaitGroup
+	side.Go(func() {
+		sw := load.NewSelfWatch(engine)
+		sw.SharedWithTarget = o.SharedProcess
+		sw.Run(sideCtx, time.Second, func(s stampede.Sample) { _ = w.timeline.Write(s) })
+	})
+	stopProbes, err := startProbes(sideCtx, o.Probes, func(s stampede.Sample) { _ = w.timeline.Write(s) })
+	if err != nil {
+		stopSide()
+		side.Wait()
+		w.close()
+		return nil, err
+	}
+	stopLogs, err := startLogs(sideCtx, o.Logs, func(e stampede.Evidence) { _ = w.evidence.Write(e) })
+	if err != nil {
+		stopSide()
+		stopProbes()
+		side.Wait()
+		w.close()
+		return nil, err
+	}
+	if o.Progress != nil {
+		every := o.ProgressEvery
+		if every == 0 {
+			every = time.Second
+		}
+		side.Go(func() {
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for {
+				select {
+				case <-sideCtx.Done():
+					return
+				case now := <-t.C:
+					o.Progress(Status{Metrics: m.Snapshot(now), Users: engine.Users(), Dropped: engine.Dropped()})
+				}
+			}
+		})
+	}
+
+	// The recorder owns the metrics: it adds every result, closes a second
+	// every second, and flushes every file at that moment, so a kill -9
+	// loses at most the last second.
+	results := make(chan stampede.Result, 8192)
+	recDone := make(chan struct{})
+	go func() {
+		defer close(recDone)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case r, ok := <-results:
+				if !ok {
+					return
+				}
+				_ = w.requests.Write(&r)
+				m.Add(&r)
+			case now := <-tick.C:
+				sec := m.Tick(now, engine.Users())
+				m.SetDropped(engine.Dropped())
+				w.second(m, sec, now)
+			}
+		}
+	}()
+
+	runErr := engine.Run(ctx, results)
+	close(results)
+	<-recDone
+	interrupted := ctx.Err() != nil
+	end := time.Now()
+	// Let the probes take one more reading and the followers read the last
+	// lines the server wrote before stopping them.
+	time.Sleep(min(o.Probes.interval(), time.Second) / 2)
+	stopSide()
+	stopProbes()
+	stopLogs()
+	side.Wait()
+
+	sec := m.Tick(end, 0)
+	m.SetDropped(engine.Dropped())
+	_ = w.locust.Write(m, sec)
+	m.Close()
+	sum := m.Summary(end)
+	sum.Partial = interrupted
+	errs := []error{runErr, w.final(m)}
+	if err := sum.WriteFile(filepath.Join(dir, rundir.SummaryFile)); err != nil {
+		errs = append(errs, err)
+	}
+	meta.End, meta.Partial, meta.Dropped, meta.Aborted = end, interrupted, engine.Dropped(), engine.Aborted()
+	meta.EndReason = "duration reached"
+	if interrupted {
+		meta.EndReason = "interrupted"
+	}
+	errs = append(errs, rundir.WriteMeta(dir, meta))
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("run: writing %s: %w", dir, err)
+	}
+	res := &Result{Dir: dir, Summary: sum, Partial: interrupted, Aborted: engine.Aborted()}
+	derive(dir, res, o.Thresholds, o.NoDiagnose)
+	return res, nil
+}
+
+// writers are the files a run appends to while it runs. The recorder
+// goroutine alone writes requests.csv and the Locust files; the timeline
+// and evidence writers lock.
+type writers struct {
+	dir      string
+	requests *rundir.RequestWriter
+	timeline *rundir.JSONLWriter
+	evidence *rundir.JSONLWriter
+	// locust keeps the Locust-compatible CSVs current: what `locust --csv
+	// RUN/locust --csv-full-history` writes.
+	locust *locust.Writer
+}
+
+func createWriters(dir string) (*writers, error) {
+	w := &writers{dir: dir}
+	var err error
+	if w.requests, err = rundir.NewRequestWriter(dir); err != nil {
+		return nil, err
+	}
+	if w.timeline, err = rundir.NewJSONLWriter(filepath.Join(dir, rundir.TimelineFile)); err != nil {
+		w.close()
+		return nil, err
+	}
+	if w.evidence, err = rundir.NewJSONLWriter(filepath.Join(dir, rundir.EvidenceFile)); err != nil {
+		w.close()
+		return nil, err
+	}
+	if w.locust, err = locust.Create(filepath.Join(dir, LocustPrefix)); err != nil {
+		w.close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// second is called by the recorder right after each Tick: it appends the
+// second to the Locust history, rewrites the Locust stats and summary.json
+// (marked partial) and flushes every file.
+func (w *writers) second(m *metrics.Metrics, sec *metrics.Second, now time.Time) {
+	_ = w.locust.Write(m, sec)
+	s := m.Summary(now)
+	s.Partial = true
+	_ = s.WriteFile(filepath.Join(w.dir, rundir.SummaryFile))
+	_ = w.requests.Flush()
+	_ = w.timeline.Flush()
+	_ = w.evidence.Flush()
+}
+
+// final rewrites the Locust files from the closed metrics and closes every
+// file.
+func (w *writers) final(m *metrics.Metrics) error {
+	err := w.locust.Write(m, nil)
+	return errors.Join(err, w.close())
+}
+
+// close closes the files that were opened.
+func (w *writers) close() error {
+	var errs []error
+	if w.locust != nil {
+		errs = append(errs, w.locust.Close())
+	}
+	if w.requests != nil {
+		errs = append(errs, w.requests.Close())
+	}
+	if w.timeline != nil {
+		errs = append(errs, w.timeline.Close())
+	}
+	if w.evidence != nil {
+		errs = append(errs, w.evidence.Close())
+	}
+	return errors.Join(errs...)
+}

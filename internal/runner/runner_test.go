@@ -1,0 +1,488 @@
+package runner_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	stampede "github.com/stampede-load/stampede"
+	"github.com/stampede-load/stampede/internal/load"
+	"github.com/stampede-load/stampede/internal/metrics"
+	"github.com/stampede-load/stampede/internal/rundir"
+	"github.com/stampede-load/stampede/internal/runner"
+	"github.com/stampede-load/stampede/internal/testserver"
+)
+
+// The secrets of the test scenario: neither may appear in a run directory.
+const (
+	password = "s3cret-pw"
+	dbSecret = "hunter2"
+)
+
+// testScenario logs in (a password in the form), then mostly gets / and
+// sometimes gets it expecting a 201, a failure. The PostgreSQL probe
+// points at a closed port: it is recorded as unreachable.
+const testScenario = `target: %s
+load: {users: 4, spawn_rate: 4, duration: %s}
+think: 20ms
+on_start:
+  - name: "[AUTH] Login GET"
+    get: /accounts/login/
+  - name: "[AUTH] Login POST"
+    submit_form:
+      fields: {login: user1, password: ` + password + `}
+    expect: {status: [302], not_login_page: true}
+tasks:
+  - {name: home, weight: 3, steps: [{name: "GET /", get: /}]}
+  - {name: wrong, weight: 1, steps: [{name: "GET / as 201", get: /, expect: {status: [201]}}]}
+thresholds:
+  all: ["failure_rate < 1%%"]
+probes: {postgres: "postgres://app:` + dbSecret + `@127.0.0.1:1/app"}
+`
+
+// scenario writes the test scenario against target and compiles it.
+func scenario(t *testing.T, target, duration string) (*load.Scenario, *load.Plan) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "scenario.yaml")
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(testScenario, target, duration)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sc, err := load.ReadScenario(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := sc.Compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc, plan
+}
+
+func readRecords(t *testing.T, dir string) []stampede.Result {
+	t.Helper()
+	var rs []stampede.Result
+	if err := rundir.ReadRequests(dir, func(r *stampede.Result) error { rs = append(rs, *r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// aggregatedCount returns the Request Count of locust_stats.csv's
+// Aggregated row.
+func aggregatedCount(t *testing.T, dir string) string {
+	t.Helper()
+	for _, line := range strings.Split(string(readFile(t, filepath.Join(dir, "locust_stats.csv"))), "\r\n") {
+		if strings.HasPrefix(line, ",Aggregated,") {
+			return strings.Split(line, ",")[2]
+		}
+	}
+	t.Fatalf("%s: locust_stats.csv has no Aggregated row", dir)
+	return ""
+}
+
+// historyTotals returns the number of Aggregated rows of
+// locust_stats_history.csv and the Total Request Count of the last.
+func historyTotals(t *testing.T, dir string) (rows int, total string) {
+	t.Helper()
+	for _, line := range strings.Split(string(readFile(t, filepath.Join(dir, "locust_stats_history.csv"))), "\r\n") {
+		if f := strings.Split(line, ","); len(f) > 17 && f[2] == "" && f[3] == "Aggregated" {
+			rows, total = rows+1, f[17]
+		}
+	}
+	return rows, total
+}
+
+// copyRecords copies the records of run directory src (not its derived
+// files) into a new directory.
+func copyRecords(t *testing.T, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	for _, name := range []string{rundir.MetaFile, rundir.RequestsFile, rundir.TimelineFile, rundir.EvidenceFile} {
+		if err := os.WriteFile(filepath.Join(dst, name), readFile(t, filepath.Join(src, name)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+func TestRun(t *testing.T) {
+	ts := httptest.NewServer(testserver.New(password))
+	defer ts.Close()
+	sc, plan := scenario(t, ts.URL, "3s")
+	o, err := runner.ScenarioOptions(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	o.Dir = dir
+	o.Command = []string{"stampede", "run", "--probe-postgres=postgres://app:" + dbSecret + "@127.0.0.1:1/app", sc.File()}
+	var reports atomic.Int64
+	var sawRequests atomic.Bool
+	o.Progress = func(s runner.Status) {
+		reports.Add(1)
+		if s.Metrics.Requests > 0 && s.Users > 0 {
+			sawRequests.Store(true)
+		}
+	}
+	o.ProgressEvery = 100 * time.Millisecond
+
+	res, err := runner.Run(context.Background(), plan, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Dir != dir || res.Partial {
+		t.Errorf("result: dir %q partial %v, want %q, false", res.Dir, res.Partial, dir)
+	}
+	for _, name := range []string{"meta.json", "requests.csv", "timeline.jsonl", "evidence.jsonl", "summary.json",
+		"locust_stats.csv", "locust_stats_history.csv", "locust_failures.csv", "locust_exceptions.csv",
+		"diagnosis.json", "diagnosis.md", "report.html"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		for _, secret := range []string{password, dbSecret} {
+			if bytes.Contains(b, []byte(secret)) {
+				t.Errorf("%s holds the secret %q", name, secret)
+			}
+		}
+	}
+
+	meta, err := rundir.ReadMeta(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta.Partial || meta.EndReason != "duration reached" || meta.End.IsZero() || meta.Scenario == nil {
+		t.Errorf("meta.json: partial %v, end reason %q, end %v, scenario kept %v", meta.Partial, meta.EndReason, meta.End, meta.Scenario != nil)
+	}
+	if want := []string{"postgres"}; !reflect.DeepEqual(meta.Probes, want) {
+		t.Errorf("meta.json probes %v, want %v", meta.Probes, want)
+	}
+	if want := []string{"[AUTH] Login POST"}; !reflect.DeepEqual(meta.Load.LoginEndpoints, want) {
+		t.Errorf("meta.json login endpoints %v, want %v", meta.Load.LoginEndpoints, want)
+	}
+
+	records := readRecords(t, dir)
+	if len(records) < 20 {
+		t.Fatalf("%d records", len(records))
+	}
+	sum := res.Summary
+	if sum.Partial || sum.Aggregated.Requests != int64(len(records)) || sum.Aggregated.Failures == 0 {
+		t.Errorf("summary: partial %v, %d requests, %d failures; %d records", sum.Partial, sum.Aggregated.Requests, sum.Aggregated.Failures, len(records))
+	}
+	if got := aggregatedCount(t, dir); got != fmt.Sprint(len(records)) {
+		t.Errorf("locust_stats.csv counts %s requests, %d records", got, len(records))
+	}
+	if onDisk, err := metrics.ReadSummary(filepath.Join(dir, "summary.json")); err != nil || onDisk.Aggregated.Requests != sum.Aggregated.Requests {
+		t.Errorf("summary.json: %v, %v", onDisk, err)
+	}
+
+	if got, want := res.FailedThresholds(), []string{"all: failure_rate < 1%"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("failed thresholds %q, want %q", got, want)
+	}
+	if res.Diagnosis == nil || res.DiagnosisErr != nil || res.ReportErr != nil {
+		t.Errorf("diagnosis %v (%v), report %v", res.Diagnosis, res.DiagnosisErr, res.ReportErr)
+	}
+	if reports.Load() == 0 || !sawRequests.Load() {
+		t.Errorf("progress: %d reports, one with requests and users: %v", reports.Load(), sawRequests.Load())
+	}
+
+	timeline, err := rundir.ReadTimeline(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sources := map[string]int{}
+	for _, s := range timeline {
+		if s.Source == "postgres" && s.Err == "" {
+			t.Errorf("a sample of the unreachable PostgreSQL without an error: %+v", s)
+		}
+		sources[s.Source]++
+	}
+	if sources["generator"] == 0 || sources["postgres"] == 0 {
+		t.Errorf("timeline sources %v: want generator and postgres samples", sources)
+	}
+
+	t.Run("finish replays the records", func(t *testing.T) {
+		for _, tc := range []struct {
+			name   string
+			killed bool // meta.json as kill -9 leaves it: no end, partial
+		}{{"complete", false}, {"killed", true}} {
+			t.Run(tc.name, func(t *testing.T) {
+				dst := copyRecords(t, dir)
+				if tc.killed {
+					m := *meta
+					m.End, m.Partial, m.EndReason = time.Time{}, true, ""
+					if err := rundir.WriteMeta(dst, &m); err != nil {
+						t.Fatal(err)
+					}
+				}
+				fin, err := runner.Finish(context.Background(), dst, runner.FinishOptions{Thresholds: o.Thresholds})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, name := range []string{"locust_stats_history.csv", "locust_exceptions.csv", "diagnosis.json", "diagnosis.md", "report.html"} {
+					if _, err := os.Stat(filepath.Join(dst, name)); err != nil {
+						t.Error(err)
+					}
+				}
+				if fin.Partial != tc.killed || fin.Summary.Partial != tc.killed {
+					t.Errorf("partial: result %v, summary %v; want %v", fin.Partial, fin.Summary.Partial, tc.killed)
+				}
+				if !reflect.DeepEqual(fin.FailedThresholds(), res.FailedThresholds()) || fin.Diagnosis == nil {
+					t.Errorf("finish: failed thresholds %q, diagnosis %v", fin.FailedThresholds(), fin.Diagnosis)
+				}
+				// Counts, latencies and failure groups are the run's own,
+				// to the microsecond of requests.csv. Rates depend on the
+				// end: only a complete run's are the same.
+				if got := aggregatedCount(t, dst); got != fmt.Sprint(len(records)) {
+					t.Errorf("replayed locust_stats.csv counts %s requests, want %d", got, len(records))
+				}
+				if len(fin.Summary.Endpoints) != len(sum.Endpoints) {
+					t.Fatalf("replayed %d endpoints, want %d", len(fin.Summary.Endpoints), len(sum.Endpoints))
+				}
+				for i := range sum.Endpoints {
+					checkEndpoint(t, fin.Summary.Endpoints[i], sum.Endpoints[i], !tc.killed)
+				}
+				checkEndpoint(t, fin.Summary.Aggregated, sum.Aggregated, !tc.killed)
+				if len(fin.Summary.Failures) != len(sum.Failures) {
+					t.Fatalf("replayed failures %+v, want %+v", fin.Summary.Failures, sum.Failures)
+				}
+				for i, f := range sum.Failures {
+					got := fin.Summary.Failures[i]
+					// A record's start and latency are each cut to the
+					// microsecond: its end, up to two.
+					if got.FirstSeen.Sub(f.FirstSeen).Abs() >= time.Microsecond || got.LastSeen.Sub(f.LastSeen).Abs() >= 2*time.Microsecond {
+						t.Errorf("replayed failure %+v, want %+v", got, f)
+					}
+					got.FirstSeen, got.LastSeen, f.FirstSeen, f.LastSeen = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+					if got != f {
+						t.Errorf("replayed failure %+v, want %+v", got, f)
+					}
+				}
+				gotRows, gotTotal := historyTotals(t, dst)
+				wantRows, _ := historyTotals(t, dir)
+				if gotTotal != fmt.Sprint(len(records)) || gotRows < wantRows-1 || gotRows > wantRows+1 {
+					t.Errorf("replayed history: %d Aggregated rows, the last with %s requests; want %d±1 rows, %d requests",
+						gotRows, gotTotal, wantRows, len(records))
+				}
+				if !tc.killed {
+					if got, want := readFile(t, filepath.Join(dst, "locust_failures.csv")), readFile(t, filepath.Join(dir, "locust_failures.csv")); !bytes.Equal(got, want) {
+						t.Errorf("replayed locust_failures.csv:\n%s\nwant\n%s", got, want)
+					}
+					if !fin.Summary.End.Equal(sum.End) || fin.Summary.UsersPeak != plan.Users {
+						t.Errorf("replayed end %v, users peak %d; want %v, %d", fin.Summary.End, fin.Summary.UsersPeak, sum.End, plan.Users)
+					}
+				}
+			})
+		}
+	})
+}
+
+// checkEndpoint compares a replayed endpoint summary with the live one:
+// counts and histograms equal, latencies within the microsecond that
+// requests.csv keeps, rates within 0.1% if rates.
+func checkEndpoint(t *testing.T, got, want metrics.EndpointSummary, rates bool) {
+	t.Helper()
+	near := func(a, b, tol float64) bool { return math.Abs(a-b) <= tol*math.Max(math.Abs(b), 1e-9) }
+	ok := got.Method == want.Method && got.Name == want.Name && got.Requests == want.Requests && got.Failures == want.Failures &&
+		reflect.DeepEqual(got.Outcomes, want.Outcomes) && got.BytesTotal == want.BytesTotal && got.Histogram == want.Histogram
+	if rates {
+		ok = ok && near(got.RPS, want.RPS, 1e-3) && near(got.FailuresPerSec, want.FailuresPerSec, 1e-3)
+	}
+	lat := []time.Duration{got.Latency.Min - want.Latency.Min, got.Latency.Avg - want.Latency.Avg, got.Latency.Max - want.Latency.Max}
+	for i := range want.Latency.Percentiles {
+		lat = append(lat, got.Latency.Percentiles[i]-want.Latency.Percentiles[i])
+	}
+	for _, d := range lat {
+		ok = ok && d.Abs() < time.Microsecond
+	}
+	if !ok {
+		t.Errorf("replayed %s %s:\n%+v\nwant\n%+v", want.Method, want.Name, got, want)
+	}
+}
+
+// TestRunInterrupted: a run whose context ends is complete up to then and
+// marked partial, and is not an error.
+func TestRunInterrupted(t *testing.T) {
+	ts := httptest.NewServer(testserver.New(password))
+	defer ts.Close()
+	_, plan := scenario(t, ts.URL, "1m")
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	o := runner.Options{Dir: dir, NoDiagnose: true, ProgressEvery: 50 * time.Millisecond}
+	// Interrupt once some requests were recorded, however slow the machine.
+	o.Progress = func(s runner.Status) {
+		if s.Metrics.Requests >= 10 {
+			cancel()
+		}
+	}
+	done := make(chan struct{})
+	var res *runner.Result
+	var err error
+	go func() {
+		defer close(done)
+		res, err = runner.Run(ctx, plan, o)
+	}()
+	select {
+	case <-done:
+	case <-time.After(45 * time.Second):
+		t.Fatal("the run did not stop within 45 s of its interruption")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Partial || !res.Summary.Partial || res.Diagnosis != nil {
+		t.Errorf("result: partial %v, summary partial %v, diagnosis %v", res.Partial, res.Summary.Partial, res.Diagnosis)
+	}
+	meta, err := rundir.ReadMeta(dir)
+	if err != nil || !meta.Partial || meta.EndReason != "interrupted" {
+		t.Fatalf("meta.json: %+v, %v", meta, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "diagnosis.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("diagnosis.json with NoDiagnose: %v", err)
+	}
+	if n := len(readRecords(t, dir)); int64(n) != res.Summary.Aggregated.Requests || n == 0 {
+		t.Errorf("%d records, summary %d requests", n, res.Summary.Aggregated.Requests)
+	}
+}
+
+func TestRunBadOptions(t *testing.T) {
+	ts := httptest.NewServer(testserver.New(password))
+	defer ts.Close()
+	_, plan := scenario(t, ts.URL, "1s")
+	for _, tc := range []struct {
+		name  string
+		o     runner.Options
+		probe string // the *ProbeError's probe, or "" for an invalid option
+	}{
+		{"negative interval", runner.Options{Probes: runner.Probes{Interval: -time.Second}}, ""},
+		{"negative pid", runner.Options{Probes: runner.Probes{PID: -1}}, ""},
+		{"negative progress", runner.Options{ProgressEvery: -time.Second}, ""},
+		{"log without path", runner.Options{Logs: []load.LogSpec{{Name: "app"}}}, ""},
+		{"bad postgres DSN", runner.Options{Probes: runner.Probes{Postgres: "postgres://app:" + dbSecret + "@127.0.0.1:99999999/x"}}, "postgres"},
+		{"bad redis URL", runner.Options{Probes: runner.Probes{Redis: "nosuch://x"}}, "redis"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.o.Dir = t.TempDir()
+			_, err := runner.Run(context.Background(), plan, tc.o)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			var pe *runner.ProbeError
+			if got := errors.As(err, &pe); got != (tc.probe != "") || (got && pe.Probe != tc.probe) {
+				t.Errorf("error %q: want a probe error of %q", err, tc.probe)
+			}
+			if tc.probe == "" && tc.o.Validate() == nil {
+				t.Errorf("Validate accepts the options Run refused: %v", err)
+			}
+			if strings.Contains(err.Error(), dbSecret) {
+				t.Errorf("error %q holds the password", err)
+			}
+		})
+	}
+	if err := (runner.Options{}).Validate(); err != nil {
+		t.Errorf("zero options: %v", err)
+	}
+}
+
+func TestScenarioOptions(t *testing.T) {
+	sc, _ := scenario(t, "http://127.0.0.1:1", "1s")
+	o, err := runner.ScenarioOptions(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := runner.Probes{Postgres: "postgres://app:" + dbSecret + "@127.0.0.1:1/app"}
+	if o.Probes != want || len(o.Thresholds) != 1 || o.Scenario != sc {
+		t.Errorf("options %+v", o)
+	}
+	if o, err := runner.ScenarioOptions(nil); err != nil || !reflect.DeepEqual(o, runner.Options{}) {
+		t.Errorf("nil scenario: %+v, %v", o, err)
+	}
+
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(path, []byte("target: http://127.0.0.1:1\ntasks: [{steps: [{get: /}]}]\nthresholds:\n  all: [\"p95 <> 1s\"]\n"), 0o644)
+	bad, err := load.ReadScenario(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runner.ScenarioOptions(bad); err == nil || !strings.HasPrefix(err.Error(), path+":4:") || !strings.Contains(err.Error(), "p95 <> 1s") {
+		t.Errorf("bad threshold: %v, want an error at %s:4 quoting it", err, path)
+	}
+}
+
+func TestRedactArgs(t *testing.T) {
+	for _, tc := range []struct{ in, want []string }{
+		{nil, nil},
+		{[]string{"stampede", "run", "s.yaml"}, []string{"stampede", "run", "s.yaml"}},
+		{[]string{"--probe-postgres", "postgres://app:pw1@h/db"}, []string{"--probe-postgres", "postgres://app:xxxxx@h/db"}},
+		{[]string{"--probe-redis=redis://:pw2@h:6379/0"}, []string{"--probe-redis=redis://:xxxxx@h:6379/0"}},
+	} {
+		if got := runner.RedactArgs(tc.in); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("RedactArgs(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestNotRunDir(t *testing.T) {
+	dir := t.TempDir()
+	for name, f := range map[string]func() error{
+		"LoadInput": func() error { _, err := runner.LoadInput(dir); return err },
+		"Diagnose":  func() error { _, err := runner.Diagnose(dir); return err },
+		"Finish":    func() error { _, err := runner.Finish(context.Background(), dir, runner.FinishOptions{}); return err },
+	} {
+		var nr *runner.NotRunDirError
+		if err := f(); !errors.As(err, &nr) || nr.Dir != dir {
+			t.Errorf("%s of an empty directory: %v, want a NotRunDirError", name, err)
+		}
+	}
+}
+
+func TestLoadLocust(t *testing.T) {
+	prefix := filepath.Join("..", "locust", "testdata", "seed")
+	in, err := runner.LoadLocust(context.Background(), runner.LocustImport{Prefix: prefix, Accounts: 10, LoginEndpoint: "[AUTH] Login POST"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Endpoints) == 0 || len(in.History) == 0 || in.Start.IsZero() || !in.End.After(in.Start) {
+		t.Fatalf("input: %d endpoints, %d history points, %v..%v", len(in.Endpoints), len(in.History), in.Start, in.End)
+	}
+	peak := 0
+	for _, p := range in.History {
+		peak = max(peak, p.Users)
+	}
+	for _, e := range in.Endpoints {
+		if e.Name == metrics.AggregatedName {
+			t.Errorf("the Aggregated row is an endpoint: %+v", e)
+		}
+	}
+	l := in.Load
+	if l.Users != peak || l.Accounts != 10 || !reflect.DeepEqual(l.LoginEndpoints, []string{"[AUTH] Login POST"}) {
+		t.Errorf("load facts %+v, want %d users (the peak)", l, peak)
+	}
+	if _, err := runner.LoadLocust(context.Background(), runner.LocustImport{}); err == nil {
+		t.Error("an import without a prefix loads")
+	}
+	if _, err := runner.LoadLocust(context.Background(), runner.LocustImport{Prefix: filepath.Join(t.TempDir(), "none")}); err == nil {
+		t.Error("an import of missing files loads")
+	}
+}
