@@ -267,6 +267,9 @@ func executeRun(ctx context.Context, plan *load.Plan, o runner.Options, v runVie
 		return nil, err
 	}
 	printSummary(v.stdout, res.Summary, plan, res.Aborted, res.Partial)
+	if res.SessionsLost > 0 {
+		fmt.Fprintf(v.stdout, "Sessions lost (a page sent a logged-in user back to the login form): %d; logged in again: %d\n", res.SessionsLost, res.Relogins)
+	}
 	if len(res.Thresholds) > 0 {
 		fmt.Fprintln(v.stdout, "\nThresholds:")
 		for _, r := range res.Thresholds {

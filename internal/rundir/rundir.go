@@ -57,6 +57,13 @@ type Meta struct {
 	Logs      []LogRef  `json:"logs,omitempty"`
 	Dropped   int64     `json:"dropped"`
 	Aborted   int64     `json:"aborted"`
+	// SessionsLost counts the pages that sent a logged-in user back to
+	// the login form; Relogins the logins users made again after that.
+	SessionsLost int64 `json:"sessions_lost,omitempty"`
+	Relogins     int64 `json:"relogins,omitempty"`
+	// Thresholds are the scenario's thresholds as written, by endpoint:
+	// "stampede diagnose" evaluates them again from summary.json.
+	Thresholds map[string][]string `json:"thresholds,omitempty"`
 }
 
 // LoadFacts are the facts of the load the diagnosis reasons with.

@@ -16,6 +16,7 @@ import (
 	"github.com/stampede-load/stampede/internal/evidence"
 	"github.com/stampede-load/stampede/internal/load"
 	"github.com/stampede-load/stampede/internal/locust"
+	"github.com/stampede-load/stampede/internal/metrics"
 	"github.com/stampede-load/stampede/internal/report"
 	"github.com/stampede-load/stampede/internal/rundir"
 )
@@ -100,7 +101,45 @@ func LoadInput(dir string) (*diagnose.Input, error) {
 	l := meta.Load
 	in.Load = diagnose.LoadFacts{Model: l.Model, Users: l.Users, SpawnRate: l.SpawnRate, ArrivalRate: l.ArrivalRate,
 		Accounts: l.Accounts, Assignment: l.Assignment, SourceIPs: l.SourceIPs, LoginEndpoints: l.LoginEndpoints}
+	if err := thresholdInput(dir, meta.Thresholds, in); err != nil {
+		return nil, fmt.Errorf("diagnose: %w", err)
+	}
 	return in, nil
+}
+
+// thresholdInput gives the diagnosis the run's thresholds: the latency
+// ones as the bars above which requests are slow, and each one evaluated
+// against summary.json (when the run wrote one), so the diagnosis can say
+// what explains a failed one.
+func thresholdInput(dir string, spec map[string][]string, in *diagnose.Input) error {
+	if len(spec) == 0 {
+		return nil
+	}
+	ts, err := metrics.ParseThresholds(spec)
+	if err != nil {
+		return fmt.Errorf("meta.json thresholds: %w", err)
+	}
+	for _, t := range ts {
+		if t.Kind == metrics.KindLatency && t.Metric != "min" && (t.Op == "<" || t.Op == "<=") {
+			in.Limits = append(in.Limits, diagnose.Limit{Endpoint: t.Endpoint, Max: time.Duration(t.Value), Threshold: t.Endpoint + ": " + t.Expr})
+		}
+	}
+	sum, err := metrics.ReadSummary(filepath.Join(dir, rundir.SummaryFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, r := range metrics.Evaluate(ts, sum) {
+		tr := diagnose.ThresholdResult{Endpoint: r.Endpoint, Text: r.Endpoint + ": " + r.Expr, Pass: r.Pass,
+			Latency: r.Kind == metrics.KindLatency, Failure: r.Metric == "failure_rate" || r.Metric == "failures"}
+		if !r.Missing {
+			tr.Value = metrics.FormatValue(r.Kind, r.Actual)
+		}
+		in.Thresholds = append(in.Thresholds, tr)
+	}
+	return nil
 }
 
 // LocustImport names a run made by Locust: the prefix of its CSVs (the

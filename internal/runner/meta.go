@@ -31,6 +31,12 @@ func newMeta(dir string, plan *load.Plan, o Options, start time.Time) *rundir.Me
 	for _, l := range o.Logs {
 		meta.Logs = append(meta.Logs, rundir.LogRef{Name: l.Name, Path: l.Path})
 	}
+	for _, t := range o.Thresholds {
+		if meta.Thresholds == nil {
+			meta.Thresholds = map[string][]string{}
+		}
+		meta.Thresholds[t.Endpoint] = append(meta.Thresholds[t.Endpoint], t.Expr)
+	}
 	return meta
 }
 

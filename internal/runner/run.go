@@ -145,6 +145,7 @@ func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 		errs = append(errs, err)
 	}
 	meta.End, meta.Partial, meta.Dropped, meta.Aborted = end, interrupted, engine.Dropped(), engine.Aborted()
+	meta.SessionsLost, meta.Relogins = engine.SessionsLost(), engine.Relogins()
 	meta.EndReason = "duration reached"
 	if interrupted {
 		meta.EndReason = "interrupted"
@@ -153,7 +154,8 @@ func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("run: writing %s: %w", dir, err)
 	}
-	res := &Result{Dir: dir, Summary: sum, Partial: interrupted, Aborted: engine.Aborted()}
+	res := &Result{Dir: dir, Summary: sum, Partial: interrupted, Aborted: engine.Aborted(),
+		SessionsLost: engine.SessionsLost(), Relogins: engine.Relogins()}
 	derive(dir, res, o.Thresholds, o.NoDiagnose)
 	return res, nil
 }

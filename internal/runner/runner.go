@@ -189,6 +189,9 @@ type Result struct {
 	// Aborted counts the requests in flight when the run ended, cut off and
 	// not counted.
 	Aborted int64
+	// SessionsLost counts the pages that sent a logged-in user back to the
+	// login form; Relogins the logins made again after that.
+	SessionsLost, Relogins int64
 	// Thresholds are the results of the options' thresholds, in order.
 	Thresholds []metrics.ThresholdResult
 	// Diagnosis is the diagnosis written to diagnosis.json and .md; nil

@@ -200,7 +200,12 @@ func TestRun(t *testing.T) {
 		t.Errorf("failed thresholds %q, want %q", got, want)
 	}
 	if res.Diagnosis == nil || res.DiagnosisErr != nil || res.ReportErr != nil {
-		t.Errorf("diagnosis %v (%v), report %v", res.Diagnosis, res.DiagnosisErr, res.ReportErr)
+		t.Fatalf("diagnosis %v (%v), report %v", res.Diagnosis, res.DiagnosisErr, res.ReportErr)
+	}
+	// The diagnosis knows the thresholds: the failed one is there, failed,
+	// with its measured value, and the run's verdict fails.
+	if d := res.Diagnosis; len(d.Thresholds) != 1 || d.Thresholds[0].Pass || d.Thresholds[0].Threshold != "all: failure_rate < 1%" || d.Thresholds[0].Value == "" || d.Verdict != "fail" {
+		t.Errorf("diagnosis thresholds %+v, verdict %s", d.Thresholds, d.Verdict)
 	}
 	if reports.Load() == 0 || !sawRequests.Load() {
 		t.Errorf("progress: %d reports, one with requests and users: %v", reports.Load(), sawRequests.Load())
