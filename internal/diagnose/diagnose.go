@@ -36,7 +36,7 @@ type verdict struct {
 	// dominance is, for a slow query, the share of the cores' time its
 	// logged runs took: whether it can be what burns the CPU.
 	dominance float64
-	ruledOut string
+	ruledOut  string
 	// ruledOutIfExplained rules the hypothesis out when, in the end, every
 	// server-side failure is explained by a confirmed finding.
 	ruledOutIfExplained string
