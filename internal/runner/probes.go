@@ -3,6 +3,8 @@ package runner
 import (
 	"context"
 	"fmt"
+	"net"
+	"strconv"
 
 	stampede "github.com/stampede-load/stampede"
 	"github.com/stampede-load/stampede/internal/evidence"
@@ -55,7 +57,7 @@ func startProbes(ctx context.Context, ps Probes, emit func(stampede.Sample)) (st
 		probes = append(probes, p)
 	}
 	if ps.Host {
-		probes = append(probes, host.New(host.Options{PID: ps.PID}))
+		probes = append(probes, host.New(host.Options{PID: ps.PID, Port: ps.Port}))
 	}
 	if len(probes) == 0 {
 		return func() {}, nil
@@ -81,4 +83,25 @@ func startLogs(ctx context.Context, logs []load.LogSpec, emit func(stampede.Evid
 		return nil, fmt.Errorf("run: logs: %w", err)
 	}
 	return func() { _ = w.Close() }, nil
+}
+
+// localPort returns the target's port when the target is on this host
+// (a loopback address, localhost, or a name the plan dials at loopback),
+// 0 otherwise: the listen queue can only be read on the target's host.
+func localPort(p *load.Plan) int {
+	h := p.Target.Hostname()
+	if ip, ok := p.Hosts[h]; ok {
+		h = ip
+	}
+	ip := net.ParseIP(h)
+	if h != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return 0
+	}
+	if port, err := strconv.Atoi(p.Target.Port()); err == nil {
+		return port
+	}
+	if p.Target.Scheme == "https" {
+		return 443
+	}
+	return 80
 }

@@ -41,6 +41,9 @@ func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("run: create run directory: %w", err)
 	}
+	if o.Probes.Host && o.Probes.Port == 0 {
+		o.Probes.Port = localPort(plan)
+	}
 	meta := newMeta(dir, plan, o, start)
 	if err := rundir.WriteMeta(dir, meta); err != nil {
 		return nil, fmt.Errorf("run: %w", err)

@@ -80,6 +80,10 @@ type Probes struct {
 	Host bool
 	// PID is the target's process id, to sample its CPU with the host.
 	PID int
+	// Port is the target's TCP port on this host, for the listen queue
+	// of its socket (connections not yet accepted by a worker); 0 takes it
+	// from the target URL when that points at this host (loopback).
+	Port int
 	// Interval is the sampling interval; 0 is one second.
 	Interval time.Duration
 }
