@@ -588,10 +588,11 @@ func (c *ctx) tally(cls []claim, mark bool) tally {
 		if secs == nil {
 			continue
 		}
-		n := 0.0
+		n, load := 0.0, 0.0
 		for s, on := range secs {
 			if on {
 				n += e.slow.series[s]
+				load += e.slow.loadSeries[s]
 				if mark {
 					e.slow.covered[s] = true
 				}
@@ -599,9 +600,7 @@ func (c *ctx) tally(cls []claim, mark bool) tally {
 		}
 		if k := int(math.Round(n)); k > 0 {
 			t.slow += k
-			if !e.slow.self {
-				t.loadSlow += k
-			}
+			t.loadSlow += int(math.Round(load))
 			perEp[e] = true
 		}
 	}

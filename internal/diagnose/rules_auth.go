@@ -3,6 +3,7 @@ package diagnose
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -91,6 +92,13 @@ func ruleLoginRateLimit(c *ctx) verdict {
 		}
 	}
 	v.evidence = append(v.evidence, eventRefs(other, "throttling")...)
+	if soft := c.failing(func(g *group) bool { return g.throttle && g.Status != 429 }); len(soft) > 0 {
+		if ref, ok := c.accessStatus("POST", true, '2', "answered the login form's POST with a page (2xx) instead of the redirect of a successful login (302): the form again, with the throttle's message"); ok {
+			v.evidence = append(v.evidence, ref)
+		}
+	} else if ref, ok := c.accessStatus("POST", true, '4', "answered the login form's POST with 4xx (429 Too Many Requests)"); ok {
+		v.evidence = append(v.evidence, ref)
+	}
 
 	soft, n429 := 0, 0
 	msg := ""
@@ -282,14 +290,26 @@ func rulePasswordHash(c *ctx) verdict {
 	}
 	demand := rate * floor.Seconds()
 	enough := demand >= 0.8*max(cores, 1)
+	// A login slow even when little else is in flight, far slower than
+	// the other pages are then: its own work is heavy (the hash).
+	var otherFloors []time.Duration
+	for _, e := range c.eps {
+		if !e.login && e.Requests > 0 && e.slow.floor > 0 {
+			otherFloors = append(otherFloors, e.slow.floor)
+		}
+	}
+	heavy := floor >= 250*time.Millisecond && (len(otherFloors) == 0 || floor >= 5*medianOf(otherFloors))
 	switch {
 	case len(evs) > 0 || (hot && slow && (sh.Linear || sh.Points < 5)):
 		v.status, v.conf = stampede.Confirmed, 0.85
 	case hot && slow:
 		v.status, v.conf = stampede.Likely, 0.65
-	case slow && sh.Linear && cpu.n == 0 && enough:
+	case slow && (sh.Linear || heavy) && cpu.n == 0 && enough:
 		v.status, v.conf = stampede.Likely, 0.6
-	case slow && sh.Linear && cpu.n == 0:
+		if !sh.Linear {
+			v.evidence = append(v.evidence, noteRef("latency", fmt.Sprintf("%s takes %s even with little else in flight, %s for the other pages: its own work is heavy; at %.1f logins/s that is %.1f cores of work, enough to queue for the CPU", login.Name, secs(floor), secs(medianOf(otherFloors)), rate, demand)))
+		}
+	case slow && (sh.Linear || heavy) && cpu.n == 0:
 		v.status, v.conf = stampede.Possible, 0.3
 		v.evidence = append(v.evidence, noteRef("arithmetic", fmt.Sprintf("logins completed at %.1f/s × %s each at their floor = %.2f cores of work: not enough to make them queue for the CPU, so their wait is elsewhere", rate, secs(floor), demand)))
 	case slow && sh.Linear && !hot && cpu.n > 0 && cpu.max >= 50:
@@ -384,8 +404,8 @@ func ruleCSRF(c *ctx) verdict {
 	texts := c.failing(func(g *group) bool { return g.csrf })
 	f403 := c.failing(func(g *group) bool { return g.Status == 403 && !g.throttle && !g.csrf })
 	var evs []*event
-	if len(f403) > 0 {
-		evs = c.eventsOf(IDCSRFFailure, c.windows(f403))
+	if all := append(append([]*group{}, texts...), f403...); len(all) > 0 {
+		evs = c.eventsOf(IDCSRFFailure, c.windows(all))
 	}
 	switch {
 	case len(texts) > 0 || len(evs) > 0:
@@ -412,6 +432,9 @@ func ruleCSRF(c *ctx) verdict {
 		v.evidence = append(v.evidence, c.groupRef(f403))
 	}
 	v.evidence = append(v.evidence, eventRefs(evs, "CSRF rejections")...)
+	if ref, ok := c.accessStatus("POST", true, '4', "answered the login form's POST with a 4xx (the CSRF failure page is a 403)"); ok && len(evs) == 0 {
+		v.evidence = append(v.evidence, ref)
+	}
 	reason := ""
 	for _, e := range evs {
 		reason += strings.ToLower(e.Message) + " "
@@ -497,6 +520,9 @@ func ruleSessionLost(c *ctx) verdict {
 	if okLogins > 0 {
 		v.evidence = append(v.evidence, noteRef("requests", fmt.Sprintf("%d logins were accepted (302), then %d of %d requests on those pages were redirected to the login page", okLogins, n, after)))
 	}
+	if ref, ok := c.accessStatus("GET", false, '3', "redirected GET requests for pages other than the login (3xx): logged-in pages sending the user to the login form"); ok {
+		v.evidence = append(v.evidence, ref)
+	}
 	bursts := c.bursts(c.claimSeries(v.claims))
 	biggest := Burst{}
 	for _, b := range bursts {
@@ -522,4 +548,42 @@ func ruleSessionLost(c *ctx) verdict {
 		v.next = "Capture Set-Cookie on the login response and the Cookie header of the next request; rerun over HTTPS or with SESSION_COOKIE_SECURE=False in the test settings: the redirects should vanish."
 	}
 	return v
+}
+
+// accessStatus sums, over the access log's per-second timing events
+// (access-timing), the requests of method on the login path (login true)
+// or on other paths (login false) answered with a status of class (the
+// first digit), and quotes the total with the first such line's ref.
+func (c *ctx) accessStatus(method string, login bool, class byte, what string) (stampede.EvidenceRef, bool) {
+	n := 0
+	var first, last *event
+	paths := map[string]bool{}
+	for i := range c.events {
+		e := &c.events[i]
+		if e.Signature != "access-timing" || !strings.EqualFold(e.Fields["method"], method) || isLoginName(e.Fields["path"]) != login {
+			continue
+		}
+		k, _ := strconv.Atoi(e.Fields["status_"+string(class)+"xx"])
+		if k == 0 {
+			continue
+		}
+		n += k
+		paths[e.Fields["path"]] = true
+		if first == nil {
+			first = e
+		}
+		last = e
+	}
+	if n == 0 {
+		return stampede.EvidenceRef{}, false
+	}
+	var ps []string
+	for p := range paths {
+		ps = append(ps, p)
+	}
+	text := fmt.Sprintf("access log: the server %s %d times (%s %s)", what, n, method, joinMax(sortedStrings(ps), 3))
+	if last != nil && !last.Time.IsZero() && !first.Time.IsZero() {
+		text += fmt.Sprintf(", %s–%s", first.Time.Format(clock), last.Time.Format(clock))
+	}
+	return stampede.EvidenceRef{Source: first.Source, Time: first.Time, Text: text, Ref: first.Ref}, true
 }

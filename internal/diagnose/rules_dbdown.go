@@ -22,7 +22,6 @@ var dbDownTexts = []string{
 	"server conn crashed",
 	"client_login_timeout (server down)",
 	"could not connect to server: connection refused",
-	"server closed the connection unexpectedly",
 	"received fast shutdown request",
 	"received smart shutdown request",
 	"received immediate shutdown request",

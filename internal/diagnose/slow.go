@@ -20,12 +20,17 @@ import (
 //     seconds (at most a quarter of the peak concurrency), or of all its
 //     successful requests when too few started then;
 //   - an endpoint whose floor is already SlowBySelf or more is slow by
-//     itself: its requests of SlowBySelf or more are slow, and the load is
-//     not blamed for them.
+//     itself: its requests of SlowBySelf or more are slow, and only those
+//     above max(SlowFactor × floor, floor + SlowMargin) are blamed on the
+//     load.
+//
+// SlowBySelf is the seed's criterion (p95 < 500 ms): a page that takes
+// longer even when the server has nothing else to do is slow for its
+// users whatever the load.
 const (
 	SlowFactor = 4
 	SlowMargin = 500 * time.Millisecond
-	SlowBySelf = time.Second
+	SlowBySelf = 500 * time.Millisecond
 )
 
 // Limit is a latency bound for an endpoint taken from the scenario's
@@ -73,10 +78,12 @@ const minFloorSamples = 10
 // requests by the second they completed in.
 type slowState struct {
 	floor, bar time.Duration
+	loadBar    time.Duration // above it, a request is slowed by the load
 	self       bool
 	streamed   bool          // slow by itself because it streams: nothing to explain
 	limit      string        // the threshold defining the bar, if any
 	series     []float64     // slow requests per second
+	loadSeries []float64     // those of them slowed by the load, per second
 	latSum     []float64     // their latency in seconds, per second
 	covered    []bool        // per second: a finding explained them
 	n          int           // slow requests
@@ -99,9 +106,10 @@ func (c *ctx) limitFor(name string) (time.Duration, string) {
 	return best, text
 }
 
-// setBar sets the endpoint's bar from its floor and limit.
+// setBar sets the endpoint's bars from its floor and limit.
 func (c *ctx) setBar(e *endpoint, floor time.Duration) {
 	e.slow.floor = floor
+	e.slow.loadBar = max(SlowFactor*floor, floor+SlowMargin)
 	limit, text := c.limitFor(e.Name)
 	switch {
 	case limit > 0:
@@ -115,7 +123,7 @@ func (c *ctx) setBar(e *endpoint, floor time.Duration) {
 	case floor >= SlowBySelf:
 		e.slow.bar, e.slow.self = SlowBySelf, true
 	default:
-		e.slow.bar = max(SlowFactor*floor, floor+SlowMargin)
+		e.slow.bar = e.slow.loadBar
 	}
 }
 
@@ -127,6 +135,7 @@ func (c *ctx) slowFromResults(rs []stampede.Result) {
 	for _, e := range c.eps {
 		byKey[epKey{e.Method, e.Name}] = e
 		e.slow.series = make([]float64, c.nsec)
+		e.slow.loadSeries = make([]float64, c.nsec)
 		e.slow.latSum = make([]float64, c.nsec)
 		e.slow.covered = make([]bool, c.nsec)
 		e.slow.hist = new(Histogram)
@@ -192,6 +201,9 @@ func (c *ctx) slowFromResults(rs []stampede.Result) {
 		}
 		s := c.sec(r.End())
 		e.slow.series[s]++
+		if r.Latency > e.slow.loadBar {
+			e.slow.loadSeries[s]++
+		}
 		e.slow.latSum[s] += r.Latency.Seconds()
 		e.slow.n++
 		e.slow.hist.Add(r.Latency)
@@ -219,7 +231,7 @@ func (c *ctx) significant(e *endpoint) {
 	}
 	e.slow.n = 0
 	for s := range e.slow.series {
-		e.slow.series[s], e.slow.latSum[s] = 0, 0
+		e.slow.series[s], e.slow.loadSeries[s], e.slow.latSum[s] = 0, 0, 0
 	}
 }
 
@@ -242,6 +254,7 @@ func (c *ctx) secCeilMid(t time.Time) int {
 func (c *ctx) slowFromHistory() {
 	for _, e := range c.eps {
 		e.slow.series = make([]float64, c.nsec)
+		e.slow.loadSeries = make([]float64, c.nsec)
 		e.slow.latSum = make([]float64, c.nsec)
 		e.slow.covered = make([]bool, c.nsec)
 		floor := time.Duration(0)
@@ -272,17 +285,23 @@ func (c *ctx) slowFromHistory() {
 			if ok <= 0 {
 				continue
 			}
-			share := 0.0
+			share, load := 0.0, 0.0
 			if p := e.pcts[s]; p != nil {
-				share = p.above(bar)
-			} else if e.lat[s] > bar.Seconds() {
-				share = 1
+				share, load = p.above(bar), p.above(e.slow.loadBar)
+			} else {
+				if e.lat[s] > bar.Seconds() {
+					share = 1
+				}
+				if e.lat[s] > e.slow.loadBar.Seconds() {
+					load = 1
+				}
 			}
 			if share <= 0 {
 				continue
 			}
 			k := ok * share
 			e.slow.series[s] = k
+			e.slow.loadSeries[s] = ok * min(load, share)
 			e.slow.latSum[s] = k * math.Max(e.lat[s], bar.Seconds())
 			n += k
 			lat = append(lat, time.Duration(math.Max(e.lat[s], bar.Seconds())*float64(time.Second)))

@@ -276,7 +276,9 @@ func methodName(m string) string {
 //	server_ms_p50, server_ms_p95, server_ms_max, server_ms_sum
 //	                    the server's own time, milliseconds (nearest-rank
 //	                    percentiles)
-//	status_5xx, status_4xx  lines with such a status
+//	status_2xx, status_3xx, status_4xx, status_5xx
+//	                    lines with such a status (a login answered 200
+//	                    instead of 302, pages redirected to the login)
 //	upstream_count, upstream_ms_p50, upstream_ms_p95, upstream_ms_max,
 //	upstream_ms_sum     nginx's upstream time, when lines carry one
 //
@@ -314,6 +316,7 @@ type timingBucket struct {
 	ms           []float64
 	sum, max     float64
 	s5xx, s4xx   int
+	s2xx, s3xx   int
 	upN          int
 	up           []float64
 	upSum, upMax float64
@@ -376,6 +379,10 @@ func (a *Timings) add(t time.Time, line int, method, path, status string, rt req
 			b.s5xx++
 		case '4':
 			b.s4xx++
+		case '3':
+			b.s3xx++
+		case '2':
+			b.s2xx++
 		}
 	}
 	if rt.hasUp {
@@ -484,6 +491,8 @@ func (a *Timings) evidence(b *timingBucket) stampede.Evidence {
 		"server_ms_sum": fmtMS(b.sum),
 		"status_5xx":    strconv.Itoa(b.s5xx),
 		"status_4xx":    strconv.Itoa(b.s4xx),
+		"status_3xx":    strconv.Itoa(b.s3xx),
+		"status_2xx":    strconv.Itoa(b.s2xx),
 	}
 	if b.upN > 0 {
 		slices.Sort(b.up)
