@@ -385,6 +385,9 @@ func rulePasswordHash(c *ctx) verdict {
 		v.evidence = append(v.evidence, noteRef("arithmetic", text))
 	}
 	v.evidence = append(v.evidence, eventRefs(evs, "password hashing in stacks")...)
+	if ref, ok := c.serverTime("POST", true); ok {
+		v.evidence = append(v.evidence, ref)
+	}
 	if otherMed > 0 {
 		v.evidence = append(v.evidence, noteRef("latency", fmt.Sprintf("other pages' median is %s, %.1f× faster than the login: the cost is in the login itself", secs(otherMed), float64(login.Median)/float64(otherMed))))
 	}
@@ -584,6 +587,41 @@ func (c *ctx) accessStatus(method string, login bool, class byte, what string) (
 	text := fmt.Sprintf("access log: the server %s %d times (%s %s)", what, n, method, joinMax(sortedStrings(ps), 3))
 	if last != nil && !last.Time.IsZero() && !first.Time.IsZero() {
 		text += fmt.Sprintf(", %s–%s", first.Time.Format(clock), last.Time.Format(clock))
+	}
+	return stampede.EvidenceRef{Source: first.Source, Time: first.Time, Text: text, Ref: first.Ref}, true
+}
+
+// serverTime quotes the server's own time (the access log's) for method on
+// the login path (login true) against the other paths: a login whose time
+// is spent inside the app, not queued in front of it.
+func (c *ctx) serverTime(method string, login bool) (stampede.EvidenceRef, bool) {
+	var mine, others []time.Duration
+	var first *event
+	for i := range c.events {
+		e := &c.events[i]
+		if e.Signature != "access-timing" {
+			continue
+		}
+		p50, err := strconv.ParseFloat(e.Fields["server_ms_p50"], 64)
+		if err != nil {
+			continue
+		}
+		d := time.Duration(p50 * float64(time.Millisecond))
+		if strings.EqualFold(e.Fields["method"], method) && isLoginName(e.Fields["path"]) == login {
+			mine = append(mine, d)
+			if first == nil {
+				first = e
+			}
+		} else {
+			others = append(others, d)
+		}
+	}
+	if first == nil {
+		return stampede.EvidenceRef{}, false
+	}
+	text := fmt.Sprintf("access log: the server itself spent a median of %s on %s %s", secs(medianOf(mine)), method, first.Fields["path"])
+	if len(others) > 0 {
+		text += fmt.Sprintf(", %s on the other requests: the time is spent inside the app, not queued in front of it", secs(medianOf(others)))
 	}
 	return stampede.EvidenceRef{Source: first.Source, Time: first.Time, Text: text, Ref: first.Ref}, true
 }
