@@ -173,11 +173,18 @@ type process struct {
 // startProcess starts bin with args as u, appending its stdout and stderr to
 // logPath (opened by this process, so u needs no access to its directory).
 func startProcess(name string, u osUser, logPath, bin string, args ...string) (*process, error) {
+	return startProcessEnv(name, u, logPath, nil, bin, args...)
+}
+
+// startProcessEnv is startProcess with the environment env (nil: this
+// process's).
+func startProcessEnv(name string, u osUser, logPath string, env []string, bin string, args ...string) (*process, error) {
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("%s: log: %w", name, err)
 	}
 	cmd := exec.Command(bin, args...)
+	cmd.Env = env
 	cmd.Stdout = f
 	cmd.Stderr = f
 	cmd.SysProcAttr = &syscall.SysProcAttr{
