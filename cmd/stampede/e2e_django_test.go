@@ -133,7 +133,10 @@ func checkDjangoFault(t *testing.T, m testenv.DjangoMode, d *testenv.Django, rs 
 		}
 	case "db-pool-wait-timeout":
 		inLog("pgbouncer", readFrom(t, d.PgBouncerLog, 0), "closing because: query_wait_timeout")
-		inLog("app-errors", errLog, "OperationalError: query_wait_timeout")
+		// psycopg2 2.9 with libpq 15 reports PgBouncer's FATAL while
+		// connecting as "server closed the connection unexpectedly":
+		// only PgBouncer's log names query_wait_timeout.
+		inLog("app-errors", errLog, "django.db.utils.OperationalError")
 		inLog("app-errors", errLog, "Traceback (most recent call last):")
 		reasons("HTTP 500")
 	case "login-rate-limit":

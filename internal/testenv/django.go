@@ -106,10 +106,10 @@ var djangoModes = []DjangoMode{
 	{
 		Name: "db-pool-wait-timeout",
 		Want: "db-pool-wait-timeout",
-		About: "PgBouncer default_pool_size=2, query_wait_timeout=3 s, session pooling; Django CONN_MAX_AGE=60, so each of the 8 gunicorn threads keeps its server connection: " +
-			"two threads pin both slots, the others queue in PgBouncer and are dropped after 3 s (closing because: query_wait_timeout) → psycopg2 OperationalError → 500.",
-		Env:     map[string]string{"DB_CONN_MAX_AGE": "60"},
-		Bouncer: BouncerOptions{DefaultPoolSize: 2, QueryWaitTimeout: 3 * time.Second},
+		About: "PgBouncer default_pool_size=2, query_wait_timeout=2 s, session pooling; gunicorn 2 workers × 8 threads with Django CONN_MAX_AGE=60, so each thread keeps its server connection: " +
+			"two threads pin both slots, the others queue in PgBouncer and are dropped after 2 s (closing because: query_wait_timeout) → psycopg2 OperationalError while connecting → 500.",
+		Env:     map[string]string{"DB_CONN_MAX_AGE": "60", "GUNICORN_THREADS": "8"},
+		Bouncer: BouncerOptions{DefaultPoolSize: 2, QueryWaitTimeout: 2 * time.Second},
 		Load:    DjangoLoad{Users: 50, SpawnRate: 10, Duration: 25 * time.Second},
 	},
 	{
@@ -118,7 +118,7 @@ var djangoModes = []DjangoMode{
 		About: "allauth 0.51 ACCOUNT_LOGIN_ATTEMPTS_LIMIT=5 per login name (counted before the password check, cleared on success) with Django's default PBKDF2 hasher; " +
 			"the users share 2 accounts, so more than 5 logins of one account are in flight → 200 with the login page and \"Too many failed login attempts. Try again later.\"",
 		Env:  map[string]string{"PASSWORD_HASHERS": djangoDefaultHashers, "ACCOUNT_LOGIN_ATTEMPTS_LIMIT": "5"},
-		Load: DjangoLoad{Users: 50, SpawnRate: 10, Duration: 25 * time.Second, Accounts: 2},
+		Load: DjangoLoad{Users: 50, SpawnRate: 25, Duration: 25 * time.Second, Accounts: 1},
 	},
 	{
 		Name: "password-hash-cpu",
@@ -149,10 +149,10 @@ var djangoModes = []DjangoMode{
 		Name: "db-lock-contention",
 		Want: "db-lock-contention",
 		About: "ATOMIC_REQUESTS=True with the project's allauth adapter counting login attempts in one row per day with select_for_update: the lock is taken before the password check " +
-			"and held to the end of the request's transaction (Django's default PBKDF2, about 0.2 s): logins queue on the row, PostgreSQL logs \"still waiting for ShareLock on transaction\", " +
-			"the blocker is idle in transaction; no request fails, logins take seconds.",
-		Env:  map[string]string{"DB_ATOMIC_REQUESTS": "true", "PASSWORD_HASHERS": djangoDefaultHashers},
-		Load: DjangoLoad{Users: 40, SpawnRate: 10, Duration: 25 * time.Second},
+			"(Django's default PBKDF2, about 0.2 s) and held to the end of the request's transaction; with 2 workers × 8 threads the logins queue on the row: " +
+			"PostgreSQL logs \"still waiting for ShareLock on transaction\", the blocker is idle in transaction; no request fails, logins take seconds.",
+		Env:  map[string]string{"DB_ATOMIC_REQUESTS": "true", "PASSWORD_HASHERS": djangoDefaultHashers, "GUNICORN_THREADS": "8"},
+		Load: DjangoLoad{Users: 60, SpawnRate: 20, Duration: 25 * time.Second},
 	},
 	{
 		Name: "csrf-failure",
@@ -231,19 +231,25 @@ type DjangoDBOptions struct {
 	// Dir is where postgresql.log goes; empty means a private directory.
 	Dir string
 	// Users, ItemsPerUser and LinesPerItem size the seed; 0 means 200
-	// users, 30 work items each and 50 analysis lines per item (300,000
+	// users, 20 work items each and 75 analysis lines per item (300,000
 	// rows in work_analysis).
 	Users, ItemsPerUser, LinesPerItem int
 	// SlowStatement sets log_min_duration_statement; 0 means 200 ms.
 	SlowStatement time.Duration
+	// DeadlockTimeout sets deadlock_timeout, after which log_lock_waits
+	// logs a wait; 0 means 200 ms. PostgreSQL's default (1 s) logs only
+	// waits on one lock longer than that, and a queue on a hot row is made
+	// of shorter waits, one per holder ahead.
+	DeadlockTimeout time.Duration
 }
 
 // DjangoDB is PostgreSQL with the Django project's schema and seed, which
 // several Django targets (one per mode) can share in turn: migrations and
 // bulk data are made once.
 type DjangoDB struct {
-	// PG is the server: log_lock_waits=on, log_min_duration_statement set,
-	// timestamps in the log (log_line_prefix '%m [%p] %q%u@%d ').
+	// PG is the server: log_lock_waits=on with deadlock_timeout 200 ms,
+	// log_min_duration_statement 200 ms, timestamps in the log
+	// (log_line_prefix '%m [%p] %q%u@%d ').
 	PG *PG
 	// Users is the number of seeded users (user001, user002, ...).
 	Users int
@@ -278,9 +284,14 @@ func StartDjangoDB(ctx context.Context, opts DjangoDBOptions) (_ *DjangoDB, err 
 	if slow <= 0 {
 		slow = 200 * time.Millisecond
 	}
+	deadlock := opts.DeadlockTimeout
+	if deadlock <= 0 {
+		deadlock = 200 * time.Millisecond
+	}
 	db.PG, err = StartPostgres(ctx, PGOptions{
-		Dir:          opts.Dir,
-		LogLockWaits: true,
+		Dir:             opts.Dir,
+		LogLockWaits:    true,
+		DeadlockTimeout: deadlock,
 		Settings: map[string]string{
 			"log_min_duration_statement": strconv.FormatInt(slow.Milliseconds(), 10) + "ms",
 			"log_timezone":               "UTC",
@@ -296,8 +307,8 @@ func StartDjangoDB(ctx context.Context, opts DjangoDBOptions) (_ *DjangoDB, err 
 	}
 	err = db.manage(ctx, env, "seed", "--password", DjangoPassword,
 		"--users", strconv.Itoa(db.Users),
-		"--items", strconv.Itoa(orInt(opts.ItemsPerUser, 30)),
-		"--lines", strconv.Itoa(orInt(opts.LinesPerItem, 50)))
+		"--items", strconv.Itoa(orInt(opts.ItemsPerUser, 20)),
+		"--lines", strconv.Itoa(orInt(opts.LinesPerItem, 75)))
 	if err != nil {
 		return nil, err
 	}
@@ -688,7 +699,14 @@ func DjangoDatabase(t testing.TB, opts ...DjangoDBOptions) *DjangoDB {
 	defer cancel()
 	db, err := StartDjangoDB(ctx, o)
 	check(t, err)
-	cleanup(t, db.Close, db.PG.LogPath)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("tail of %s:\n%s", db.PG.LogPath, clipLines(Tail(db.PG.LogPath, 20), 200))
+		}
+		if err := db.Close(); err != nil {
+			t.Errorf("testenv: %v", err)
+		}
+	})
 	return db
 }
 
@@ -704,7 +722,7 @@ func DjangoTarget(t testing.TB, opts DjangoOptions) *Django {
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, p := range []string{d.GunicornLog, d.ErrorsLog} {
-				t.Logf("tail of %s:\n%s", p, Tail(p, 30))
+				t.Logf("tail of %s:\n%s", p, clipLines(Tail(p, 20), 200))
 			}
 		}
 		if err := d.Close(); err != nil {
@@ -712,4 +730,16 @@ func DjangoTarget(t testing.TB, opts DjangoOptions) *Django {
 		}
 	})
 	return d
+}
+
+// clipLines cuts the lines of s to n bytes (PostgreSQL logs whole
+// statements).
+func clipLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		if len(l) > n {
+			lines[i] = l[:n] + "…"
+		}
+	}
+	return strings.Join(lines, "\n")
 }

@@ -116,6 +116,6 @@ class DjangoUser(HttpUser):
         self.page("/items/", "GET /items/")
         self.page("/items/?page=2", "GET /items/?page=2")
 
-    @task(2)
+    @task(1)
     def recap(self):
         self.page("/recap/", "GET /recap/")

@@ -37,11 +37,11 @@ def item_list(request):
     return render(request, "work/item_list.html", {"page": page})
 
 
-def _cost(kind):
-    """The cost of one kind of component of the outer work item, from its
-    analysis lines."""
+def _cost():
+    """The cost of the outer work item: its analysis lines, coefficient
+    times price, summed."""
     lines = (
-        Analysis.objects.filter(work_item=OuterRef("pk"), kind=kind)
+        Analysis.objects.filter(work_item=OuterRef("pk"))
         .order_by()
         .values("work_item")
         .annotate(total=Sum(F("coefficient") * F("price"), output_field=MONEY))
@@ -52,12 +52,8 @@ def _cost(kind):
 
 @login_required
 def recap(request):
-    """Every work item with its labour, material and equipment cost: the
-    estimate's recap."""
-    items = list(
-        WorkItem.objects.filter(owner=request.user)
-        .annotate(labor=_cost("labor"), material=_cost("material"), equipment=_cost("equipment"))
-        .order_by("code")
-    )
-    grand = sum((i.labor + i.material + i.equipment for i in items), Decimal("0"))
+    """Every work item with its cost from the analysis lines, and the
+    estimate's total: the recap."""
+    items = list(WorkItem.objects.filter(owner=request.user).annotate(cost=_cost()).order_by("code"))
+    grand = sum((i.cost for i in items), Decimal("0"))
     return render(request, "work/recap.html", {"items": items, "grand": grand})

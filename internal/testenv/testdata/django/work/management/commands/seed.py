@@ -20,8 +20,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--users", type=int, default=200, help="users user001..userNNN")
-        parser.add_argument("--items", type=int, default=30, help="work items per user")
-        parser.add_argument("--lines", type=int, default=50, help="analysis lines per work item")
+        parser.add_argument("--items", type=int, default=20, help="work items per user")
+        parser.add_argument("--lines", type=int, default=75, help="analysis lines per work item")
         parser.add_argument("--password", required=True, help="the password of every seeded user")
         parser.add_argument("--passwords-only", action="store_true", help="only store the password again")
 
