@@ -115,10 +115,11 @@ var djangoModes = []DjangoMode{
 	{
 		Name: "login-rate-limit",
 		Want: "login-rate-limit",
-		About: "allauth 0.51 ACCOUNT_LOGIN_ATTEMPTS_LIMIT=5 per login name (counted before the password check, cleared on success) with Django's default PBKDF2 hasher; " +
-			"the users share 2 accounts, so more than 5 logins of one account are in flight → 200 with the login page and \"Too many failed login attempts. Try again later.\"",
-		Env:  map[string]string{"PASSWORD_HASHERS": djangoDefaultHashers, "ACCOUNT_LOGIN_ATTEMPTS_LIMIT": "5"},
-		Load: DjangoLoad{Users: 50, SpawnRate: 25, Duration: 25 * time.Second, Accounts: 1},
+		About: "allauth 0.51 with a strict ACCOUNT_LOGIN_ATTEMPTS_LIMIT=3 per login name, counted in the cache before the password check (a get then a set, not atomic) and cleared after a success; " +
+			"Django's default PBKDF2 hasher, 2 workers × 8 threads; 50 users on one shared account start within a second, so more than 3 logins of the account are in flight → " +
+			"200 with the login page and \"Too many failed login attempts. Try again later.\"",
+		Env:  map[string]string{"PASSWORD_HASHERS": djangoDefaultHashers, "ACCOUNT_LOGIN_ATTEMPTS_LIMIT": "3", "GUNICORN_THREADS": "8"},
+		Load: DjangoLoad{Users: 50, SpawnRate: 50, Duration: 20 * time.Second, Accounts: 1},
 	},
 	{
 		Name: "password-hash-cpu",
@@ -131,18 +132,20 @@ var djangoModes = []DjangoMode{
 	{
 		Name: "redis-connection-limit",
 		Want: "redis-connection-limit",
-		About: "Redis maxclients=4 below the 8 connections django-redis' pools open for 2 workers × 4 threads; sessions in Redis (cache backend) → " +
-			"redis.exceptions.ConnectionError: max number of clients reached → 500 with traceback.",
-		Redis: RedisOptions{MaxClients: 4},
+		About: "Redis maxclients=3 below the connections django-redis' pools open for 4 gunicorn workers × 4 threads (each worker keeps its own pool); sessions in Redis (cache backend): " +
+			"a worker that cannot connect gets \"max number of clients reached\": Django's cache session backend swallows the refused read (the user looks logged out, redirected to the login page) " +
+			"and a refused write raises redis.exceptions.ConnectionError → 500 with traceback.",
+		Env:   map[string]string{"GUNICORN_WORKERS": "4"},
+		Redis: RedisOptions{MaxClients: 3},
 		Load:  DjangoLoad{Users: 50, SpawnRate: 10, Duration: 20 * time.Second},
 	},
 	{
 		Name: "redis-connection-limit-ignored",
 		Want: "redis-connection-limit",
-		About: "As redis-connection-limit, with django-redis IGNORE_EXCEPTIONS=True: a refused session read returns nothing and the user looks logged out " +
-			"(login 302, next page bounced to the login page), a refused session write loses the login; nothing in the error log.",
-		Env:   map[string]string{"REDIS_IGNORE_EXCEPTIONS": "true"},
-		Redis: RedisOptions{MaxClients: 4},
+		About: "As redis-connection-limit, with django-redis IGNORE_EXCEPTIONS=True: refused reads and writes return nothing, so logins are lost and users look logged out " +
+			"(login 302, next page bounced to the login page); nothing in the error log.",
+		Env:   map[string]string{"GUNICORN_WORKERS": "4", "REDIS_IGNORE_EXCEPTIONS": "true"},
+		Redis: RedisOptions{MaxClients: 3},
 		Load:  DjangoLoad{Users: 50, SpawnRate: 10, Duration: 20 * time.Second},
 	},
 	{
@@ -173,10 +176,10 @@ var djangoModes = []DjangoMode{
 	{
 		Name: "slow-query",
 		Want: "slow-query",
-		About: "DROP INDEX work_analysis_item_idx: the recap's per-item subqueries on work_analysis (300,000 rows) become sequential scans; " +
+		About: "DROP INDEX work_analysis_item_idx: the recap's two subqueries per work item on work_analysis (300,000 rows) become sequential scans, about 2 s a page; " +
 			"PostgreSQL's log_min_duration_statement names the recap's statement, the other pages stay fast.",
 		DropRecapIndex: true,
-		Load:           DjangoLoad{Users: 30, SpawnRate: 5, Duration: 25 * time.Second},
+		Load:           DjangoLoad{Users: 20, SpawnRate: 5, Duration: 25 * time.Second},
 	},
 }
 

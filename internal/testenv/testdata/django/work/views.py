@@ -37,11 +37,11 @@ def item_list(request):
     return render(request, "work/item_list.html", {"page": page})
 
 
-def _cost():
-    """The cost of the outer work item: its analysis lines, coefficient
-    times price, summed."""
+def _cost(**filters):
+    """The cost of the outer work item's analysis lines (those matching
+    filters): coefficient times price, summed."""
     lines = (
-        Analysis.objects.filter(work_item=OuterRef("pk"))
+        Analysis.objects.filter(work_item=OuterRef("pk"), **filters)
         .order_by()
         .values("work_item")
         .annotate(total=Sum(F("coefficient") * F("price"), output_field=MONEY))
@@ -52,8 +52,12 @@ def _cost():
 
 @login_required
 def recap(request):
-    """Every work item with its cost from the analysis lines, and the
-    estimate's total: the recap."""
-    items = list(WorkItem.objects.filter(owner=request.user).annotate(cost=_cost()).order_by("code"))
+    """Every work item with its labour cost and its whole cost from the
+    analysis lines, and the estimate's total: the recap."""
+    items = list(
+        WorkItem.objects.filter(owner=request.user)
+        .annotate(labor=_cost(kind="labor"), cost=_cost())
+        .order_by("code")
+    )
     grand = sum((i.cost for i in items), Decimal("0"))
     return render(request, "work/recap.html", {"items": items, "grand": grand})
