@@ -59,6 +59,7 @@ func TestE2EDjango(t *testing.T) {
 			diag := readDiagnosis(t, out)
 			t.Logf("%s: target ready in %.1fs, %d requests, %s; run %.0fs in all",
 				m.Name, ready.Seconds(), len(rs), failureSummary(rs), time.Since(start).Seconds())
+			t.Logf("%s: client latency %s", m.Name, latencySummary(rs))
 			t.Logf("%s: diagnosis %s", m.Name, summarize(diag))
 			checkDjangoFault(t, m, d, rs, readTimeline(t, out), pgFrom)
 			if m.Want == "" {
@@ -211,6 +212,27 @@ func failureSummary(rs []stampede.Result) string {
 		s = append(s, fmt.Sprintf("%d× %s", by[k], k))
 	}
 	return fmt.Sprintf("%d failed (%s)", failed, strings.Join(s, "; "))
+}
+
+// latencySummary gives each endpoint's median and maximum latency as the
+// client saw it.
+func latencySummary(rs []stampede.Result) string {
+	by := map[string][]time.Duration{}
+	for _, r := range rs {
+		by[r.Name] = append(by[r.Name], r.Latency)
+	}
+	names := make([]string, 0, len(by))
+	for n := range by {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var s []string
+	for _, n := range names {
+		v := by[n]
+		sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
+		s = append(s, fmt.Sprintf("%s p50 %s max %s", n, v[len(v)/2].Round(time.Millisecond), v[len(v)-1].Round(time.Millisecond)))
+	}
+	return strings.Join(s, "; ")
 }
 
 // logServerTimes logs gunicorn's own request time (the access log's last
@@ -485,8 +507,15 @@ func TestRecordDjangoLocust(t *testing.T) {
 			time.Sleep(time.Second) // the servers' last lines
 			for name, p := range logs {
 				body := readFrom(t, p, from[name])
-				if name == "pgbouncer.log" {
+				switch name {
+				case "pgbouncer.log":
 					body = dropLines(body, "login attempt: ", "closing because: client close request")
+				case "errors.log":
+					var kept, all int
+					body, kept, all = sampleEvents(body, djangoErrorsLogCap)
+					if kept < all {
+						t.Logf("%s: errors.log: kept %d of %d events, spread over the run", m.Name, kept, all)
+					}
 				}
 				if err := os.WriteFile(filepath.Join(dst, name), []byte(body), 0o644); err != nil {
 					t.Fatal(err)
@@ -506,6 +535,52 @@ func TestRecordDjangoLocust(t *testing.T) {
 			t.Logf("%s: recorded in %s\n%s", m.Name, dst, lastLinesOf(out.String(), 14))
 		})
 	}
+}
+
+// djangoErrorsLogCap bounds a recorded errors.log: a traceback is a few KB
+// and a fault may log hundreds.
+const djangoErrorsLogCap = 160 << 10
+
+// sampleEvents keeps whole events of a Python log (a line starting with a
+// timestamp and the lines after it, its traceback) within max bytes: all
+// of them when they fit, else every k-th one, the first and the last
+// included, so the sample still spans the run. It returns the kept text
+// and the numbers of events kept and found.
+func sampleEvents(body string, max int) (string, int, int) {
+	var events []string
+	for _, l := range strings.SplitAfter(body, "\n") {
+		if l == "" {
+			continue
+		}
+		if len(events) == 0 || djangoLogStamp(l) {
+			events = append(events, l)
+			continue
+		}
+		events[len(events)-1] += l
+	}
+	if len(body) <= max || len(events) < 3 {
+		return body, len(events), len(events)
+	}
+	k := (len(body) + max - 1) / max
+	var b strings.Builder
+	kept := 0
+	for i, e := range events {
+		if i%k == 0 || i == len(events)-1 {
+			b.WriteString(e)
+			kept++
+		}
+	}
+	return b.String(), kept, len(events)
+}
+
+// djangoLogStamp reports whether a line of Django's errors log starts an
+// event ("2026-11-28 21:21:00,920 ERROR ...").
+func djangoLogStamp(l string) bool {
+	if len(l) < 23 {
+		return false
+	}
+	_, err := time.Parse("2006-01-02 15:04:05,000", l[:23])
+	return err == nil
 }
 
 // dropLines removes the lines of body containing any of texts.
@@ -531,4 +606,32 @@ func lastLinesOf(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+func TestSampleEvents(t *testing.T) {
+	ev := func(i int) string {
+		return fmt.Sprintf("2026-11-28 21:21:%02d,920 ERROR django.request Internal Server Error: /x/\nTraceback (most recent call last):\n  File \"a.py\", line 1, in f\nOperationalError: boom %02d\n", i, i)
+	}
+	var all strings.Builder
+	for i := range 10 {
+		all.WriteString(ev(i))
+	}
+	body := all.String()
+	for _, tc := range []struct {
+		max, kept int
+		first     string
+		last      string
+	}{
+		{len(body), 10, "boom 00", "boom 09"},
+		{len(body)/2 + 4, 6, "boom 00", "boom 09"}, // every 2nd (0, 2, .., 8), and the last
+		{len(body)/4 + 4, 4, "boom 00", "boom 09"}, // every 4th (0, 4, 8), and the last
+	} {
+		got, kept, n := sampleEvents(body, tc.max)
+		if n != 10 || kept != tc.kept {
+			t.Errorf("max %d: kept %d of %d, want %d of 10", tc.max, kept, n, tc.kept)
+		}
+		if strings.Count(got, "Traceback") != kept || !strings.Contains(got, tc.first) || !strings.HasSuffix(got, tc.last+"\n") {
+			t.Errorf("max %d: events cut or out of order:\n%s", tc.max, got)
+		}
+	}
 }

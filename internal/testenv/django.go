@@ -565,8 +565,7 @@ func StartDjango(ctx context.Context, opts DjangoOptions) (_ *Django, err error)
 			return err
 		}
 		d.PID = proc.PID()
-		// SIGINT is gunicorn's quick shutdown: workers are stopped at once.
-		d.closer.add(func() error { return proc.stop(syscall.SIGINT, 15*time.Second) })
+		d.closer.add(func() error { return stopGunicorn(proc) })
 		return nil
 	}, func(err error) bool { return bindErr(err) || strings.Contains(err.Error(), "Connection in use") })
 	if err != nil {
@@ -575,6 +574,19 @@ func StartDjango(ctx context.Context, opts DjangoOptions) (_ *Django, err error)
 	d.URL = "http://127.0.0.1:" + strconv.Itoa(d.Port)
 	d.NamedURL = "http://" + net.JoinHostPort(DjangoHost, strconv.Itoa(d.Port))
 	return d, nil
+}
+
+// stopGunicorn stops the master with SIGINT, gunicorn's quick shutdown
+// (workers get SIGQUIT). A worker thread stuck in a request can keep its
+// worker from exiting; after 10 s the master and its workers, which share
+// the process group the master was started in, are killed.
+func stopGunicorn(p *process) error {
+	pgid := p.PID()
+	if err := p.stop(syscall.SIGINT, 10*time.Second); err != nil {
+		// The master was killed; its workers are still in its group.
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	}
+	return nil
 }
 
 // getOK GETs url and wants a 200.
