@@ -132,11 +132,11 @@ var djangoModes = []DjangoMode{
 	{
 		Name: "redis-connection-limit",
 		Want: "redis-connection-limit",
-		About: "Redis maxclients=3 below the connections django-redis' pools open for 4 gunicorn workers × 4 threads (each worker keeps its own pool); sessions in Redis (cache backend): " +
+		About: "Redis maxclients=2 below the connections django-redis' pools open for 4 gunicorn workers × 4 threads (each worker keeps its own pool); sessions in Redis (cache backend): " +
 			"a worker that cannot connect gets \"max number of clients reached\": Django's cache session backend swallows the refused read (the user looks logged out, redirected to the login page) " +
 			"and a refused write raises redis.exceptions.ConnectionError → 500 with traceback.",
 		Env:   map[string]string{"GUNICORN_WORKERS": "4"},
-		Redis: RedisOptions{MaxClients: 3},
+		Redis: RedisOptions{MaxClients: 2},
 		Load:  DjangoLoad{Users: 50, SpawnRate: 10, Duration: 20 * time.Second},
 	},
 	{
@@ -145,7 +145,7 @@ var djangoModes = []DjangoMode{
 		About: "As redis-connection-limit, with django-redis IGNORE_EXCEPTIONS=True: refused reads and writes return nothing, so logins are lost and users look logged out " +
 			"(login 302, next page bounced to the login page); nothing in the error log.",
 		Env:   map[string]string{"GUNICORN_WORKERS": "4", "REDIS_IGNORE_EXCEPTIONS": "true"},
-		Redis: RedisOptions{MaxClients: 3},
+		Redis: RedisOptions{MaxClients: 2},
 		Load:  DjangoLoad{Users: 50, SpawnRate: 10, Duration: 20 * time.Second},
 	},
 	{
