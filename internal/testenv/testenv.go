@@ -1,10 +1,14 @@
 // Package testenv starts throwaway PostgreSQL, PgBouncer and Redis servers on
-// free loopback ports, for integration tests and benchmark scripts.
+// free loopback ports, for integration tests and benchmark scripts, and a
+// real Django target on top of them (StartDjango: Debian's Django, allauth
+// and gunicorn serving the project in testdata/django, in a healthy or a
+// faulty configuration).
 //
-// Tests use Postgres, PgBouncer and Redis, which skip the test when a server
-// binary is missing (or fail it when CI=true) and stop the server in
-// t.Cleanup. Programs use StartPostgres, StartPgBouncer, StartRedis or Start
-// and call Close themselves.
+// Tests use Postgres, PgBouncer, Redis, DjangoDatabase and DjangoTarget,
+// which skip the test when a server binary or package is missing (or fail it
+// when CI=true) and stop the servers in t.Cleanup. Programs use
+// StartPostgres, StartPgBouncer, StartRedis, Start, StartDjangoDB or
+// StartDjango and call Close themselves.
 //
 // Every server listens on 127.0.0.1 only, keeps its data in a private
 // temporary directory that Close removes, and writes its log to LogPath. When
