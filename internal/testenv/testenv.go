@@ -1,10 +1,14 @@
 // Package testenv starts throwaway PostgreSQL, PgBouncer and Redis servers on
-// free loopback ports, for integration tests and benchmark scripts.
+// free loopback ports, for integration tests and benchmark scripts, and a
+// real Django target on top of them (StartDjango: Debian's Django, allauth
+// and gunicorn serving the project in testdata/django, in a healthy or a
+// faulty configuration).
 //
-// Tests use Postgres, PgBouncer and Redis, which skip the test when a server
-// binary is missing (or fail it when CI=true) and stop the server in
-// t.Cleanup. Programs use StartPostgres, StartPgBouncer, StartRedis or Start
-// and call Close themselves.
+// Tests use Postgres, PgBouncer, Redis, DjangoDatabase and DjangoTarget,
+// which skip the test when a server binary or package is missing (or fail it
+// when CI=true) and stop the servers in t.Cleanup. Programs use
+// StartPostgres, StartPgBouncer, StartRedis, Start, StartDjangoDB or
+// StartDjango and call Close themselves.
 //
 // Every server listens on 127.0.0.1 only, keeps its data in a private
 // temporary directory that Close removes, and writes its log to LogPath. When
@@ -173,11 +177,18 @@ type process struct {
 // startProcess starts bin with args as u, appending its stdout and stderr to
 // logPath (opened by this process, so u needs no access to its directory).
 func startProcess(name string, u osUser, logPath, bin string, args ...string) (*process, error) {
+	return startProcessEnv(name, u, logPath, nil, bin, args...)
+}
+
+// startProcessEnv is startProcess with the environment env (nil: this
+// process's).
+func startProcessEnv(name string, u osUser, logPath string, env []string, bin string, args ...string) (*process, error) {
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("%s: log: %w", name, err)
 	}
 	cmd := exec.Command(bin, args...)
+	cmd.Env = env
 	cmd.Stdout = f
 	cmd.Stderr = f
 	cmd.SysProcAttr = &syscall.SysProcAttr{
