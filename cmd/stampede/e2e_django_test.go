@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,7 +43,11 @@ func TestE2EDjango(t *testing.T) {
 	t0 := time.Now()
 	db := testenv.DjangoDatabase(t)
 	t.Logf("PostgreSQL with schema and seed ready in %.1fs", time.Since(t0).Seconds())
+	only := os.Getenv("STAMPEDE_DJANGO_MODES") // e.g. "db-lock-contention,slow-query"
 	for _, m := range testenv.DjangoModes() {
+		if only != "" && !slices.Contains(strings.Split(only, ","), m.Name) {
+			continue
+		}
 		t.Run(m.Name, func(t *testing.T) {
 			start := time.Now()
 			dir := t.TempDir()
@@ -61,6 +66,8 @@ func TestE2EDjango(t *testing.T) {
 				m.Name, ready.Seconds(), len(rs), failureSummary(rs), time.Since(start).Seconds())
 			t.Logf("%s: client latency %s", m.Name, latencySummary(rs))
 			t.Logf("%s: diagnosis %s", m.Name, summarize(diag))
+			keepArtifacts(t, "django-"+m.Name, dir)
+			recordAccuracy(t, "Django (live)", m.Name, m.Want, diag)
 			checkDjangoFault(t, m, d, rs, readTimeline(t, out), pgFrom)
 			if m.Want == "" {
 				if diag.Verdict != "pass" {
@@ -402,6 +409,13 @@ func TestE2EDjangoLocust(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			wantTop := ""
+			for _, line := range strings.Split(string(want), "\n") {
+				if f := strings.Fields(line); len(f) == 2 && f[0] == "top" {
+					wantTop = f[1]
+				}
+			}
+			recordAccuracy(t, "Django (Locust import)", filepath.Base(dir), wantTop, d)
 			for _, line := range strings.Split(strings.TrimSpace(string(want)), "\n") {
 				f := strings.Fields(line)
 				switch {

@@ -118,7 +118,10 @@ func TestE2EFaults(t *testing.T) {
 				args = append(args, "--redis", r.URL())
 			}
 			runDemo(t, args...)
-			checkTop(t, readDiagnosis(t, filepath.Join(out, id)), id)
+			d := readDiagnosis(t, filepath.Join(out, id))
+			keepArtifacts(t, "lab-"+id, filepath.Join(out, id))
+			recordAccuracy(t, "lab (embedded)", id, id, d)
+			checkTop(t, d, id)
 		})
 	}
 }
@@ -344,4 +347,55 @@ func TestE2ELocust(t *testing.T) {
 	t.Logf("stampede: %s", summarize(own))
 	t.Logf("locust:   %s", summarize(imported))
 	checkTop(t, imported, own.Findings[0].ID)
+}
+
+// keepArtifacts copies dir to $STAMPEDE_ARTIFACTS/runs/NAME when that is
+// set (scripts/test sets it), so a failed end-to-end run can be read after
+// the test removed its temporary directory.
+func keepArtifacts(t *testing.T, name, dir string) {
+	t.Helper()
+	root := os.Getenv("STAMPEDE_ARTIFACTS")
+	if root == "" {
+		return
+	}
+	dst := filepath.Join(root, "runs", name)
+	_ = os.RemoveAll(dst)
+	if err := os.CopyFS(dst, os.DirFS(dir)); err != nil {
+		t.Logf("keeping %s: %v", dir, err)
+	}
+}
+
+// accuracyRow is one line of the accuracy table: a reference target's
+// fault mode, the finding expected on top and the one obtained.
+type accuracyRow struct {
+	Target   string `json:"target"`
+	Mode     string `json:"mode"`
+	Want     string `json:"want"`
+	Got      string `json:"got"`
+	Status   string `json:"status"`
+	Verdict  string `json:"verdict"`
+	Findings string `json:"findings"`
+}
+
+// recordAccuracy appends the row of one end-to-end case to the file named by
+// $STAMPEDE_ACCURACY, when set (scripts/accuracy reads it into the README's
+// table). want "" means the healthy case: no confirmed finding, verdict pass.
+func recordAccuracy(t *testing.T, target, mode, want string, d stampede.Diagnosis) {
+	t.Helper()
+	path := os.Getenv("STAMPEDE_ACCURACY")
+	if path == "" {
+		return
+	}
+	row := accuracyRow{Target: target, Mode: mode, Want: want, Verdict: d.Verdict, Findings: summarize(d)}
+	if len(d.Findings) > 0 {
+		row.Got, row.Status = d.Findings[0].ID, d.Findings[0].Status
+	}
+	b, _ := json.Marshal(row)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Logf("accuracy: %v", err)
+		return
+	}
+	defer f.Close()
+	_, _ = f.Write(append(b, '\n'))
 }
