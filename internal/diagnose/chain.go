@@ -20,6 +20,7 @@ import (
 var causes = map[string][]string{
 	IDSessionLost:      {IDRedisUnavailable, IDRedisConnLimit, IDTargetDown, IDDBUnavailable},
 	IDCPUSaturation:    {IDPasswordHashCPU, IDSlowQuery},
+	IDPasswordHashCPU:  {IDLockContention},
 	IDSlowQuery:        {IDLockContention},
 	IDPoolWaitTimeout:  {IDLockContention, IDSlowQuery},
 	IDWorkerSaturation: {IDLockContention, IDPoolWaitTimeout, IDSlowQuery, IDRedisUnavailable, IDRedisConnLimit, IDCPUSaturation, IDPasswordHashCPU},
@@ -37,6 +38,10 @@ func canCause(r, v *verdict) bool {
 		return r.status == stampede.Confirmed
 	case r.id == IDSlowQuery && v.id == IDCPUSaturation:
 		return r.dominance >= 0.5
+	case r.id == IDLockContention && v.id == IDPasswordHashCPU:
+		// Logins queued on a lock taken around the hash: the lock
+		// serialises them, the hash is the slow work it is held across.
+		return r.own.slow > 0 || r.own.failures > 0
 	}
 	return true
 }

@@ -72,9 +72,9 @@ var rules = []func(*ctx) verdict{
 //
 // Order: root causes first, then their consequences. Within each, a
 // finding that explains requests before one that explains none, then
-// confirmed before likely before possible, then by failed plus slow
-// requests explained (a root counting those of its consequences), then
-// confidence.
+// confirmed before likely before possible, then by the failed requests
+// explained, then the slow ones (a root counting those of its
+// consequences), then confidence.
 func Diagnose(in *Input) stampede.Diagnosis {
 	c := newCtx(in)
 	d := stampede.Diagnosis{Run: in.Run, Findings: []stampede.Finding{}, RuledOut: []stampede.RuledOut{}}
@@ -156,8 +156,13 @@ func less(a, b *verdict) bool {
 	if ra, rb := statusRank(a.status), statusRank(b.status); ra != rb {
 		return ra > rb
 	}
-	if ta, tb := a.total.failures+a.total.slow, b.total.failures+b.total.slow; ta != tb {
-		return ta > tb
+	// A failed request weighs more than a slow one: a finding that explains
+	// failures comes before one that explains only slowness.
+	if fa, fb := a.total.failures, b.total.failures; fa != fb {
+		return fa > fb
+	}
+	if sa, sb := a.total.slow, b.total.slow; sa != sb {
+		return sa > sb
 	}
 	// With nothing explained, a finding about the target (why it is slow)
 	// comes before one about the measurement: a generator starved by the

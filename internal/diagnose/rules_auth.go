@@ -260,11 +260,14 @@ func rulePasswordHash(c *ctx) verdict {
 	lws := c.loginWindows(logins)
 	cores := c.hostCores()
 	cpu := c.read("host", "cpu_busy_pct", lws, false)
-	hot := false
+	hot, procHot := false, false
 	var hotSample *stampede.Sample
 	for _, s := range c.samples["host"] {
 		if s.Err == "" && inWindows(s.Time, lws) && cpuHigh(s, cores) {
 			hot = true
+			// The target's own processes, measured, not the host as a
+			// whole (which may be the generator's or another tenant's).
+			procHot = procHot || (cores > 0 && s.Values["proc_cpu_pct"] >= 85*cores)
 			if hotSample == nil || s.Values["cpu_busy_pct"] > hotSample.Values["cpu_busy_pct"] {
 				hotSample = s
 			}
@@ -299,8 +302,11 @@ func rulePasswordHash(c *ctx) verdict {
 		}
 	}
 	heavy := floor >= 250*time.Millisecond && (len(otherFloors) == 0 || floor >= 5*medianOf(otherFloors))
+	// When hashing starves the CPU, every page waits for it and the login
+	// stands out by its floor rather than its median.
+	slow = slow || (heavy && login.Median >= 250*time.Millisecond)
 	switch {
-	case len(evs) > 0 || (hot && slow && (sh.Linear || sh.Points < 5)):
+	case len(evs) > 0 || (hot && slow && (sh.Linear || sh.Points < 5)) || (procHot && slow && heavy):
 		v.status, v.conf = stampede.Confirmed, 0.85
 	case hot && slow:
 		v.status, v.conf = stampede.Likely, 0.65

@@ -67,8 +67,16 @@ func ruleRedisUnavailable(c *ctx) verdict {
 		return v
 	}
 	ws := append(c.symptomWindows(cand, slowEps), c.windows(lost)...)
-	down := c.outages("redis", redisDown)
-	slow := c.outages("redis", func(s *stampede.Sample) bool { return s.Err == "" && s.Values["ping_ms"] >= redisSlowPing })
+	// A refusal is Redis's own answer. A timeout or a slow PING is only
+	// Redis's fault when this host's CPU was not saturated meanwhile: on a
+	// starved host the server and the probe wait for the CPU like everyone.
+	starved := c.hostStarved()
+	down := c.outages("redis", func(s *stampede.Sample) bool {
+		return redisDown(s) && (refusal(s.Err) || !starved(s.Time))
+	})
+	slow := c.outages("redis", func(s *stampede.Sample) bool {
+		return s.Err == "" && s.Values["ping_ms"] >= redisSlowPing && !starved(s.Time)
+	})
 	evs := c.eventsOf(IDRedisUnavailable, ws)
 	var hit []window
 	for _, w := range append(append([]window{}, down...), slow...) {
@@ -164,4 +172,22 @@ func (c *ctx) totalSlowIn(es []*endpoint, ws []window) (float64, float64) {
 		n, sum = n+a, sum+b
 	}
 	return n, sum
+}
+
+// refusal reports whether a probe error is a refusal or a reset (the
+// server answered, or is gone), not a wait.
+func refusal(err string) bool {
+	return containsAny(strings.ToLower(err), []string{"connection refused", "connection reset", "eof", "broken pipe", "no such host"})
+}
+
+// hostStarved returns a test of whether this host's CPU was saturated
+// (≥ 90% busy) at a moment, from the host probe's samples around it.
+func (c *ctx) hostStarved() func(time.Time) bool {
+	var hot []window
+	for _, s := range c.samples["host"] {
+		if s.Err == "" && s.Values["cpu_busy_pct"] >= 90 {
+			hot = append(hot, window{s.Time.Add(-2 * time.Second), s.Time.Add(2 * time.Second)})
+		}
+	}
+	return func(t time.Time) bool { return inWindows(t, hot) }
 }
