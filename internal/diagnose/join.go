@@ -224,6 +224,47 @@ func (c *ctx) lockWaits() []interval {
 	return out
 }
 
+// episodes merges the lock waits of one process that follow each other
+// (gaps up to episodeGap) into one: a session queued behind a hot row
+// waits on each holder in turn (the tuple, then the holder's transaction,
+// again and again), and the request waits for the whole queue.
+func episodes(waits []interval) []interval {
+	by := map[string][]interval{}
+	var pids []string
+	for _, w := range waits {
+		p := pidOf(w.ev)
+		if _, ok := by[p]; !ok {
+			pids = append(pids, p)
+		}
+		by[p] = append(by[p], w)
+	}
+	var out []interval
+	for _, p := range pids {
+		ws := by[p]
+		sort.Slice(ws, func(i, j int) bool { return ws[i].from.Before(ws[j].from) })
+		cur := ws[0]
+		for _, w := range ws[1:] {
+			if p != "" && !w.from.After(cur.to.Add(episodeGap)) {
+				if w.to.After(cur.to) {
+					cur.to = w.to
+				}
+				cur.ms = float64(cur.to.Sub(cur.from)) / float64(time.Millisecond)
+				continue
+			}
+			out = append(out, cur)
+			cur = w
+		}
+		out = append(out, cur)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].from.Before(out[j].from) })
+	return out
+}
+
+// episodeGap is the longest pause between two lock waits of one process
+// that still makes them one wait for the request: at most the
+// deadlock_timeout (1 s by default) before the next wait is logged.
+const episodeGap = time.Second
+
 // slowStatements returns the statements PostgreSQL logged with their
 // duration (log_min_duration_statement): each ran from t − D to t.
 func (c *ctx) slowStatements() []interval {
@@ -313,17 +354,25 @@ func (c *ctx) spans() []span {
 // database's log and of the generator differ by that much at most.
 const containSlack = 250 * time.Millisecond
 
+// tightShare is the part of a request an interval must fill for the
+// request to count as containing it in the join.
+const tightShare = 0.3
+
 // maxJoined caps the intervals a containment join looks at.
 const maxJoined = 300
 
 // containers returns the endpoints whose requests contain the intervals
-// (a statement, a lock wait) far above chance: for each endpoint, the share
-// of intervals that one of its requests contains, against the share of the
-// same intervals shifted away in time (what chance gives). An endpoint
-// issues them when it contains at least half of them and twice as many as
-// chance. Best first. Without per-request records it falls back to the
-// correlation of the endpoints' requests in flight with the intervals per
-// second.
+// (a statement, a lock wait) far above chance. A request contains an
+// interval tightly when the interval also fills a good part of it
+// (tightShare): the statement is what the request waited for. For each
+// endpoint: the share of intervals one of its requests contains tightly,
+// against the share of the same intervals shifted away in time (what
+// chance gives). An endpoint issues them when it contains at least half of
+// them and twice as many as chance, or, when its requests are in flight all
+// the time (a saturated queue: chance is high too), when it contains most of
+// them and twice as many as any other endpoint. Best first. Without
+// per-request records it falls back to the correlation of the endpoints'
+// requests in flight with the intervals per second.
 func (c *ctx) containers(ivs []interval) []issuer {
 	sp := c.spans()
 	if sp == nil {
@@ -344,10 +393,15 @@ func (c *ctx) containers(ivs []interval) []issuer {
 		hi := sort.Search(len(sp), func(i int) bool { return sp[i].from.After(from.Add(containSlack)) })
 		seen := map[*endpoint]bool{}
 		for i := hi - 1; i >= 0 && !sp[i].from.Before(from.Add(-lookback)); i-- {
-			if !seen[sp[i].e] && !sp[i].to.Before(to.Add(-containSlack)) {
-				seen[sp[i].e] = true
-				into[sp[i].e] += w
+			r := &sp[i]
+			if seen[r.e] || r.to.Before(to.Add(-containSlack)) {
+				continue
 			}
+			if float64(to.Sub(from)) < tightShare*float64(r.to.Sub(r.from)) {
+				continue // contained, but a small part of a long request: chance
+			}
+			seen[r.e] = true
+			into[r.e] += w
 		}
 	}
 	for _, iv := range ivs {
@@ -357,9 +411,21 @@ func (c *ctx) containers(ivs []interval) []issuer {
 		count(iv.from.Add(shift), iv.to.Add(shift), base, 0.5)
 	}
 	n := float64(len(ivs))
+	var best, second float64
+	var bestE *endpoint
+	for e, h := range hits {
+		if h > best {
+			second, best, bestE = best, h, e
+		} else if h > second {
+			second = h
+		}
+	}
 	var out []issuer
 	for e, h := range hits {
-		if h/n >= 0.5 && h >= 2*base[e] && h >= 2 {
+		if h < 2 || h/n < 0.5 {
+			continue
+		}
+		if h >= 2*base[e] || (e == bestE && h/n >= 0.6 && h >= 2*second) {
 			out = append(out, issuer{e: e, r: h / n})
 		}
 	}

@@ -517,7 +517,7 @@ func ruleCPU(c *ctx) verdict {
 	hashing := hash != nil && hash.status != stampede.Possible
 	// The slow logins are the hash's own when hashing is found; the CPU
 	// it saturates slows the other pages.
-	slowEps := c.slowEndpoints(func(e *endpoint) bool { return !e.slow.self && !(hashing && e.login) })
+	slowEps := c.slowEndpoints(func(e *endpoint) bool { return e.slow.loadN > 0 && !(hashing && e.login) })
 	if len(cand) == 0 && len(slowEps) == 0 {
 		return v
 	}

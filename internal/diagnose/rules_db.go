@@ -375,6 +375,7 @@ func ruleLock(c *ctx) verdict {
 	// Where and how long sessions waited: the probe's waiters and the
 	// waits the log reports, per second.
 	waits := c.lockWaits()
+	queued := episodes(waits) // what a request waited in all, holder after holder
 	x := c.sampleSeries("postgres", "wait:Lock")
 	for s, n := range c.intervalSeries(waits) {
 		x[s] = max(x[s], n)
@@ -397,7 +398,7 @@ func ruleLock(c *ctx) verdict {
 		return fmt.Sprintf("requests in flight on %s move with the sessions waiting on locks (r=%.2f): its requests are the ones that wait", is.e.Name, is.r)
 	}
 	if len(waits) > 0 {
-		if ci := c.containers(waits); len(ci) > 0 {
+		if ci := c.containers(queued); len(ci) > 0 {
 			iss = ci
 			joined = func(is issuer) string {
 				return fmt.Sprintf("the lock waits PostgreSQL logged fall inside requests on %s (%.0f%% of them, far above chance): its requests are the ones that wait", is.e.Name, 100*is.r)
@@ -405,7 +406,7 @@ func ruleLock(c *ctx) verdict {
 		}
 	}
 	for _, is := range iss {
-		if is.e.slow.n > 0 && !is.e.slow.self {
+		if is.e.slow.loadN > 0 {
 			takers = append(takers, is.e)
 		}
 	}
@@ -429,7 +430,7 @@ func ruleLock(c *ctx) verdict {
 		perReq := lockSecs / nSlow
 		wait := time.Duration(perReq * float64(time.Second))
 		if len(waits) > 0 {
-			wait = medianMs(waits)
+			wait = medianMs(queued)
 		}
 		share := wait.Seconds() / meanLat
 		switch {
@@ -477,7 +478,7 @@ func ruleLock(c *ctx) verdict {
 	}
 	v.evidence = append(v.evidence, eventRefs(evs, "lock waits")...)
 	if len(waits) > 0 {
-		v.evidence = append(v.evidence, noteRef("postgres-log", fmt.Sprintf("%d lock waits logged (log_lock_waits), median %s, longest %s", len(waits), secs(medianMs(waits)), secs(maxMs(waits)))))
+		v.evidence = append(v.evidence, noteRef("postgres-log", fmt.Sprintf("%d lock waits logged (log_lock_waits), median %s, longest %s; one after another, a session waited a median of %s in all (longest %s)", len(waits), secs(medianMs(waits)), secs(maxMs(waits)), secs(medianMs(queued)), secs(maxMs(queued)))))
 	}
 	v.fix = "Shorten the transactions that hold the lock (often an idle-in-transaction session or a hot row updated by every request, e.g. a last_login or counter row taken FOR UPDATE), keep slow work (password hashing, HTTP calls) out of the transaction, avoid select_for_update on hot rows, order updates consistently, run migrations outside the load window; set idle_in_transaction_session_timeout and lock_timeout on the app role."
 	v.next = "Rerun with log_lock_waits=on and lock_timeout='2s' on the app role: the slow requests should turn into 'canceling statement due to lock timeout' on the same endpoint, and pg_blocking_pids names the blocker; then move the row update out of the request's transaction and rerun: the waits should vanish."
@@ -709,19 +710,23 @@ func ruleSlowQuery(c *ctx) verdict {
 }
 
 // waitedOnLock reports whether a logged statement spent most of its time
-// in a lock wait of the same process.
+// in lock waits of the same process (a queue behind a hot row is many
+// waits in turn).
 func waitedOnLock(st interval, waits []interval) bool {
 	pid := pidOf(st.ev)
+	if pid == "" {
+		return false
+	}
+	var in time.Duration
 	for _, w := range waits {
-		if pid == "" || pidOf(w.ev) != pid {
+		if pidOf(w.ev) != pid {
 			continue
 		}
-		lo, hi := maxTime(st.from, w.from), minTime(st.to, w.to)
-		if hi.Sub(lo) >= st.to.Sub(st.from)/2 {
-			return true
+		if lo, hi := maxTime(st.from, w.from), minTime(st.to, w.to); hi.After(lo) {
+			in += hi.Sub(lo)
 		}
 	}
-	return false
+	return in >= st.to.Sub(st.from)/2
 }
 
 func maxTime(a, b time.Time) time.Time {

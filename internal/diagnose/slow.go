@@ -17,8 +17,9 @@ import (
 //   - otherwise max(SlowFactor × floor, floor + SlowMargin), where the floor
 //     is the endpoint's latency with little else in flight: the tenth
 //     percentile of its successful requests started in the run's quiet
-//     seconds (at most a quarter of the peak concurrency), or of all its
-//     successful requests when too few started then;
+//     seconds (at most a quarter of the peak concurrency), the fastest of
+//     them when fewer than ten started then, or the tenth percentile of
+//     all its successful requests when none did;
 //   - an endpoint whose floor is already SlowBySelf or more is slow by
 //     itself: its requests of SlowBySelf or more are slow, and only those
 //     above max(SlowFactor × floor, floor + SlowMargin) are blamed on the
@@ -87,6 +88,7 @@ type slowState struct {
 	latSum     []float64     // their latency in seconds, per second
 	covered    []bool        // per second: a finding explained them
 	n          int           // slow requests
+	loadN      int           // of them, slowed by the load
 	hist       *Histogram    // latencies of the slow requests; nil for imports
 	median     time.Duration // typical latency of a slow request
 }
@@ -115,6 +117,10 @@ func (c *ctx) setBar(e *endpoint, floor time.Duration) {
 	case limit > 0:
 		e.slow.bar, e.slow.limit = limit, text
 		e.slow.self = floor >= limit && floor >= SlowBySelf
+		if !e.slow.self {
+			// Fast alone, over its threshold under load: the load's.
+			e.slow.loadBar = limit
+		}
 	case floor >= SlowBySelf && e.TTFB > 0 && e.Mean > 0 && e.TTFB < e.Mean/3:
 		// A response that streams (its first byte comes early): its time
 		// goes into sending by design, not into waiting. Slow by itself,
@@ -182,8 +188,14 @@ func (c *ctx) slowFromResults(rs []stampede.Result) {
 	for _, e := range c.eps {
 		f := fl[e]
 		floor := f.quiet.Quantile(floorQuantile)
-		if f.quiet.Count() < minFloorSamples {
+		switch n := f.quiet.Count(); {
+		case n == 0:
 			floor = f.ok.Quantile(floorQuantile)
+		case n < minFloorSamples:
+			// A queue that forms at once (every user logs in at the
+			// start): the few requests of the quiet first seconds, the
+			// fastest of them, are all there is of the floor.
+			floor = min(f.quiet.Quantile(0), f.ok.Quantile(floorQuantile))
 		}
 		if f.ok.Count() == 0 {
 			floor = e.Latency.Quantile(floorQuantile)
@@ -211,6 +223,7 @@ func (c *ctx) slowFromResults(rs []stampede.Result) {
 	for _, e := range c.eps {
 		e.slow.median = e.slow.hist.Quantile(0.5)
 		c.significant(e)
+		e.slow.loadN = int(math.Round(sum(e.slow.loadSeries)))
 		c.slowTotal += e.slow.n
 	}
 }
@@ -309,6 +322,7 @@ func (c *ctx) slowFromHistory() {
 		e.slow.n = int(math.Round(n))
 		e.slow.median = medianOf(lat)
 		c.significant(e)
+		e.slow.loadN = int(math.Round(sum(e.slow.loadSeries)))
 		c.slowTotal += e.slow.n
 	}
 }
@@ -453,4 +467,12 @@ func joinMax(parts []string, n int) string {
 		s += p
 	}
 	return s
+}
+
+func sum(xs []float64) float64 {
+	t := 0.0
+	for _, x := range xs {
+		t += x
+	}
+	return t
 }
