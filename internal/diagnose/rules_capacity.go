@@ -415,6 +415,16 @@ func (c *ctx) queueBeforeApp(es []*endpoint) verdict {
 	}
 	queued := func(s *stampede.Sample) bool { return s.Values["listen_queue"] > 0 }
 	lq := c.read("host", "listen_queue", ws, false)
+	// A queue in one sample is a moment; a queue in several is a backlog.
+	lqN := 0
+	for _, s := range c.samples["host"] {
+		if s.Err == "" && inWindows(s.Time, ws) && queued(s) {
+			lqN++
+		}
+	}
+	if lqN < 2 {
+		lq.peak = nil
+	}
 	gapSecs := 0
 	for _, g := range gap {
 		if g > 0 {

@@ -229,17 +229,20 @@ func (c *ctx) slowFromResults(rs []stampede.Result) {
 }
 
 // minSlowShare is the share of an endpoint's requests that must be slow
-// (and at least minSlow of them) for its slowness to be a symptom: a few
-// outliers (a pause, a cold cache) are not a slow endpoint.
+// (and at least minSlow of them) for its slowness to be a symptom: with
+// more than one in twenty slow, its p95 is slow; a few outliers (a pause,
+// a cold cache, a busy neighbour) are not a slow endpoint.
 const (
-	minSlowShare = 0.01
-	minSlow      = 3
+	minSlowShare = 0.05
+	minSlow      = 5
 )
 
 // significant clears an endpoint's slowness when it is only a few
 // outliers.
 func (c *ctx) significant(e *endpoint) {
-	if float64(e.slow.n) >= max(minSlow, minSlowShare*float64(e.Requests)) {
+	// Over its own latency threshold, even one request is what the user
+	// asked about.
+	if e.slow.limit != "" || float64(e.slow.n) >= max(minSlow, minSlowShare*float64(e.Requests)) {
 		return
 	}
 	e.slow.n = 0
