@@ -39,6 +39,8 @@ type Result struct {
 	// Result is the merged run's, as runner.Finish derives it: summary,
 	// thresholds evaluated once over every segment, diagnosis.
 	*runner.Result
+	// Meta is the merged run's meta.json.
+	Meta *rundir.Meta
 	// Segments is meta.json's "segments": merged, missing, partial.
 	Segments rundir.Segments
 	// Skipped are the directories given that hold no run (no meta.json),
@@ -172,7 +174,7 @@ func Merge(ctx context.Context, out string, dirs []string, o Options) (*Result, 
 		return nil, fmt.Errorf("merge: %w", err)
 	}
 	fin.Aborted, fin.SessionsLost, fin.Relogins = meta.Aborted, meta.SessionsLost, meta.Relogins
-	res.Result = fin
+	res.Result, res.Meta = fin, meta
 	return res, nil
 }
 
