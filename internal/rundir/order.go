@@ -25,16 +25,20 @@ type EndOrder struct {
 	// still take its place; 0 is DefaultSlack.
 	Slack time.Duration
 
-	h      []ordered
+	h      []ordered         // a min-heap of small keys
+	slots  []stampede.Result // the results held, by ordered.slot
+	free   []int32           // slots free for reuse
 	seq    uint64
 	maxEnd int64 // latest End pushed, Unix ns
 	max    int   // the most results held at once
 }
 
+// ordered is a held result's key; the result itself stays in its slot, so
+// the heap moves 24 bytes, not a result's 136 (and its pointers).
 type ordered struct {
-	end int64 // Unix ns
-	seq uint64
-	r   stampede.Result
+	end  int64 // Unix ns
+	seq  uint64
+	slot int32
 }
 
 func (a *ordered) less(b *ordered) bool {
@@ -51,14 +55,21 @@ func (o *EndOrder) Push(r *stampede.Result, emit func(*stampede.Result) error) e
 	}
 	end := r.End().UnixNano()
 	o.seq++
-	o.push(ordered{end: end, seq: o.seq, r: *r})
+	var slot int32
+	if n := len(o.free); n > 0 {
+		slot, o.free = o.free[n-1], o.free[:n-1]
+		o.slots[slot] = *r
+	} else {
+		slot = int32(len(o.slots))
+		o.slots = append(o.slots, *r)
+	}
+	o.push(ordered{end: end, seq: o.seq, slot: slot})
 	if end > o.maxEnd {
 		o.maxEnd = end
 	}
 	o.max = max(o.max, len(o.h))
 	for len(o.h) > 0 && o.h[0].end <= o.maxEnd-int64(slack) {
-		x := o.pop()
-		if err := emit(&x.r); err != nil {
+		if err := o.emitMin(emit); err != nil {
 			return err
 		}
 	}
@@ -68,12 +79,19 @@ func (o *EndOrder) Push(r *stampede.Result, emit func(*stampede.Result) error) e
 // Flush emits every held result, in order.
 func (o *EndOrder) Flush(emit func(*stampede.Result) error) error {
 	for len(o.h) > 0 {
-		x := o.pop()
-		if err := emit(&x.r); err != nil {
+		if err := o.emitMin(emit); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// emitMin emits the earliest result held and frees its slot.
+func (o *EndOrder) emitMin(emit func(*stampede.Result) error) error {
+	x := o.pop()
+	err := emit(&o.slots[x.slot])
+	o.free = append(o.free, x.slot)
+	return err
 }
 
 // Held is the most results held at once so far: the memory EndOrder took.
