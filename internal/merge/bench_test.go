@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,6 +27,8 @@ import (
 //	              sampled every 2 ms)
 //	peak-rss-MB   the process's peak resident set (VmHWM) over the merge
 //	              alone: reset through /proc/self/clear_refs before it
+//	cpu-s         the process's CPU time (user and system) per merge, less
+//	              sensitive than the time to other work on the machine
 //
 // "records" merges without the diagnosis: requests, timeline, evidence,
 // summary, Locust CSVs, report.html, all streamed. "diagnosed" adds the
@@ -40,6 +43,7 @@ func BenchmarkMerge(b *testing.B) {
 	}{{"records", true}, {"diagnosed", false}} {
 		b.Run(tc.name, func(b *testing.B) {
 			var peakHeap, peakRSS float64
+			cpu0 := cpuTime()
 			for range b.N {
 				out := filepath.Join(b.TempDir(), "merged")
 				runtime.GC()
@@ -57,6 +61,7 @@ func BenchmarkMerge(b *testing.B) {
 				peakHeap = max(peakHeap, heap)
 				peakRSS = max(peakRSS, vmHWM())
 			}
+			b.ReportMetric((cpuTime()-cpu0).Seconds()/float64(b.N), "cpu-s")
 			b.ReportMetric(peakHeap/(1<<20), "peak-heap-MB")
 			if peakRSS > 0 {
 				b.ReportMetric(peakRSS/(1<<20), "peak-rss-MB")
@@ -127,6 +132,15 @@ func samplePeakHeap() func() float64 {
 		close(done)
 		return <-result
 	}
+}
+
+// cpuTime is the process's CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // resetPeakRSS resets the process's VmHWM to its current resident set
