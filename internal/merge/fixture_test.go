@@ -72,7 +72,11 @@ func (f fakeSegment) write(tb testing.TB, dir string, keep bool) []stampede.Resu
 	if err != nil {
 		tb.Fatal(err)
 	}
-	step := f.duration / time.Duration(max(f.requests, 1))
+	ran := f.duration
+	if f.partial {
+		ran /= 2 // killed halfway
+	}
+	step := ran / time.Duration(max(f.requests, 1))
 	for i := range f.requests {
 		// Lognormal latencies around 20 ms, a tail to seconds.
 		lat := time.Duration(math.Exp(rng.NormFloat64()*0.9+math.Log(20e3)))*time.Microsecond + f.slow
@@ -97,7 +101,7 @@ func (f fakeSegment) write(tb testing.TB, dir string, keep bool) []stampede.Resu
 	if err != nil {
 		tb.Fatal(err)
 	}
-	for s := time.Second; s <= f.duration; s += time.Second {
+	for s := time.Second; s <= ran; s += time.Second {
 		if f.observer {
 			tl.Write(stampede.Sample{Time: start.Add(s), Source: "host", Values: map[string]float64{"cpu_busy_pct": 50}})
 			continue

@@ -260,6 +260,26 @@ func TestMergeMissingAndPartial(t *testing.T) {
 	if res.Summary.Aggregated.Requests != 600 {
 		t.Errorf("%d requests, want 600", res.Summary.Aggregated.Requests)
 	}
+	// Users: 3 + 3 + 2 while the killed segment ran (5 s), 3 + 2 once
+	// its samples stopped for longer than a few seconds.
+	f, err := os.Open(filepath.Join(out, "locust_stats_history.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	hist, err := locust.ReadHistory(f, "history")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var users []int
+	for _, r := range hist.Rows {
+		if r.Name == "Aggregated" {
+			users = append(users, r.Users)
+		}
+	}
+	if len(users) < 10 || users[2] != 8 || users[9] != 5 {
+		t.Errorf("users by second %v: want 8 at the start, 5 at the end", users)
+	}
 }
 
 func TestMergeRefuses(t *testing.T) {

@@ -37,7 +37,8 @@ type FinishOptions struct {
 // the results that ended by then, and a last one at meta.json's end (at the
 // last response for a run killed before it wrote its end), as the recorder
 // does live. A second's users are the sum, over the segments, of the users
-// of each segment's latest generator sample; a segment is named by the
+// of each segment's latest generator sample (up to 3 seconds old: a
+// segment that stopped early stops counting); a segment is named by the
 // sample's Info["segment"], empty for a run of one generator. The dropped
 // and aborted counts and the partial mark come from meta.json. Latencies
 // and times are those of requests.csv, to the microsecond: the figures
@@ -67,6 +68,10 @@ func Finish(ctx context.Context, dir string, o FinishOptions) (*Result, error) {
 	return res, nil
 }
 
+// segmentSilence is how long after its last generator sample (one a
+// second) a segment's users still count in a merged run's history.
+const segmentSilence = 3 * time.Second
+
 // replay rebuilds the metrics of the run in dir from its records, writes
 // the Locust CSVs from them and returns them closed. A killed run's
 // meta.End is set to its last response.
@@ -90,7 +95,14 @@ func replay(ctx context.Context, dir string, meta *rundir.Meta) (*metrics.Metric
 
 	m := metrics.New(meta.Start)
 	hist := []byte(locust.HistoryHeader + "\r\n")
-	users := map[string]int{} // by segment, from its latest generator sample
+	// Users by segment, from its latest generator sample. A segment whose
+	// samples stopped (it was killed or interrupted before the others
+	// ended) stops counting segmentSilence after its last one.
+	type latest struct {
+		users int
+		at    time.Time
+	}
+	users := map[string]latest{}
 	j := 0
 	next := meta.Start.Add(time.Second) // the next second to close
 	// tick closes every second before t (and before the end of a run that
@@ -98,11 +110,13 @@ func replay(ctx context.Context, dir string, meta *rundir.Meta) (*metrics.Metric
 	tick := func(t time.Time) {
 		for next.Before(t) && (killed || next.Before(meta.End)) {
 			for ; j < len(gen) && !gen[j].Time.After(next); j++ {
-				users[gen[j].Info["segment"]] = int(gen[j].Values["users"])
+				users[gen[j].Info["segment"]] = latest{int(gen[j].Values["users"]), gen[j].Time}
 			}
 			n := 0
-			for _, u := range users {
-				n += u
+			for seg, u := range users {
+				if seg == "" || next.Sub(u.at) <= segmentSilence {
+					n += u.users
+				}
 			}
 			hist = locust.AppendHistory(hist, m, m.Tick(next, n))
 			next = next.Add(time.Second)
