@@ -69,8 +69,9 @@ type input struct {
 //
 //   - requests.csv: every segment's requests, merged in completion order;
 //   - timeline.jsonl and evidence.jsonl: every directory's, merged by time;
-//   - meta.json: the whole load, the earliest start and latest end, the
-//     dropped, aborted and lost-session counts summed, and "segments"
+//   - meta.json: the whole load (its source_ips the number of generator
+//     hosts), the earliest start and latest end, the dropped, aborted and
+//     lost-session counts summed, and "segments"
 //     naming those merged, missing (0..count-1 without a directory) and
 //     partial (interrupted or killed); the run is partial if any is;
 //   - then, by runner.Finish over those records: summary.json with
@@ -263,6 +264,7 @@ func mergedMeta(out string, segs, observers []input, ss *rundir.Segments, lastRe
 	meta := &rundir.Meta{Tool: "stampede", Version: stampede.Version, Run: filepath.Base(out), Target: m0.Target,
 		Command: runner.RedactArgs(command), Scenario: m0.Scenario, Start: m0.Start, Thresholds: m0.Thresholds, Segments: ss}
 	hosts := map[string]bool{}
+	loaders := map[string]bool{} // the hosts that made load
 	probes := map[string]bool{}
 	logs := map[rundir.LogRef]bool{}
 	end := lastResponse
@@ -290,6 +292,7 @@ func mergedMeta(out string, segs, observers []input, ss *rundir.Segments, lastRe
 		meta.SessionsLost += m.SessionsLost
 		meta.Relogins += m.Relogins
 		if !m.Segment.Observer {
+			loaders[m.Host] = true
 			sum.Users += m.Load.Users
 			sum.SpawnRate += m.Load.SpawnRate
 			sum.ArrivalRate += m.Load.ArrivalRate
@@ -314,6 +317,9 @@ func mergedMeta(out string, segs, observers []input, ss *rundir.Segments, lastRe
 		// The load that ran: the merged segments' shares.
 		meta.Load.Users, meta.Load.SpawnRate, meta.Load.ArrivalRate, meta.Load.Accounts = sum.Users, sum.SpawnRate, sum.ArrivalRate, sum.Accounts
 	}
+	// Each generator host is a client address the server sees (a pod has
+	// its own): login limits per IP apply to each.
+	meta.Load.SourceIPs = max(len(loaders), 1)
 	meta.Partial = len(ss.Missing) > 0 || len(ss.Partial) > 0
 	meta.EndReason = fmt.Sprintf("merged %d of %d segments", len(ss.Merged), ss.Count)
 	if len(ss.Missing) > 0 {

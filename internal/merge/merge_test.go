@@ -174,6 +174,9 @@ func TestMergeIsExact(t *testing.T) {
 	if ss == nil || ss.Count != 3 || !reflect.DeepEqual(ss.Merged, []int{0, 1, 2}) || len(ss.Missing) != 0 || len(ss.Partial) != 0 || !ss.Observer || len(ss.Dirs) != 4 {
 		t.Errorf("meta.json segments %+v", ss)
 	}
+	if meta.Load.SourceIPs != 3 {
+		t.Errorf("meta.json source_ips %d, want the 3 generator hosts", meta.Load.SourceIPs)
+	}
 	if meta.Partial || meta.Load.Users != 10 || !meta.Start.Equal(startAt) || meta.Segment != nil || meta.Host != "pod--1,pod-0,pod-1,pod-2" ||
 		!reflect.DeepEqual(meta.Probes, []string{"host"}) || !reflect.DeepEqual(meta.Thresholds, thresholds) {
 		t.Errorf("meta.json: partial %v, users %d, start %v, host %q, probes %v, thresholds %v", meta.Partial, meta.Load.Users, meta.Start, meta.Host, meta.Probes, meta.Thresholds)
