@@ -211,3 +211,29 @@ func TestSegmentsRun(t *testing.T) {
 		t.Errorf("%d users over the segments, want 10", len(seen))
 	}
 }
+
+func FuzzParseSegment(f *testing.F) {
+	for _, s := range []string{"0/3", "2/3", " 1/2 ", "3/3", "-1/2", "1/0", "a/b", "1", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		sg, err := ParseSegment(s)
+		if err != nil {
+			return
+		}
+		if sg.Validate() != nil {
+			t.Fatalf("ParseSegment(%q) = %v, which does not validate", s, sg)
+		}
+		if again, err := ParseSegment(sg.String()); err != nil || again != sg {
+			t.Fatalf("ParseSegment(%q) = %v; its String %q parses to %v, %v", s, sg, sg.String(), again, err)
+		}
+		total := 1000
+		sum := 0
+		for i := range min(sg.Count, 2000) {
+			sum += Segment{i, sg.Count}.Share(total)
+		}
+		if sg.Count <= 2000 && sum != total {
+			t.Fatalf("the shares of %d over %d segments sum to %d", total, sg.Count, sum)
+		}
+	})
+}
