@@ -20,7 +20,8 @@ var layers = []struct {
 	{2, []string{"internal/diagnose", "internal/load"}},
 	{3, []string{"internal/report", "internal/locust"}},
 	{4, []string{"internal/runner"}},
-	{5, []string{"cmd/"}},
+	{5, []string{"internal/merge"}},
+	{6, []string{"cmd/"}},
 }
 
 // alone are packages that import no package of the module but those named:

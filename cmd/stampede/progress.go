@@ -93,12 +93,12 @@ func ms(d time.Duration) string {
 }
 
 // printSummary prints the per-endpoint table and the failure groups.
-func printSummary(w io.Writer, s *metrics.Summary, p *load.Plan, aborted int64, interrupted bool) {
+func printSummary(w io.Writer, s *metrics.Summary, target, model string, aborted int64, interrupted bool) {
 	state := "completed"
 	if interrupted {
 		state = "interrupted (partial)"
 	}
-	fmt.Fprintf(w, "\nRun %s: %s, %s model, %d users peak, %s\n", state, p.Target.Redacted(), p.Model, s.UsersPeak, s.Duration.Round(100*time.Millisecond))
+	fmt.Fprintf(w, "\nRun %s: %s, %s model, %d users peak, %s\n", state, target, model, s.UsersPeak, s.Duration.Round(100*time.Millisecond))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "Type\tName\tRequests\tFailed\tFail%\tReq/s\tp50\tp95\tp99\tMax\t")
 	row := func(e *metrics.EndpointSummary) {

@@ -48,6 +48,7 @@ type runFlags struct {
 	interval                      time.Duration
 	logs                          logFlags
 	resolve                       logFlags // HOST=IP pairs, same syntax
+	split                         splitFlags
 	set                           map[string]bool
 }
 
@@ -71,6 +72,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.logs, "log", "server log to tail and classify, NAME=PATH (repeatable)")
 	fs.Var(&f.resolve, "resolve", "dial HOST at IP instead, keeping the name (like curl --resolve), HOST=IP (repeatable)")
 	fs.StringVar(&f.cpuprofile, "cpuprofile", "", "write stampede's own CPU profile to this file (for tuning stampede)")
+	f.split.register(fs)
 }
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -79,7 +81,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var f runFlags
 	f.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: stampede run [flags] [SCENARIO.yaml]\n       stampede run --url URL -u USERS -r SPAWN_RATE -t DURATION\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: stampede run [flags] [SCENARIO.yaml]\n       stampede run --url URL -u USERS -r SPAWN_RATE -t DURATION\n       stampede run SCENARIO.yaml --segment i/N [--start-at RFC3339] --out DIR   (one generator of N; then stampede merge)\n       stampede run SCENARIO.yaml --observe-only [--start-at RFC3339] --out DIR\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	// Flags may come after the scenario file too.
@@ -92,12 +94,19 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if len(positional) > 1 {
 		return withHint(fmt.Errorf("run: one scenario file at a time, got %d", len(positional)), "stampede run scenario.yaml")
 	}
+	sp, err := resolveSplit(&f.split, os.Getenv, time.Now())
+	if err != nil {
+		return err
+	}
 	sc, plan, err := buildPlan(&f, positional)
 	if err != nil {
 		return err
 	}
 	opts, err := runOptions(sc, &f)
 	if err != nil {
+		return err
+	}
+	if plan, err = applySplit(&f.split, sp, sc, plan, &opts); err != nil {
 		return err
 	}
 	if f.cpuprofile != "" {
@@ -112,9 +121,18 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		defer pprof.StopCPUProfile()
 	}
 	opts.Command = append([]string{"stampede", "run"}, args...)
-	res, err := executeRun(ctx, plan, opts, runView{stdout: stdout, stderr: stderr, quiet: f.quiet})
+	if !sp.startAt.IsZero() {
+		fmt.Fprintf(stdout, "Waiting until %s (%s) to start.\n", sp.startAt.Format(time.RFC3339), sp.atFrom)
+	}
+	res, err := executeRun(ctx, plan, opts, runView{stdout: stdout, stderr: stderr, quiet: f.quiet || opts.ObserveOnly})
 	if err != nil {
 		return err
+	}
+	switch {
+	case opts.ObserveOnly:
+		fmt.Fprintln(stdout, "Observer: probes and logs only; merge this directory with the segments' (stampede merge).")
+	case opts.Segment != nil:
+		fmt.Fprintf(stdout, "Segment %s (%s): its thresholds are evaluated by stampede merge, over every segment.\n", plan.Segment, sp.from)
 	}
 	if failed := res.FailedThresholds(); len(failed) > 0 {
 		return &thresholdError{failed: failed}
@@ -266,7 +284,7 @@ func executeRun(ctx context.Context, plan *load.Plan, o runner.Options, v runVie
 		}
 		return nil, err
 	}
-	printSummary(v.stdout, res.Summary, plan, res.Aborted, res.Partial)
+	printSummary(v.stdout, res.Summary, plan.Target.Redacted(), plan.Model.String(), res.Aborted, res.Partial)
 	if res.SessionsLost > 0 {
 		fmt.Fprintf(v.stdout, "Sessions lost (a page sent a logged-in user back to the login form): %d; logged in again: %d\n", res.SessionsLost, res.Relogins)
 	}

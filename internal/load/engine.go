@@ -77,6 +77,8 @@ func (e *Engine) Run(ctx context.Context, out chan<- stampede.Result) error {
 	return nil
 }
 
+// newVU returns virtual user number n (from 1, numbered as in the whole
+// plan when the plan is a segment).
 func (e *Engine) newVU(n int, out chan<- stampede.Result) *vu {
 	v := &vu{e: e, n: n, out: out, rng: rand.New(rand.NewPCG(uint64(n), uint64(time.Now().UnixNano())))}
 	if e.plan.Quick && e.plan.Target.Scheme == "http" {
@@ -96,18 +98,14 @@ func (e *Engine) newVU(n int, out chan<- stampede.Result) *vu {
 
 func (e *Engine) runClosed(ctx context.Context, out chan<- stampede.Result, wg *sync.WaitGroup) {
 	p := e.plan
-	interval := time.Duration(float64(time.Second) / p.SpawnRate)
 	start := time.Now()
-	for i := 1; i <= p.Users; i++ {
-		if i > 1 {
-			// Spawn on schedule: user i starts at (i-1)/rate, whatever
-			// happened to the others.
-			at := start.Add(time.Duration(i-1) * interval)
-			if !sleepUntil(ctx, at) {
-				return
-			}
+	for j := range p.Users {
+		// Spawn on schedule: the j-th user starts at its offset, whatever
+		// happened to the others.
+		if at := p.spawnOffset(j); at > 0 && !sleepUntil(ctx, start.Add(at)) {
+			return
 		}
-		v := e.newVU(i, out)
+		v := e.newVU(p.Segment.global(j), out)
 		wg.Add(1)
 		e.users.Add(1)
 		go func() {
@@ -122,11 +120,10 @@ func (e *Engine) runClosed(ctx context.Context, out chan<- stampede.Result, wg *
 func (e *Engine) runOpen(ctx context.Context, out chan<- stampede.Result, wg *sync.WaitGroup) {
 	p := e.plan
 	work := make(chan time.Time)
-	interval := time.Duration(float64(time.Second) / p.ArrivalRate)
 	start := time.Now()
 	n := 0
 	for i := 0; ; i++ {
-		at := start.Add(time.Duration(i) * interval)
+		at := start.Add(p.arrivalOffset(i))
 		// Keep the schedule: when the pacer is late it starts the overdue
 		// arrivals at once, each stamped with its intended time.
 		if !sleepUntil(ctx, at) {
@@ -142,8 +139,8 @@ func (e *Engine) runOpen(ctx context.Context, out chan<- stampede.Result, wg *sy
 			e.dropped.Add(1)
 			continue
 		}
+		v := e.newVU(p.Segment.global(n), out)
 		n++
-		v := e.newVU(n, out)
 		wg.Add(1)
 		e.users.Add(1)
 		e.started.Add(1)

@@ -78,8 +78,13 @@ type Plan struct {
 	// NoRelogin keeps a user whose session was lost browsing logged out
 	// instead of logging in again (scenario relogin: false).
 	NoRelogin bool
+	// Segment is the part of a split load this plan runs (ForSegment);
+	// zero for the whole load. Users, SpawnRate and ArrivalRate are then
+	// the segment's own.
+	Segment Segment
 
 	totalWeight int
+	wholeRate   float64 // a segment's whole plan's spawn or arrival rate
 }
 
 // Task is a compiled weighted task.
@@ -498,16 +503,23 @@ func (p *Plan) LoginSteps() []string {
 	return names
 }
 
-// Accounts is the number of distinct users-file rows the run logs in with.
+// Accounts is the number of distinct users-file rows the run (or its
+// segment) logs in with.
 func (p *Plan) Accounts() int {
 	switch {
 	case len(p.Rows) == 0:
 		return 0
 	case p.Assignment == Shared:
 		return 1
-	default:
+	case !p.Segment.split():
 		return min(len(p.Rows), p.Users)
 	}
+	// A segment's users take rows (global-1) mod rows: count the distinct.
+	seen := make(map[int]bool, min(p.Users, len(p.Rows)))
+	for j := 0; j < p.Users && len(seen) < len(p.Rows); j++ {
+		seen[(p.Segment.global(j)-1)%len(p.Rows)] = true
+	}
+	return len(seen)
 }
 
 // tmpl is a template: literal text and {{variables}}, parsed once.

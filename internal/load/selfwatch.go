@@ -19,6 +19,8 @@ const (
 
 // SelfWatch samples the generator itself: its CPU use and how late its
 // timers fire (scheduling lag), once per interval, as "generator" samples.
+// The samples of a segment of a split load (Plan.Segment) carry it as
+// Info["segment"] = "i/N".
 type SelfWatch struct {
 	// SharedWithTarget says the target runs in this process (stampede demo
 	// serves the lab in-process): the process's CPU and timer lag are then
@@ -63,6 +65,14 @@ func (w *SelfWatch) Run(ctx context.Context, interval time.Duration, emit func(s
 			var info map[string]string
 			if w.SharedWithTarget {
 				info = map[string]string{"shared_with_target": "true"}
+			}
+			if sg := w.e.plan.Segment; sg.split() {
+				// The users of the segments add up: runner.Finish sums
+				// each segment's latest sample by this key.
+				if info == nil {
+					info = map[string]string{}
+				}
+				info["segment"] = sg.String()
 			}
 			emit(stampede.Sample{Time: now, Source: "generator", Info: info, Values: map[string]float64{
 				"cpu_pct":    pct,

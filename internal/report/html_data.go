@@ -538,6 +538,10 @@ type overlay struct {
 	// sum adds the samples of a bucket (deltas); otherwise the bucket shows
 	// their maximum, so a one-sample spike survives a wide bucket.
 	sum bool
+	// bySegment adds, bucket by bucket, the series of each segment of a
+	// split load (the samples' Info["segment"]): the users of a merged
+	// run are those of every generator.
+	bySegment bool
 }
 
 // overlayCharts are the server-side charts in page order, with their titles
@@ -549,7 +553,7 @@ var overlayCharts = []struct{ id, title, left, right string }{
 }
 
 var overlays = []overlay{
-	{chart: "throughput", source: "generator", key: "users", label: "users", color: "#7f7f7f"},
+	{chart: "throughput", source: "generator", key: "users", label: "users", color: "#7f7f7f", bySegment: true},
 	{chart: "pool", source: "pgbouncer", key: "cl_waiting", label: "PgBouncer clients waiting (cl_waiting)", color: "#d62728"},
 	{chart: "pool", source: "postgres", key: "wait:Lock", label: "DB sessions waiting on locks (wait:Lock)", color: "#9467bd"},
 	{chart: "pool", source: "pgbouncer", key: "maxwait_s", label: "PgBouncer longest wait (maxwait_s)", unit: "s", axis: 1, color: "#ff7f0e"},
@@ -583,9 +587,48 @@ func (g grid) index(t time.Time) int {
 // timelineSeries buckets the timeline's samples of one overlay onto g;
 // nil when the timeline has no such metric.
 func timelineSeries(samples []stampede.Sample, o overlay, g grid) floats {
-	var out floats
+	if !o.bySegment {
+		return bucketSeries(samples, o, g, nil)
+	}
+	segs := map[string]bool{}
 	for _, s := range samples {
-		if s.Source != o.source || s.Err != "" {
+		if s.Source == o.source {
+			segs[s.Info["segment"]] = true
+		}
+	}
+	if len(segs) < 2 {
+		return bucketSeries(samples, o, g, nil)
+	}
+	var out floats
+	for seg := range segs {
+		v := bucketSeries(samples, o, g, func(s *stampede.Sample) bool { return s.Info["segment"] == seg })
+		if v == nil {
+			continue
+		}
+		if out == nil {
+			out = v
+			continue
+		}
+		for i, x := range v {
+			switch {
+			case math.IsNaN(x):
+			case math.IsNaN(out[i]):
+				out[i] = x
+			default:
+				out[i] += x
+			}
+		}
+	}
+	return out
+}
+
+// bucketSeries buckets the samples of one overlay that keep says to keep
+// (nil: all) onto g; nil when there are none.
+func bucketSeries(samples []stampede.Sample, o overlay, g grid, keep func(*stampede.Sample) bool) floats {
+	var out floats
+	for k := range samples {
+		s := &samples[k]
+		if s.Source != o.source || s.Err != "" || (keep != nil && !keep(s)) {
 			continue
 		}
 		v, ok := s.Values[o.key]

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -502,5 +503,39 @@ func TestHTMLTimelineWithoutRequests(t *testing.T) {
 	}
 	if chartByID(d, "pool") == nil || len(d.Markers) == 0 {
 		t.Errorf("no pool chart or no markers: %d charts, %d markers", len(d.Charts), len(d.Markers))
+	}
+}
+
+// TestUsersOfSegmentsAddUp: a merged run's generator samples come from
+// several segments; the users line is their sum, the CPU line their
+// maximum.
+func TestUsersOfSegmentsAddUp(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var samples []stampede.Sample
+	for s := range 4 {
+		for seg, users := range map[string]float64{"0/3": 4, "1/3": 3, "2/3": 3} {
+			samples = append(samples, stampede.Sample{Time: t0.Add(time.Duration(s)*time.Second + 100*time.Millisecond), Source: "generator",
+				Info: map[string]string{"segment": seg}, Values: map[string]float64{"users": users, "cpu_pct": users * 10}})
+		}
+	}
+	g := grid{t0: t0, step: time.Second, n: 4}
+	var usersO, cpuO overlay
+	for _, o := range overlays {
+		switch {
+		case o.source == "generator" && o.key == "users":
+			usersO = o
+		case o.source == "generator" && o.key == "cpu_pct":
+			cpuO = o
+		}
+	}
+	if got := timelineSeries(samples, usersO, g); !reflect.DeepEqual([]float64(got), []float64{10, 10, 10, 10}) {
+		t.Errorf("users %v, want 10 a second (4+3+3)", got)
+	}
+	if got := timelineSeries(samples, cpuO, g); !reflect.DeepEqual([]float64(got), []float64{40, 40, 40, 40}) {
+		t.Errorf("generator CPU %v, want the busiest segment's 40", got)
+	}
+	one := []stampede.Sample{{Time: t0, Source: "generator", Values: map[string]float64{"users": 5}}}
+	if got := timelineSeries(one, usersO, g); got[0] != 5 {
+		t.Errorf("one generator: users %v", got)
 	}
 }

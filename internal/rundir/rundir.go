@@ -64,6 +64,55 @@ type Meta struct {
 	// Thresholds are the scenario's thresholds as written, by endpoint:
 	// "stampede diagnose" evaluates them again from summary.json.
 	Thresholds map[string][]string `json:"thresholds,omitempty"`
+	// Segment marks the run directory of one segment of a load split
+	// across generators (stampede run --segment), or of their observer.
+	Segment *Segment `json:"segment,omitempty"`
+	// Segments marks a run directory merged from segments (stampede
+	// merge): which were merged, which were missing or did not finish.
+	Segments *Segments `json:"segments,omitempty"`
+}
+
+// Segment is meta.json's "segment" of one generator's part of a split load:
+//
+//	{
+//	  "index": 1, "count": 3,               // segment 1 of 0..2; -1 for the observer
+//	  "observer": false,                    // true: probes and logs only, no load (--observe-only)
+//	  "start_at": "2026-...Z",              // the instant every segment waited for (--start-at)
+//	  "scenario_digest": "sha256:...",      // of the scenario as run (secrets masked) and the whole load
+//	  "whole_load": LOAD                    // the load facts of every segment together
+//	}
+//
+// A segment's own "load" in meta.json is its share.
+type Segment struct {
+	Index     int        `json:"index"`
+	Count     int        `json:"count"`
+	Observer  bool       `json:"observer,omitempty"`
+	StartAt   time.Time  `json:"start_at,omitzero"`
+	Digest    string     `json:"scenario_digest"`
+	WholeLoad *LoadFacts `json:"whole_load,omitempty"`
+}
+
+// Segments is meta.json's "segments" of a merged run directory:
+//
+//	{
+//	  "count": 3,                 // the segments the load was split into
+//	  "merged": [0, 1, 2],        // those whose directories were merged (finished or not)
+//	  "missing": [],              // those no directory was given for
+//	  "partial": [2],             // merged, but did not finish (interrupted or killed)
+//	  "observer": true,           // a separate observer's directory was merged
+//	  "start_at": "2026-...Z",
+//	  "scenario_digest": "sha256:...",
+//	  "dirs": ["/results/seg-0", ...]  // the directories merged, in segment order
+//	}
+type Segments struct {
+	Count    int       `json:"count"`
+	Merged   []int     `json:"merged"`
+	Missing  []int     `json:"missing"`
+	Partial  []int     `json:"partial"`
+	Observer bool      `json:"observer,omitempty"`
+	StartAt  time.Time `json:"start_at,omitzero"`
+	Digest   string    `json:"scenario_digest"`
+	Dirs     []string  `json:"dirs"`
 }
 
 // LoadFacts are the facts of the load the diagnosis reasons with.
@@ -258,64 +307,139 @@ func ReadRequests(dir string, fn func(*stampede.Result) error) error {
 	return DecodeRequests(f, path, fn)
 }
 
+// ReadRequestsByEnd streams requests.csv of dir to fn in completion order
+// (by End, ties in file order): the order the recorder wrote them in, put
+// right where results reached it out of order (see EndOrder; slack 0 is
+// DefaultSlack).
+func ReadRequestsByEnd(dir string, slack time.Duration, fn func(*stampede.Result) error) error {
+	o := EndOrder{Slack: slack}
+	if err := ReadRequests(dir, func(r *stampede.Result) error { return o.Push(r, fn) }); err != nil {
+		return err
+	}
+	return o.Flush(fn)
+}
+
 // DecodeRequests reads requests.csv text from r; name is used in errors.
 func DecodeRequests(r io.Reader, name string, fn func(*stampede.Result) error) error {
-	br := bufio.NewReaderSize(r, 1<<20)
-	names := map[string]string{} // interning: endpoint names and reasons repeat
-	intern := func(b []byte) string {
-		if s, ok := names[string(b)]; ok {
-			return s
-		}
-		s := string(b)
-		if len(names) < 1<<16 {
-			names[s] = s
-		}
-		return s
-	}
-	line := 0
-	cols := 12
+	rd := NewRequestReader(r, name, 1<<20)
 	var res stampede.Result
 	for {
-		raw, err := br.ReadSlice('\n')
+		err := rd.Next(&res)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(&res); err != nil {
+			return err
+		}
+	}
+}
+
+// RequestReader reads requests.csv one result at a time, for a caller that
+// pulls from several files at once (a merge).
+type RequestReader struct {
+	br     *bufio.Reader
+	name   string
+	closer io.Closer
+	line   int
+	cols   int
+	names  map[string]string // interning: endpoint names and reasons repeat
+}
+
+// OpenRequests opens requests.csv of dir for reading, through a buffer of
+// size bytes (0: 1 MiB). Close it when done.
+func OpenRequests(dir string, size int) (*RequestReader, error) {
+	path := filepath.Join(dir, RequestsFile)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	rd := NewRequestReader(f, path, size)
+	rd.closer = f
+	return rd, nil
+}
+
+// NewRequestReader reads requests.csv text from r through a buffer of size
+// bytes (0: 1 MiB); name is used in errors.
+func NewRequestReader(r io.Reader, name string, size int) *RequestReader {
+	if size <= 0 {
+		size = 1 << 20
+	}
+	return &RequestReader{br: bufio.NewReaderSize(r, size), name: name, cols: 12, names: map[string]string{}}
+}
+
+// Next reads the next result into res. It returns io.EOF after the last
+// one; a torn last line (a run killed mid-write) is the end too. A
+// malformed line is an error naming the file and the line. The strings of
+// res stay valid after the next call.
+func (rd *RequestReader) Next(res *stampede.Result) error {
+	for {
+		raw, err := rd.br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
+			// A line longer than the buffer: copy what was read before
+			// reading on overwrites the buffer.
+			head := append([]byte(nil), raw...)
 			var more []byte
-			more, err = br.ReadBytes('\n')
-			raw = append(append([]byte(nil), raw...), more...)
+			more, err = rd.br.ReadBytes('\n')
+			raw = append(head, more...)
 		}
 		if len(raw) == 0 && err != nil {
 			if err == io.EOF {
-				return nil
+				return io.EOF
 			}
-			return fmt.Errorf("%s: %w", name, err)
+			return fmt.Errorf("%s: %w", rd.name, err)
 		}
-		line++
+		rd.line++
 		if err == io.EOF {
-			return nil // torn last line: the run was killed mid-write
+			return io.EOF // torn last line: the run was killed mid-write
 		}
 		if err != nil {
-			return fmt.Errorf("%s:%d: %w", name, line, err)
+			return fmt.Errorf("%s:%d: %w", rd.name, rd.line, err)
 		}
 		raw = bytes.TrimRight(raw, "\r\n")
-		if line == 1 {
+		if rd.line == 1 {
 			switch string(raw) {
 			case RequestsHeader:
 			case requestsHeader11:
-				cols = 11
+				rd.cols = 11
 			default:
-				return fmt.Errorf("%s:1: header %q is not %q", name, raw, RequestsHeader)
+				return fmt.Errorf("%s:1: header %q is not %q", rd.name, raw, RequestsHeader)
 			}
 			continue
 		}
 		if len(raw) == 0 {
 			continue
 		}
-		if err := parseResult(raw, cols, &res, intern); err != nil {
-			return fmt.Errorf("%s:%d: %w", name, line, err)
+		if err := parseResult(raw, rd.cols, res, rd.intern); err != nil {
+			return fmt.Errorf("%s:%d: %w", rd.name, rd.line, err)
 		}
-		if err := fn(&res); err != nil {
-			return err
-		}
+		return nil
 	}
+}
+
+// Line is the line of the file the last result came from (the header is
+// line 1).
+func (rd *RequestReader) Line() int { return rd.line }
+
+// Close closes the file OpenRequests opened.
+func (rd *RequestReader) Close() error {
+	if rd.closer == nil {
+		return nil
+	}
+	return rd.closer.Close()
+}
+
+func (rd *RequestReader) intern(b []byte) string {
+	if s, ok := rd.names[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(rd.names) < 1<<16 {
+		rd.names[s] = s
+	}
+	return s
 }
 
 // parseResult reads one line of cols fields (12, or 11 before the relogin
@@ -463,31 +587,76 @@ func ReadEvidence(dir string) ([]stampede.Evidence, error) {
 }
 
 func readJSONL(path string, fn func([]byte) error) error {
-	f, err := os.Open(path)
+	r, err := OpenJSONL(path, 1<<20)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<20)
-	line := 0
+	defer r.Close()
 	for {
-		b, err := br.ReadBytes('\n')
-		if len(b) > 0 && err == nil {
-			line++
-			if len(bytes.TrimSpace(b)) > 0 {
-				if perr := fn(b); perr != nil {
-					return fmt.Errorf("%s:%d: %w", path, line, perr)
-				}
-			}
-		}
+		b, err := r.Next()
 		if err == io.EOF {
-			return nil // a torn last line is skipped
+			return nil
 		}
 		if err != nil {
 			return err
 		}
+		if perr := fn(b); perr != nil {
+			return fmt.Errorf("%s:%d: %w", path, r.Line(), perr)
+		}
 	}
 }
+
+// JSONLReader reads a .jsonl file (timeline.jsonl, evidence.jsonl) one line
+// at a time.
+type JSONLReader struct {
+	f    *os.File
+	br   *bufio.Reader
+	line int
+}
+
+// OpenJSONL opens path for reading through a buffer of size bytes (0: 1
+// MiB). Close it when done.
+func OpenJSONL(path string, size int) (*JSONLReader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if size <= 0 {
+		size = 1 << 20
+	}
+	return &JSONLReader{f: f, br: bufio.NewReaderSize(f, size)}, nil
+}
+
+// Next returns the next line that is not blank, without its newline, valid
+// until the next call; io.EOF after the last. A torn last line (no
+// newline: a run killed mid-write) is the end.
+func (r *JSONLReader) Next() ([]byte, error) {
+	for {
+		b, err := r.br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			head := append([]byte(nil), b...) // before reading on overwrites it
+			var more []byte
+			more, err = r.br.ReadBytes('\n')
+			b = append(head, more...)
+		}
+		if err == io.EOF {
+			return nil, io.EOF
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", r.f.Name(), err)
+		}
+		r.line++
+		if b = bytes.TrimSpace(b); len(b) > 0 {
+			return b, nil
+		}
+	}
+}
+
+// Line is the line number of the last line Next returned.
+func (r *JSONLReader) Line() int { return r.line }
+
+// Close closes the file.
+func (r *JSONLReader) Close() error { return r.f.Close() }

@@ -101,17 +101,18 @@ func LoadInput(dir string) (*diagnose.Input, error) {
 	l := meta.Load
 	in.Load = diagnose.LoadFacts{Model: l.Model, Users: l.Users, SpawnRate: l.SpawnRate, ArrivalRate: l.ArrivalRate,
 		Accounts: l.Accounts, Assignment: l.Assignment, SourceIPs: l.SourceIPs, LoginEndpoints: l.LoginEndpoints}
-	if err := thresholdInput(dir, meta.Thresholds, in); err != nil {
+	if err := thresholdInput(dir, meta.Thresholds, meta.Segment == nil, in); err != nil {
 		return nil, fmt.Errorf("diagnose: %w", err)
 	}
 	return in, nil
 }
 
 // thresholdInput gives the diagnosis the run's thresholds: the latency
-// ones as the bars above which requests are slow, and each one evaluated
-// against summary.json (when the run wrote one), so the diagnosis can say
-// what explains a failed one.
-func thresholdInput(dir string, spec map[string][]string, in *diagnose.Input) error {
+// ones as the bars above which requests are slow, and, if evaluate, each
+// one evaluated against summary.json (when the run wrote one), so the
+// diagnosis can say what explains a failed one. A segment of a split load
+// does not evaluate them: its figures are not the run's.
+func thresholdInput(dir string, spec map[string][]string, evaluate bool, in *diagnose.Input) error {
 	if len(spec) == 0 {
 		return nil
 	}
@@ -123,6 +124,9 @@ func thresholdInput(dir string, spec map[string][]string, in *diagnose.Input) er
 		if t.Kind == metrics.KindLatency && t.Metric != "min" && (t.Op == "<" || t.Op == "<=") {
 			in.Limits = append(in.Limits, diagnose.Limit{Endpoint: t.Endpoint, Max: time.Duration(t.Value), Threshold: t.Endpoint + ": " + t.Expr})
 		}
+	}
+	if !evaluate {
+		return nil
 	}
 	sum, err := metrics.ReadSummary(filepath.Join(dir, rundir.SummaryFile))
 	if errors.Is(err, os.ErrNotExist) {

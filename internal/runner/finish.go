@@ -37,11 +37,15 @@ type FinishOptions struct {
 // the results that ended by then, and a last one at meta.json's end (at the
 // last response for a run killed before it wrote its end), as the recorder
 // does live. A second's users are the sum, over the segments, of the users
-// of each segment's latest generator sample; a segment is named by the
+// of each segment's latest generator sample (up to 3 seconds old: a
+// segment that stopped early stops counting); a segment is named by the
 // sample's Info["segment"], empty for a run of one generator. The dropped
 // and aborted counts and the partial mark come from meta.json. Latencies
 // and times are those of requests.csv, to the microsecond: the figures
 // match the live run's to within that.
+//
+// The replay streams requests.csv: its memory does not grow with the
+// number of requests (the diagnosis, which keeps every request, does).
 func Finish(ctx context.Context, dir string, o FinishOptions) (*Result, error) {
 	meta, err := rundir.ReadMeta(dir)
 	if err != nil {
@@ -64,15 +68,18 @@ func Finish(ctx context.Context, dir string, o FinishOptions) (*Result, error) {
 	return res, nil
 }
 
+// segmentSilence is how long after its last generator sample (one a
+// second) a segment's users still count in a merged run's history.
+const segmentSilence = 3 * time.Second
+
 // replay rebuilds the metrics of the run in dir from its records, writes
 // the Locust CSVs from them and returns them closed. A killed run's
 // meta.End is set to its last response.
+//
+// It streams requests.csv in completion order (rundir.ReadRequestsByEnd):
+// its memory is the results of a couple of seconds, the generator's
+// samples and the metrics' histograms, whatever the number of requests.
 func replay(ctx context.Context, dir string, meta *rundir.Meta) (*metrics.Metrics, error) {
-	var results []stampede.Result
-	if err := rundir.ReadRequests(dir, func(r *stampede.Result) error { results = append(results, *r); return nil }); err != nil {
-		return nil, err
-	}
-	slices.SortStableFunc(results, func(a, b stampede.Result) int { return a.End().Compare(b.End()) })
 	timeline, err := rundir.ReadTimeline(dir)
 	if err != nil {
 		return nil, err
@@ -84,36 +91,60 @@ func replay(ctx context.Context, dir string, meta *rundir.Meta) (*metrics.Metric
 		}
 	}
 	slices.SortStableFunc(gen, func(a, b stampede.Sample) int { return a.Time.Compare(b.Time) })
-	if meta.End.IsZero() { // killed: the run ends at its last response
-		meta.End = meta.Start
-		if n := len(results); n > 0 && results[n-1].End().After(meta.End) {
-			meta.End = results[n-1].End()
-		}
-	}
+	killed := meta.End.IsZero() // the run ends at its last response
 
 	m := metrics.New(meta.Start)
 	hist := []byte(locust.HistoryHeader + "\r\n")
-	users := map[string]int{} // by segment, from its latest generator sample
-	i, j := 0, 0
-	for t := meta.Start.Add(time.Second); t.Before(meta.End); t = t.Add(time.Second) {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		for ; i < len(results) && !results[i].End().After(t); i++ {
-			m.Add(&results[i])
-		}
-		for ; j < len(gen) && !gen[j].Time.After(t); j++ {
-			users[gen[j].Info["segment"]] = int(gen[j].Values["users"])
-		}
-		n := 0
-		for _, u := range users {
-			n += u
-		}
-		hist = locust.AppendHistory(hist, m, m.Tick(t, n))
+	// Users by segment, from its latest generator sample. A segment whose
+	// samples stopped (it was killed or interrupted before the others
+	// ended) stops counting segmentSilence after its last one.
+	type latest struct {
+		users int
+		at    time.Time
 	}
-	for ; i < len(results); i++ {
-		m.Add(&results[i])
+	users := map[string]latest{}
+	j := 0
+	next := meta.Start.Add(time.Second) // the next second to close
+	// tick closes every second before t (and before the end of a run that
+	// was not killed), as the recorder closed one every second.
+	tick := func(t time.Time) {
+		for next.Before(t) && (killed || next.Before(meta.End)) {
+			for ; j < len(gen) && !gen[j].Time.After(next); j++ {
+				users[gen[j].Info["segment"]] = latest{int(gen[j].Values["users"]), gen[j].Time}
+			}
+			n := 0
+			for seg, u := range users {
+				if seg == "" || next.Sub(u.at) <= segmentSilence {
+					n += u.users
+				}
+			}
+			hist = locust.AppendHistory(hist, m, m.Tick(next, n))
+			next = next.Add(time.Second)
+		}
 	}
+	last := meta.Start
+	n := 0
+	err = rundir.ReadRequestsByEnd(dir, 0, func(r *stampede.Result) error {
+		if n++; n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		end := r.End()
+		tick(end) // a result ending at a second's close belongs to it
+		m.Add(r)
+		if end.After(last) {
+			last = end
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if killed {
+		meta.End = last
+	}
+	tick(meta.End)
 	hist = locust.AppendHistory(hist, m, m.Tick(meta.End, 0))
 	m.SetDropped(meta.Dropped)
 	m.Close()

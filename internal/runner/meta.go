@@ -25,6 +25,11 @@ func newMeta(dir string, plan *load.Plan, o Options, start time.Time) *rundir.Me
 		Host: host, Command: RedactArgs(o.Command), Start: start, Partial: true,
 		Load: loadFacts(plan), Probes: o.Probes.Names(),
 	}
+	if o.Segment != nil {
+		sg := *o.Segment
+		sg.StartAt = o.StartAt
+		meta.Segment = &sg
+	}
 	if o.Scenario != nil && o.Scenario.File() != "" {
 		meta.Scenario = redactScenario(o.Scenario)
 	}

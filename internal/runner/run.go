@@ -33,6 +33,14 @@ func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	if !o.StartAt.IsZero() {
+		if err := CheckStartAt(o.StartAt, time.Now()); err != nil {
+			return nil, fmt.Errorf("run: %w", err)
+		}
+		if !sleepUntil(ctx, o.StartAt) {
+			return nil, fmt.Errorf("run: interrupted while waiting to start at %s", o.StartAt.Format(time.RFC3339))
+		}
+	}
 	start := time.Now()
 	dir := o.Dir
 	if dir == "" {
@@ -60,11 +68,13 @@ func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 	// until the load is over; sideCtx ends them.
 	sideCtx, stopSide := context.WithCancel(context.Background())
 	var side sync.WaitGroup
-	side.Go(func() {
-		sw := load.NewSelfWatch(engine)
-		sw.SharedWithTarget = o.SharedProcess
-		sw.Run(sideCtx, time.Second, func(s stampede.Sample) { _ = w.timeline.Write(s) })
-	})
+	if !o.ObserveOnly {
+		side.Go(func() {
+			sw := load.NewSelfWatch(engine)
+			sw.SharedWithTarget = o.SharedProcess
+			sw.Run(sideCtx, time.Second, func(s stampede.Sample) { _ = w.timeline.Write(s) })
+		})
+	}
 	stopProbes, err := startProbes(sideCtx, o.Probes, func(s stampede.Sample) { _ = w.timeline.Write(s) })
 	if err != nil {
 		stopSide()
@@ -124,7 +134,13 @@ func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 		}
 	}()
 
-	runErr := engine.Run(ctx, results)
+	var runErr error
+	if o.ObserveOnly {
+		// The observer watches for as long as the segments load.
+		sleepUntil(ctx, start.Add(plan.Duration))
+	} else {
+		runErr = engine.Run(ctx, results)
+	}
 	close(results)
 	<-recDone
 	interrupted := ctx.Err() != nil
@@ -159,8 +175,25 @@ func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 	}
 	res := &Result{Dir: dir, Summary: sum, Partial: interrupted, Aborted: engine.Aborted(),
 		SessionsLost: engine.SessionsLost(), Relogins: engine.Relogins()}
-	derive(dir, res, o.Thresholds, o.NoDiagnose)
+	thresholds := o.Thresholds
+	if o.Segment != nil {
+		thresholds = nil // evaluated once, by the merge of every segment
+	}
+	derive(dir, res, thresholds, o.NoDiagnose || o.ObserveOnly)
 	return res, nil
+}
+
+// sleepUntil waits until at or until ctx ends, and reports whether ctx is
+// still live.
+func sleepUntil(ctx context.Context, at time.Time) bool {
+	t := time.NewTimer(time.Until(at))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // writers are the files a run appends to while it runs. The recorder

@@ -9,6 +9,7 @@ import (
 	stampede "github.com/stampede-load/stampede"
 	"github.com/stampede-load/stampede/internal/load"
 	"github.com/stampede-load/stampede/internal/metrics"
+	"github.com/stampede-load/stampede/internal/rundir"
 )
 
 // Options are the settings of a run that are not in its plan. The zero
@@ -46,6 +47,36 @@ type Options struct {
 	Progress func(Status)
 	// ProgressEvery is the interval of Progress; 0 is one second.
 	ProgressEvery time.Duration
+	// StartAt, when not zero, is the wall-clock instant the run starts at:
+	// Run waits for it, so that the segments of a split load, each waiting
+	// for the same instant, have per-second histories that line up. An
+	// instant more than StartAtTolerance in the past is an error.
+	StartAt time.Time
+	// Segment, when not nil, marks the run as one segment of a load split
+	// across generators (the plan is load.Plan.ForSegment's; see
+	// NewSegment) or, with ObserveOnly, as their observer. meta.json keeps
+	// it. A segment's figures are not the run's: its thresholds are kept in
+	// meta.json but not evaluated (stampede merge evaluates them once, over
+	// every segment), nor shown to its diagnosis.
+	Segment *rundir.Segment
+	// ObserveOnly runs the probes and log followers for the plan's
+	// duration without any load: the one observer of a split load whose
+	// segments only make load. It writes no diagnosis.
+	ObserveOnly bool
+}
+
+// StartAtTolerance is how far in the past Options.StartAt may be: a
+// generator that starts later than that would not line up with the others.
+const StartAtTolerance = 5 * time.Second
+
+// CheckStartAt reports a start instant more than StartAtTolerance before
+// now.
+func CheckStartAt(at, now time.Time) error {
+	if late := now.Sub(at); !at.IsZero() && late > StartAtTolerance {
+		return fmt.Errorf("start at %s: %s in the past (more than %s): this generator would not line up with the others",
+			at.Format(time.RFC3339), late.Round(time.Second), StartAtTolerance)
+	}
+	return nil
 }
 
 // Validate reports options that cannot run.
@@ -60,6 +91,9 @@ func (o Options) Validate() error {
 		if l.Name == "" || l.Path == "" {
 			return fmt.Errorf("runner: log %d (%q=%q): want a name and a path", i+1, l.Name, l.Path)
 		}
+	}
+	if o.Segment != nil && o.Segment.Observer != o.ObserveOnly {
+		return fmt.Errorf("runner: segment observer %v with ObserveOnly %v: an observer (NewObserver) observes only", o.Segment.Observer, o.ObserveOnly)
 	}
 	return nil
 }
