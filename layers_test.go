@@ -21,7 +21,7 @@ var layers = []struct {
 	{3, []string{"internal/report", "internal/locust"}},
 	{4, []string{"internal/runner"}},
 	{5, []string{"internal/merge"}},
-	{6, []string{"cmd/"}},
+	{6, []string{"cmd/", "internal/testenv/cmd/"}},
 }
 
 // alone are packages that import no package of the module but those named:
