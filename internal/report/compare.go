@@ -130,6 +130,8 @@ type FindingChange struct {
 	StatusB   string `json:"status_b"`
 	FailuresA int    `json:"failures_a"`
 	FailuresB int    `json:"failures_b"`
+	SlowA     int    `json:"slow_a"`
+	SlowB     int    `json:"slow_b"`
 }
 
 // Compare compares the run directories dirA (before) and dirB (after) from
@@ -293,16 +295,16 @@ func compareFindings(da, db *stampede.Diagnosis) []FindingChange {
 	index := map[string]int{}
 	for _, f := range db.Findings {
 		index[f.ID] = len(out)
-		out = append(out, FindingChange{ID: f.ID, Change: "appeared", Title: f.Title, StatusB: f.Status, FailuresB: f.Explains.Failures})
+		out = append(out, FindingChange{ID: f.ID, Change: "appeared", Title: f.Title, StatusB: f.Status, FailuresB: f.Explains.Failures, SlowB: f.Explains.Slow})
 	}
 	for _, f := range da.Findings {
 		i, ok := index[f.ID]
 		if !ok {
-			out = append(out, FindingChange{ID: f.ID, Change: "disappeared", Title: f.Title, StatusA: f.Status, FailuresA: f.Explains.Failures})
+			out = append(out, FindingChange{ID: f.ID, Change: "disappeared", Title: f.Title, StatusA: f.Status, FailuresA: f.Explains.Failures, SlowA: f.Explains.Slow})
 			continue
 		}
 		c := &out[i]
-		c.StatusA, c.FailuresA = f.Status, f.Explains.Failures
+		c.StatusA, c.FailuresA, c.SlowA = f.Status, f.Explains.Failures, f.Explains.Slow
 		c.Change = "unchanged"
 		if c.StatusA != c.StatusB {
 			c.Change = "changed"
