@@ -22,7 +22,7 @@ var causes = map[string][]string{
 	IDCPUSaturation:    {IDPasswordHashCPU, IDSlowQuery},
 	IDPasswordHashCPU:  {IDLockContention},
 	IDSlowQuery:        {IDLockContention},
-	IDPoolWaitTimeout:  {IDLockContention, IDSlowQuery},
+	IDPoolWaitTimeout:  {IDLockContention, IDSlowQuery, IDRedisUnavailable, IDDBUnavailable},
 	IDWorkerSaturation: {IDLockContention, IDPoolWaitTimeout, IDSlowQuery, IDRedisUnavailable, IDRedisConnLimit, IDCPUSaturation, IDPasswordHashCPU},
 	IDTargetDown:       {IDWorkerSaturation},
 }

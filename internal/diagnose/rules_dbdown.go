@@ -96,9 +96,17 @@ func ruleDBUnavailable(c *ctx) verdict {
 		v.claims = append(v.claims, claim{groups: cand, ws: v.active})
 		v.evidence = append(v.evidence, c.groupRef(cand))
 	}
-	if n, _ := c.totalSlowIn(slowEps, v.active); n >= 1 {
-		v.claims = append(v.claims, claim{eps: slowEps, ws: v.active})
-		v.evidence = append(v.evidence, c.slowRef(slowEps, v.active))
+	// An outage slows what waits for it; a connection terminated at one
+	// moment fails what it carried, and slows nothing else.
+	if len(down) > 0 {
+		var dws []window
+		for _, w := range down {
+			dws = append(dws, window{w.from.Add(-c.pad), w.to.Add(c.pad)})
+		}
+		if n, _ := c.totalSlowIn(slowEps, dws); n >= 1 {
+			v.claims = append(v.claims, claim{eps: slowEps, ws: dws})
+			v.evidence = append(v.evidence, c.slowRef(slowEps, dws))
+		}
 	}
 	var from, to time.Time
 	for _, w := range down {

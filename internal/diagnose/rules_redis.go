@@ -68,19 +68,25 @@ func ruleRedisUnavailable(c *ctx) verdict {
 	}
 	ws := append(c.symptomWindows(cand, slowEps), c.windows(lost)...)
 	// A refusal is Redis's own answer. A timeout or a slow PING is only
-	// Redis's fault when this host's CPU was not saturated meanwhile: on a
-	// starved host the server and the probe wait for the CPU like everyone.
-	starved := c.hostStarved()
-	down := c.outages("redis", func(s *stampede.Sample) bool {
+	// Redis's fault when the observer was not starved meanwhile: a
+	// generator whose timers lag, or whose other probes could not read
+	// either, waited for the CPU itself.
+	starved := c.observerStarved("redis")
+	isDown := func(s *stampede.Sample) bool {
 		return redisDown(s) && (refusal(s.Err) || !starved(s.Time))
-	})
-	slow := c.outages("redis", func(s *stampede.Sample) bool {
+	}
+	isSlow := func(s *stampede.Sample) bool {
 		return s.Err == "" && s.Values["ping_ms"] >= redisSlowPing && !starved(s.Time)
-	})
+	}
+	down := c.outages("redis", isDown)
+	slow := c.outages("redis", isSlow)
+	bad := func(s *stampede.Sample) bool { return isDown(s) || isSlow(s) }
 	evs := c.eventsOf(IDRedisUnavailable, ws)
 	var hit []window
 	for _, w := range append(append([]window{}, down...), slow...) {
-		if overlaps(w, ws) {
+		// One bad reading is a moment, unless the app's own errors say
+		// Redis failed it then; two in a row are an outage.
+		if overlaps(w, ws) && (c.samplesIn("redis", w, bad) >= 2 || len(c.eventsOf(IDRedisUnavailable, []window{{w.from.Add(-c.pad), w.to.Add(c.pad)}})) > 0) {
 			hit = append(hit, w)
 		}
 	}
@@ -180,14 +186,47 @@ func refusal(err string) bool {
 	return containsAny(strings.ToLower(err), []string{"connection refused", "connection reset", "eof", "broken pipe", "no such host"})
 }
 
-// hostStarved returns a test of whether this host's CPU was saturated
-// (≥ 90% busy) at a moment, from the host probe's samples around it.
-func (c *ctx) hostStarved() func(time.Time) bool {
-	var hot []window
-	for _, s := range c.samples["host"] {
-		if s.Err == "" && s.Values["cpu_busy_pct"] >= 90 {
-			hot = append(hot, window{s.Time.Add(-2 * time.Second), s.Time.Add(2 * time.Second)})
+// observerStarved returns a test of whether stampede itself could not run
+// on time at a moment: its timers lagged (the generator's lag_ms over
+// 250 ms), or every other probe failed to read as well. A probe's timeout
+// then says nothing about the server it reads.
+func (c *ctx) observerStarved(source string) func(time.Time) bool {
+	var bad []window
+	for _, s := range c.samples["generator"] {
+		if s.Err == "" && s.Values["lag_ms"] >= 250 {
+			bad = append(bad, window{s.Time.Add(-2 * time.Second), s.Time.Add(time.Second)})
 		}
 	}
-	return func(t time.Time) bool { return inWindows(t, hot) }
+	return func(t time.Time) bool {
+		if inWindows(t, bad) {
+			return true
+		}
+		others, failed := 0, 0
+		for src, ss := range c.samples {
+			if src == source || src == "generator" {
+				continue
+			}
+			for _, s := range ss {
+				if d := s.Time.Sub(t); d > -2*time.Second && d < 2*time.Second {
+					others++
+					if s.Err != "" {
+						failed++
+					}
+				}
+			}
+		}
+		return others > 0 && failed == others
+	}
+}
+
+// samplesIn counts the samples of source inside w, ends included, for
+// which keep is true.
+func (c *ctx) samplesIn(source string, w window, keep func(*stampede.Sample) bool) int {
+	n := 0
+	for _, s := range c.samples[source] {
+		if !s.Time.Before(w.from) && !s.Time.After(w.to) && keep(s) {
+			n++
+		}
+	}
+	return n
 }

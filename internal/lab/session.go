@@ -96,7 +96,7 @@ func (s redisSessions) get(ctx context.Context, key string) (*sessionData, error
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("session load: %w", err)
+		return nil, fmt.Errorf("session load: %w", redisErr(err))
 	}
 	id, name, ok := strings.Cut(v, "|")
 	uid, err := strconv.ParseInt(id, 10, 64)
@@ -112,7 +112,7 @@ func (s redisSessions) create(ctx context.Context, d sessionData) (string, error
 	// SET NX, like Django's cache backend create(), which retries on a clash.
 	ok, err := s.rdb.SetNX(ctx, redisSessionPrefix+k, v, s.ttl).Result()
 	if err != nil {
-		return "", fmt.Errorf("session save: %w", err)
+		return "", fmt.Errorf("session save: %w", redisErr(err))
 	}
 	if !ok {
 		return "", errors.New("session save: key collision")
@@ -128,3 +128,13 @@ func (s redisSessions) delete(ctx context.Context, key string) error {
 }
 
 func (s redisSessions) count() int { return -1 }
+
+// redisErr names Redis in a network error of its client, as redis-py's
+// exceptions do ("redis.exceptions.TimeoutError"): go-redis returns the bare
+// net error ("read tcp …: i/o timeout"), which does not say what timed out.
+func redisErr(err error) error {
+	if strings.HasPrefix(err.Error(), "redis: ") {
+		return err
+	}
+	return fmt.Errorf("redis: %w", err)
+}
