@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -572,8 +573,8 @@ func setUsersFile(src []byte) ([]byte, error) {
 	}
 	tk := node.GetToken()
 	raw := strings.TrimSpace(tk.Origin)
-	if raw == "" || strings.Contains(raw, "\n") {
-		return nil, errors.New("a value on one line is needed to rewrite it")
+	if _, ok := node.(*ast.StringNode); !ok || raw == "" || strings.Contains(raw, "\n") {
+		return nil, errors.New("a string on one line (no block scalar, anchor or tag) is needed to rewrite it")
 	}
 	// Position is 1-based line and column (in characters); find the
 	// value's bytes on its line.

@@ -158,9 +158,10 @@ func size(p *load.Plan, n int, cpu, memory string) (Sizing, error) {
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
-// milli rounds millicores up to a multiple of 50m.
+// milli rounds millicores up to a multiple of 50m; a float's last bit
+// (1200.0000000000002) does not round up.
 func milli(m float64) resource.Quantity {
-	return *resource.NewMilliQuantity(int64(math.Ceil(m/50))*50, resource.DecimalSI)
+	return *resource.NewMilliQuantity(int64(math.Ceil(m/50-1e-9))*50, resource.DecimalSI)
 }
 
 // mebi rounds bytes up to whole MiB.
