@@ -44,6 +44,11 @@ func TestSize(t *testing.T) {
 		// 3,447.5 requests/s × 0.08 ms + 100m = 376m, rounded to 400m.
 		{name: "10,000 users in 2", scenario: "seed.yaml", users: 10000, segments: 2, usersPod: 5000, rate: 3447.5,
 			cpuReq: "400m", cpuLim: "1", memReq: "379Mi", memLim: "758Mi", mergeMem: "331Mi", resultsGB: 1},
+		// The README's table: one pod of 1,000, 5,000 and 20,000 users.
+		{name: "1,000 users in 1", scenario: "seed.yaml", users: 1000, segments: 1, usersPod: 1000, rate: 707.5,
+			cpuReq: "250m", cpuLim: "1", memReq: "129Mi", memLim: "258Mi", mergeMem: "256Mi", resultsGB: 1},
+		{name: "5,000 users in 1", scenario: "seed.yaml", users: 5000, segments: 1, usersPod: 5000, rate: 3457.5,
+			cpuReq: "400m", cpuLim: "1", memReq: "379Mi", memLim: "758Mi", mergeMem: "256Mi", resultsGB: 1},
 		// 20,000 users in one pod: 13,770 requests/s need 1.25 cores.
 		{name: "20,000 users in 1", scenario: "seed.yaml", users: 20000, segments: 1, usersPod: 20000, rate: 13770,
 			cpuReq: "1250m", cpuLim: "2500m", memReq: "1316Mi", memLim: "2632Mi", mergeMem: "532Mi", resultsGB: 1},
