@@ -26,12 +26,13 @@ const (
 	// recorder's second ticks, the self-watch, segment 0's probes.
 	cpuBase = 100 // millicores
 
-	// memPerUser is the peak RSS per logged-in browser user in think time:
-	// 41 KB from 1,000 to 4,000 users and 50 KB from 1,000 to 8,000 (login
-	// by form, two cookies, one kept-alive connection each). The quick
-	// form's users cost 11 KB; a scenario's users are browsers, so the
-	// larger figure, rounded up, is used.
-	memPerUser = 64 << 10
+	// memPerUser is the peak RSS per logged-in browser user in think time
+	// (login by form, two cookies, one kept-alive connection each): it
+	// grew 41 to 69 KB a user from 1,000 to 4,000 or 8,000 users, the
+	// spread coming from the users in flight when the spawn ends. The
+	// quick form's users cost 11 KB; a scenario's users are browsers, so
+	// the highest figure is used, with 40% more.
+	memPerUser = 96 << 10
 	// memBase is a segment's RSS besides its users and its history: 23 MB
 	// were measured with one user; the rest is room for the final files.
 	memBase = 64 << 20
@@ -40,8 +41,9 @@ const (
 	// a 150 s run at one endpoint, 23 KB a second.
 	memPerSecond = 32 << 10
 	// memPerRequest is what the merge's diagnosis holds per request: it
-	// loads every request, and "stampede diagnose" peaked 380 bytes a
-	// request higher for 144,000 requests than for 28,000.
+	// loads every request, and "stampede diagnose" peaked 380 to 414
+	// bytes a request higher for 78,000–144,000 requests than for
+	// 11,000–28,000.
 	memPerRequest = 512
 	// bytesPerRequest is the results volume's share of one request:
 	// requests.csv took 65 bytes a row; a request is written by its
@@ -84,7 +86,7 @@ var (
 //	                  open:                arrival_rate/N × (steps per task + on_start steps)
 //	CPU request     = 100m + requests/s/pod × 0.04 ms × 2, at least 250m;
 //	                  limit twice that, at least 1 core
-//	memory request  = 64 MiB + users/pod × 64 KiB + duration in s × 32 KiB,
+//	memory request  = 64 MiB + users/pod × 96 KiB + duration in s × 32 KiB,
 //	                  at least 128 MiB; limit twice that
 //	merge memory    = 128 MiB + requests of the run × 512 B, at least 256 MiB; limit twice that
 //	results volume  = requests of the run × 200 B, at least 1 GiB
