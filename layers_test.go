@@ -18,7 +18,7 @@ var layers = []struct {
 	{1, []string{"internal/session", "internal/logtail", "internal/metrics", "internal/evidence", "internal/probe",
 		"internal/probe/", "internal/rundir", "internal/lab", "internal/testserver", "internal/testenv"}},
 	{2, []string{"internal/diagnose", "internal/load"}},
-	{3, []string{"internal/report", "internal/locust"}},
+	{3, []string{"internal/report", "internal/locust", "internal/k8s"}},
 	{4, []string{"internal/runner"}},
 	{5, []string{"internal/merge"}},
 	{6, []string{"cmd/", "internal/testenv/cmd/"}},
