@@ -66,7 +66,7 @@ func TestPresetFixedPostgres(t *testing.T) {
 	if n := count(logins, status5xx) + count(browse, status5xx); n != 0 {
 		t.Errorf("%d 5xx, want none", n)
 	}
-	checkP95(t, logins)
+	checkP95(t, logins, "")
 }
 
 // The default data makes /rekap-rab/ cost 50-300 ms on PostgreSQL, and
