@@ -81,17 +81,7 @@ func ruleDBUnavailable(c *ctx) verdict {
 		return v
 	}
 	v.status, v.conf = stampede.Confirmed, 0.9
-	for _, w := range down {
-		v.active = append(v.active, window{w.from.Add(-c.pad), w.to.Add(c.pad)})
-	}
-	for _, e := range evs {
-		if !e.Time.IsZero() {
-			v.active = append(v.active, window{e.Time.Add(-c.pad), e.Time.Add(c.pad)})
-		}
-	}
-	if len(v.active) == 0 {
-		v.active = ws
-	}
+	v.active = c.outageWindows(down, evs, ws)
 	if len(cand) > 0 {
 		v.claims = append(v.claims, claim{groups: cand, ws: v.active})
 		v.evidence = append(v.evidence, c.groupRef(cand))
@@ -99,38 +89,17 @@ func ruleDBUnavailable(c *ctx) verdict {
 	// An outage slows what waits for it; a connection terminated at one
 	// moment fails what it carried, and slows nothing else.
 	if len(down) > 0 {
-		var dws []window
-		for _, w := range down {
-			dws = append(dws, window{w.from.Add(-c.pad), w.to.Add(c.pad)})
-		}
+		dws := c.outageWindows(down, nil, nil)
 		if n, _ := c.totalSlowIn(slowEps, dws); n >= 1 {
 			v.claims = append(v.claims, claim{eps: slowEps, ws: dws})
 			v.evidence = append(v.evidence, c.slowRef(slowEps, dws))
 		}
 	}
-	var from, to time.Time
-	for _, w := range down {
-		if from.IsZero() || w.from.Before(from) {
-			from = w.from
-		}
-		if w.to.After(to) {
-			to = w.to
-		}
-	}
+	from, to := spanOf(down, evs)
 	terminated := false
 	for _, e := range evs {
-		t := strings.ToLower(e.Message + " " + e.Exception)
-		if strings.Contains(t, "administrator command") {
+		if strings.Contains(strings.ToLower(e.Message+" "+e.Exception), "administrator command") {
 			terminated = true
-		}
-		if e.Time.IsZero() {
-			continue
-		}
-		if from.IsZero() || e.Time.Before(from) {
-			from = e.Time
-		}
-		if e.Time.After(to) {
-			to = e.Time
 		}
 	}
 	switch {

@@ -97,17 +97,7 @@ func ruleRedisUnavailable(c *ctx) verdict {
 		return v
 	}
 	v.status, v.conf = stampede.Confirmed, 0.9
-	for _, w := range hit {
-		v.active = append(v.active, window{w.from.Add(-c.pad), w.to.Add(c.pad)})
-	}
-	for _, e := range evs {
-		if !e.Time.IsZero() {
-			v.active = append(v.active, window{e.Time.Add(-c.pad), e.Time.Add(c.pad)})
-		}
-	}
-	if len(v.active) == 0 {
-		v.active = ws
-	}
+	v.active = c.outageWindows(hit, evs, ws)
 	if len(cand) > 0 {
 		v.claims = append(v.claims, claim{groups: cand, ws: v.active})
 		v.evidence = append(v.evidence, c.groupRef(cand))
@@ -118,15 +108,7 @@ func ruleRedisUnavailable(c *ctx) verdict {
 			v.evidence = append(v.evidence, c.slowRef(slowEps, v.active))
 		}
 	}
-	var from, to time.Time
-	for _, w := range hit {
-		if from.IsZero() || w.from.Before(from) {
-			from = w.from
-		}
-		if w.to.After(to) {
-			to = w.to
-		}
-	}
+	from, to := spanOf(hit, nil)
 	kind := "not answering"
 	if len(down) > 0 {
 		kind = "down or not answering"
@@ -229,4 +211,43 @@ func (c *ctx) samplesIn(source string, w window, keep func(*stampede.Sample) boo
 		}
 	}
 	return n
+}
+
+// outageWindows returns where an outage's mechanism was active: its
+// windows and the times of its log events, padded; ws when it has neither.
+func (c *ctx) outageWindows(down []window, evs []*event, ws []window) []window {
+	var out []window
+	for _, w := range down {
+		out = append(out, window{w.from.Add(-c.pad), w.to.Add(c.pad)})
+	}
+	for _, e := range evs {
+		if !e.Time.IsZero() {
+			out = append(out, window{e.Time.Add(-c.pad), e.Time.Add(c.pad)})
+		}
+	}
+	if len(out) == 0 {
+		return ws
+	}
+	return out
+}
+
+// spanOf returns the first and last instant of the windows and events.
+func spanOf(ws []window, evs []*event) (from, to time.Time) {
+	see := func(a, b time.Time) {
+		if from.IsZero() || a.Before(from) {
+			from = a
+		}
+		if b.After(to) {
+			to = b
+		}
+	}
+	for _, w := range ws {
+		see(w.from, w.to)
+	}
+	for _, e := range evs {
+		if !e.Time.IsZero() {
+			see(e.Time, e.Time)
+		}
+	}
+	return from, to
 }
