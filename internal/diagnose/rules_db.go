@@ -770,48 +770,6 @@ func clipText(s string, n int) string {
 	return s
 }
 
-// slowEndpoint returns the endpoint that is slow per request: not a login,
-// median ≥ 1 s and ≥ 10× the other endpoints' median, and its latency does
-// not grow with concurrency (no clean line: the cost is the request's own,
-// not a queue's). A streamed response (first byte within a third of its
-// latency: a download paced by the sender or the network) is not a slow
-// query: a query's cost comes before the first byte. Nil when there is none.
-func (c *ctx) slowEndpoint() *endpoint {
-	var best *endpoint
-	for _, e := range c.eps {
-		// A clean line against concurrency is a queue's mark, unless even
-		// the fastest request was slow: then each request costs on its own.
-		if e.login || e.Median < time.Second || (e.shape.Points >= 5 && e.shape.Linear && e.Min < 250*time.Millisecond) {
-			continue
-		}
-		if e.TTFB > 0 && e.Mean > 0 && e.TTFB < e.Mean/3 {
-			continue
-		}
-		var others []time.Duration
-		for _, o := range c.eps {
-			if o != e && o.Requests > 0 && o.Median > 0 {
-				others = append(others, o.Median)
-			}
-		}
-		if len(others) > 0 && e.Median < 10*medianOf(others) {
-			continue
-		}
-		if best == nil || e.Median > best.Median {
-			best = e
-		}
-	}
-	return best
-}
-
-// endpointWindows returns the windows in which e's requests were in flight.
-func (c *ctx) endpointWindows(e *endpoint) []window {
-	var ws []window
-	for _, b := range c.bursts(e.reqs) {
-		ws = append(ws, window{b.Start.Add(-e.P95), b.End.Add(c.pad)})
-	}
-	return ws
-}
-
 // medianOf returns the median of ds; it sorts ds.
 func medianOf(ds []time.Duration) time.Duration {
 	if len(ds) == 0 {
