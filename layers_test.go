@@ -20,7 +20,7 @@ var layers = []struct {
 	{2, []string{"internal/diagnose", "internal/load"}},
 	{3, []string{"internal/report", "internal/locust"}},
 	{4, []string{"internal/runner"}},
-	{5, []string{"cmd/"}},
+	{5, []string{"cmd/", "internal/faults", "internal/faults/"}},
 }
 
 // alone are packages that import no package of the module but those named:
