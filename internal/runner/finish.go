@@ -41,7 +41,8 @@ type FinishOptions struct {
 // sample's Info["segment"], empty for a run of one generator. The dropped
 // and aborted counts and the partial mark come from meta.json. Latencies
 // and times are those of requests.csv, to the microsecond: the figures
-// match the live run's to within that.
+// match the live run's to within that. A run whose requests.csv is off or
+// sampled cannot be replayed: Finish says so.
 func Finish(ctx context.Context, dir string, o FinishOptions) (*Result, error) {
 	meta, err := rundir.ReadMeta(dir)
 	if err != nil {
@@ -49,6 +50,12 @@ func Finish(ctx context.Context, dir string, o FinishOptions) (*Result, error) {
 			return nil, fmt.Errorf("finish: %w", &NotRunDirError{Dir: dir})
 		}
 		return nil, fmt.Errorf("finish: %w", err)
+	}
+	if rm, err := meta.RequestsMode(); err != nil || !rm.All() {
+		if err == nil {
+			err = fmt.Errorf("requests.csv is %s (meta.json requests_csv): the run cannot be replayed from it; its summary.json and Locust files are already final", rm)
+		}
+		return nil, fmt.Errorf("finish: %s: %w", dir, err)
 	}
 	m, err := replay(ctx, dir, meta)
 	if err != nil {
