@@ -34,8 +34,8 @@ import (
 
 // bin is the stampede binary, built without the race detector: it serves
 // the lab as a process of its own (so the target can be killed) and runs
-// the memory measurements.
-var bin string
+// the memory measurements; targetBin is cmd/stampede-target.
+var bin, targetBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "stampede-faults-")
@@ -43,12 +43,14 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	bin = filepath.Join(dir, "stampede")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/stampede")
-	build.Dir = filepath.Join("..", "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build stampede: %v\n%s", err, out)
-		os.Exit(1)
+	bin, targetBin = filepath.Join(dir, "stampede"), filepath.Join(dir, "stampede-target")
+	for out, pkg := range map[string]string{bin: "./cmd/stampede", targetBin: "./cmd/stampede-target"} {
+		build := exec.Command("go", "build", "-o", out, pkg)
+		build.Dir = filepath.Join("..", "..")
+		if b, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, b)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

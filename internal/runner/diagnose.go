@@ -92,7 +92,13 @@ func LoadInput(dir string) (*diagnose.Input, error) {
 	}
 	var in *diagnose.Input
 	if rm.All() {
+		// Sized from meta.json's row count, so a large run's records are
+		// not copied while the slice doubles; a count the file's size
+		// cannot hold (a damaged meta.json) is not trusted.
 		var results []stampede.Result
+		if st, err := os.Stat(filepath.Join(dir, rundir.RequestsFile)); err == nil && meta.RequestsRows > 0 && meta.RequestsRows <= st.Size()/16 {
+			results = make([]stampede.Result, 0, meta.RequestsRows)
+		}
 		if err := rundir.ReadRequests(dir, func(r *stampede.Result) error { results = append(results, *r); return nil }); err != nil {
 			return nil, fmt.Errorf("diagnose: %w", err)
 		}
