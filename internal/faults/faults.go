@@ -48,8 +48,9 @@ type Row struct {
 	Recorded string `json:"recorded"`
 	// Diagnosis is the top finding as "id (status): title".
 	Diagnosis string `json:"diagnosis,omitempty"`
-	// Held says whether every assertion of the test passed; Open names
-	// what did not (a diagnosis point left to the rules' owner).
+	// Held says whether every assertion of the test that ran passed;
+	// Open names an assertion skipped as an open point of the diagnosis
+	// rules.
 	Held bool   `json:"held"`
 	Open string `json:"open,omitempty"`
 	// Test is the Go test that produced the row.
@@ -158,9 +159,9 @@ probe's user, Redis CLIENT LIST name=stampede-probe) and none after it.
 		held := "yes"
 		if !r.Held {
 			held = "no"
-			if r.Open != "" {
-				held = "no: " + r.Open
-			}
+		}
+		if r.Open != "" {
+			held += "; open point: " + r.Open
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", cell(r.Name), cell(r.Injected), cell(r.Recorded), cell(r.Diagnosis), cell(held))
 	}
@@ -174,9 +175,6 @@ probe's user, Redis CLIENT LIST name=stampede-probe) and none after it.
 		held := "yes"
 		if !r.Held {
 			held = "no"
-			if r.Open != "" {
-				held = "no: " + r.Open
-			}
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", cell(r.Name), cell(r.Recorded), cell(held))
 	}

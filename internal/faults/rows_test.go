@@ -38,7 +38,7 @@ func TestRowsRoundTrip(t *testing.T) {
 	}
 	out := md.String()
 	for _, want := range []string{
-		"| A fault |  | x |  | no: a rule claims too much |",
+		"| A fault |  | x |  | no; open point: a rule claims too much |",
 		"| B fault |  | again |  | yes |",
 		"| soak | flat | yes |",
 	} {
