@@ -790,6 +790,13 @@ func checkFinding(t *testing.T, oc *outcome, e expect) string {
 		if f.Explains.Failures == 0 {
 			t.Errorf("%s explains no failure", e.id)
 		}
+		// The failures of the outage are attached to it (a root's count
+		// includes those of the findings it caused).
+		if !e.to.IsZero() {
+			if n := failuresBetween(oc.results, e.from.Add(-time.Second), e.to.Add(2*time.Second)); f.Explains.Failures*5 < n*4 {
+				t.Errorf("%s explains %d failures; %d failed during the outage", e.id, f.Explains.Failures, n)
+			}
+		}
 		if e.untimed {
 			return
 		}
