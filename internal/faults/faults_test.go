@@ -56,6 +56,7 @@ func TestFaultTargetRestart(t *testing.T) {
 	}
 	checkRelogin(t, oc)
 	top := checkFinding(t, oc, expect{id: "target-down", from: oc.injected, to: oc.restored})
+	checkWithoutRecords(t, w, oc)
 	for _, f := range oc.diagnosis.Findings {
 		if f.ID == "session-lost" && f.CausedBy != "target-down" {
 			t.Errorf("session-lost caused by %q, want target-down", f.CausedBy)
@@ -134,6 +135,7 @@ func TestFaultPgBouncerRestart(t *testing.T) {
 	}
 	top := checkFinding(t, oc, expect{id: "db-unavailable", from: oc.injected, to: oc.restored,
 		skipAlone: openClaims("FaultPgBouncerRestart")})
+	checkWithoutRecords(t, w, oc)
 	row(t, faults.Row{Section: faults.SectionFault, Name: "PgBouncer killed (SIGKILL) and restarted", Open: openShort,
 		Injected: "PgBouncer killed at 6 s, started again on its port 4 s later",
 		Recorded: recorded(oc, pb), Diagnosis: top})
@@ -243,6 +245,7 @@ func TestFaultRedisRestart(t *testing.T) {
 	checkRelogin(t, oc)
 	top := checkFinding(t, oc, expect{id: "redis-unavailable", from: oc.injected, to: oc.restored,
 		skipAlone: openClaims("FaultRedisRestart")})
+	checkWithoutRecords(t, w, oc)
 	for _, f := range oc.diagnosis.Findings {
 		if f.ID == "session-lost" && f.CausedBy != "redis-unavailable" {
 			t.Errorf("session-lost caused by %q, want redis-unavailable", f.CausedBy)

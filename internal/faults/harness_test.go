@@ -841,6 +841,42 @@ func checkFinding(t *testing.T, oc *outcome, e expect) string {
 	return top
 }
 
+// checkWithoutRecords diagnoses the run again as if its requests.csv had
+// been off (a copy of the run directory without it, meta.json saying so):
+// read from summary.json and the Locust history, the diagnosis must give
+// the same top finding, with the same title.
+func checkWithoutRecords(t *testing.T, w *world, oc *outcome) {
+	t.Helper()
+	t.Run("requests.csv off", func(t *testing.T) {
+		dir := t.TempDir()
+		for _, f := range []string{rundir.MetaFile, rundir.TimelineFile, rundir.EvidenceFile, rundir.SummaryFile, "locust_stats_history.csv"} {
+			if err := copyFile(filepath.Join(w.run, f), filepath.Join(dir, f)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		meta, err := rundir.ReadMeta(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		meta.RequestsCSV, meta.RequestsRows = "off", 0
+		if err := rundir.WriteMeta(dir, meta); err != nil {
+			t.Fatal(err)
+		}
+		d, err := runner.Diagnose(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(d.Findings) == 0 || len(oc.diagnosis.Findings) == 0 {
+			t.Fatalf("findings without records %d, with them %d", len(d.Findings), len(oc.diagnosis.Findings))
+		}
+		got, want := d.Findings[0], oc.diagnosis.Findings[0]
+		if got.ID != want.ID || got.Title != want.Title {
+			t.Errorf("without requests.csv the top finding is %s: %s; with it %s: %s", got.ID, got.Title, want.ID, want.Title)
+		}
+		t.Logf("without requests.csv: %s (%s, %d failures): %s", got.ID, got.Status, got.Explains.Failures, got.Title)
+	})
+}
+
 // recorded sums up what the run recorded for the table.
 func recorded(oc *outcome, outages ...probeOutage) string {
 	failed := 0
