@@ -32,7 +32,7 @@ const (
 	millionOffMB = 48
 	// millionAllMB with requests.csv on: the diagnosis reads every record
 	// (about 135 bytes a request), so it grows with the run (measured:
-	// 160-163 MB).
+	// 160-164 MB).
 	millionAllMB = 256
 	// soakGrowth is the most the generator's RSS may grow over a soak,
 	// after its warm-up.
