@@ -21,7 +21,7 @@ var layers = []struct {
 	{3, []string{"internal/report", "internal/locust", "internal/k8s"}},
 	{4, []string{"internal/runner"}},
 	{5, []string{"internal/merge"}},
-	{6, []string{"cmd/", "internal/testenv/cmd/"}},
+	{6, []string{"cmd/", "internal/testenv/cmd/", "internal/faults", "internal/faults/"}},
 }
 
 // alone are packages that import no package of the module but those named:

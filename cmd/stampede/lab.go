@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/stampede-load/stampede/internal/lab"
 )
@@ -58,6 +61,7 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintln(stderr, "       stampede lab users --count N")
 		fmt.Fprintln(stderr, "\nThe seed's app (allauth login, AHSP pages) with every failure a knob.")
 		fmt.Fprintln(stderr, "Settings apply in order: preset, config file (YAML, keys are flag names), flags.")
+		fmt.Fprintln(stderr, "SIGUSR1 reopens the log files (after a rotation that renamed them), as gunicorn's does.")
 		fs.PrintDefaults()
 	}
 	cfg.RegisterFlags(fs)
@@ -93,6 +97,18 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprintf(stdout, "stampede lab: http://%s  store=%s  preset=%s  logs=%s\n", ln.Addr(), srv.Config().Store, orDash(preset), logs)
 	fmt.Fprintf(stdout, "users: stampede lab users --count %d > users.csv\n", srv.Config().Users)
+	// USR1 reopens the log files, as gunicorn's does: the postrotate step
+	// of a logrotate that renames them.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer func() { signal.Stop(usr1); close(usr1) }()
+	go func() {
+		for range usr1 {
+			if err := srv.ReopenLogs(); err != nil {
+				fmt.Fprintf(stderr, "stampede lab: %v\n", err)
+			}
+		}
+	}()
 	return srv.Serve(ctx, ln)
 }
 

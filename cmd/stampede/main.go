@@ -13,6 +13,9 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/logging"
 )
 
 // Exit codes, documented in the README.
@@ -50,6 +53,10 @@ func (e *thresholdError) Error() string {
 }
 
 func main() {
+	// go-redis writes its pool's dial failures to stderr, in the middle of
+	// the live progress; the Redis probe records them in the timeline (and
+	// the lab in its errors.log) instead.
+	redis.SetLogger(&logging.VoidLogger{})
 	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 

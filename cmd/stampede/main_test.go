@@ -79,6 +79,37 @@ func TestQuickForm(t *testing.T) {
 	}
 }
 
+// --requests-csv off writes no requests.csv and says so in meta.json; a
+// bad value exits 1 naming the flag.
+func TestRequestsCSVFlag(t *testing.T) {
+	ts := httptest.NewServer(testserver.New("x"))
+	defer ts.Close()
+	out := filepath.Join(t.TempDir(), "run")
+	cmd := stampedeCmd("run", "--url", ts.URL+"/", "-u", "5", "-r", "5", "-t", "1s", "--quiet", "--requests-csv", "off", "--out", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("run: %v\n%s", err, b)
+	}
+	if _, err := os.Stat(filepath.Join(out, "requests.csv")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("requests.csv with --requests-csv off: %v", err)
+	}
+	meta, err := rundir.ReadMeta(out)
+	if err != nil || meta.RequestsCSV != "off" {
+		t.Errorf("meta.json requests_csv %q, %v; want off", meta.RequestsCSV, err)
+	}
+	for _, f := range []string{"summary.json", "locust_stats.csv", "diagnosis.json", "report.html"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	cmd = stampedeCmd("run", "--url", ts.URL+"/", "-t", "1s", "--requests-csv", "sample:2", "--out", out)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	var ee *exec.ExitError
+	if err := cmd.Run(); !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), "--requests-csv") {
+		t.Errorf("--requests-csv sample:2: %v, stderr %q; want exit 1 naming the flag", err, stderr.String())
+	}
+}
+
 func TestBadInputExitsOne(t *testing.T) {
 	dir := t.TempDir()
 	sc := filepath.Join(dir, "bad.yaml")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stampede-load/stampede/internal/load"
+	"github.com/stampede-load/stampede/internal/rundir"
 	"github.com/stampede-load/stampede/internal/runner"
 	"github.com/stampede-load/stampede/internal/session"
 )
@@ -44,6 +45,7 @@ type runFlags struct {
 	probeProm                     string
 	probeHost                     bool
 	cpuprofile                    string
+	requestsCSV                   string
 	pid                           int
 	interval                      time.Duration
 	logs                          logFlags
@@ -71,6 +73,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.interval, "interval", time.Second, "probe sampling interval")
 	fs.Var(&f.logs, "log", "server log to tail and classify, NAME=PATH (repeatable)")
 	fs.Var(&f.resolve, "resolve", "dial HOST at IP instead, keeping the name (like curl --resolve), HOST=IP (repeatable)")
+	fs.StringVar(&f.requestsCSV, "requests-csv", "", "what requests.csv records: all, off, or sample:P (e.g. sample:0.01) for very large runs; the summary and the diagnosis count every request (overrides requests_csv)")
 	fs.StringVar(&f.cpuprofile, "cpuprofile", "", "write stampede's own CPU profile to this file (for tuning stampede)")
 	f.split.register(fs)
 }
@@ -226,6 +229,13 @@ func runOptions(sc *load.Scenario, f *runFlags) (runner.Options, error) {
 		return runner.Options{}, err
 	}
 	o.Dir, o.NoDiagnose = f.out, f.noDiagnose
+	if f.requestsCSV != "" {
+		rm, err := rundir.ParseRequestsMode(f.requestsCSV)
+		if err != nil {
+			return runner.Options{}, withHint(fmt.Errorf("--requests-csv: %w", err), "--requests-csv all|off|sample:0.01")
+		}
+		o.Requests = rm
+	}
 	p := &o.Probes
 	if f.probePG != "" {
 		p.Postgres = f.probePG

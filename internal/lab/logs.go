@@ -50,17 +50,26 @@ func (l *logFile) write(s string) {
 }
 
 type logs struct {
+	dir                                                 string
 	access, auth, errors, gunicorn, pgbouncer, postgres *logFile
+}
+
+// files returns each log with its file name.
+func (l *logs) files() []struct {
+	name string
+	f    **logFile
+} {
+	return []struct {
+		name string
+		f    **logFile
+	}{{AccessLog, &l.access}, {AuthDebugLog, &l.auth}, {ErrorsLog, &l.errors}, {GunicornLog, &l.gunicorn}, {PgBouncerLog, &l.pgbouncer}, {PostgresLog, &l.postgres}}
 }
 
 // openLogs creates every log file in dir (truncating none), so a tailer can
 // open them before the first line. An empty dir discards the logs.
 func openLogs(dir string) (*logs, error) {
-	l := &logs{}
-	targets := []struct {
-		name string
-		f    **logFile
-	}{{AccessLog, &l.access}, {AuthDebugLog, &l.auth}, {ErrorsLog, &l.errors}, {GunicornLog, &l.gunicorn}, {PgBouncerLog, &l.pgbouncer}, {PostgresLog, &l.postgres}}
+	l := &logs{dir: dir}
+	targets := l.files()
 	if dir == "" {
 		for _, t := range targets {
 			*t.f = &logFile{}
@@ -81,14 +90,50 @@ func openLogs(dir string) (*logs, error) {
 	return l, nil
 }
 
+// reopen opens every log file again by its name, creating it if it is
+// gone, and closes the old descriptor: after a rotation that renamed the
+// files, the lines go to new files at the old paths (gunicorn's USR1,
+// nginx's USR1, logrotate's postrotate step). Lines are never split
+// between the two files.
+func (l *logs) reopen() error {
+	if l.dir == "" {
+		return nil
+	}
+	var errs []error
+	for _, t := range l.files() {
+		lf := *t.f
+		f, err := os.OpenFile(filepath.Join(l.dir, t.name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("reopen %s: %w", t.name, err))
+			continue
+		}
+		lf.mu.Lock()
+		old := lf.c
+		closed := lf.w == nil // the lab was closed: stay closed
+		if !closed {
+			lf.w, lf.c = f, f
+		}
+		lf.mu.Unlock()
+		if closed {
+			_ = f.Close()
+		} else if old != nil {
+			_ = old.Close()
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func (l *logs) close() {
 	for _, f := range []*logFile{l.access, l.auth, l.errors, l.gunicorn, l.pgbouncer, l.postgres} {
-		if f != nil && f.c != nil {
-			f.mu.Lock()
-			_ = f.c.Close()
-			f.w = nil
-			f.mu.Unlock()
+		if f == nil {
+			continue
 		}
+		f.mu.Lock()
+		if f.c != nil {
+			_ = f.c.Close()
+		}
+		f.w = nil
+		f.mu.Unlock()
 	}
 }
 

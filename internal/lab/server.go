@@ -168,6 +168,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// ReopenLogs opens the log files again by name, as gunicorn does on USR1:
+// after a rotation that renamed them, new lines go to new files at the
+// configured paths. It is safe to call while serving.
+func (s *Server) ReopenLogs() error {
+	if err := s.logs.reopen(); err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	s.logs.gunicornf(os.Getpid(), "INFO", "Handling signal: usr1")
+	return nil
+}
+
 // Close releases the store, Redis and the log files.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {

@@ -8,6 +8,7 @@ import (
 	"go/parser"
 	"go/token"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -218,5 +219,49 @@ func TestSessionTTL(t *testing.T) {
 	time.Sleep(700 * time.Millisecond)
 	if r := v.do("d", "GET", "/dashboard/", nil); r.status != 302 {
 		t.Errorf("/dashboard/ after the session expired: %d, want 302", r.status)
+	}
+}
+
+// ReopenLogs after a rename rotation: the lines before it are in the
+// renamed file, the lines after it in a new file at the old path.
+func TestReopenLogs(t *testing.T) {
+	cfg := testConfig(t)
+	s, base := startLab(t, cfg)
+	get := func(path string) {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	get("/healthz?before")
+	access := filepath.Join(cfg.LogDir, AccessLog)
+	if err := os.Rename(access, access+".1"); err != nil {
+		t.Fatal(err)
+	}
+	get("/healthz?between") // still the old descriptor: the renamed file
+	if err := s.ReopenLogs(); err != nil {
+		t.Fatal(err)
+	}
+	get("/healthz?after")
+	old, now := readLog(t, cfg.LogDir, AccessLog+".1"), readLog(t, cfg.LogDir, AccessLog)
+	for _, c := range []struct {
+		file, log, text string
+		want            bool
+	}{
+		{"access.log.1", old, "before", true}, {"access.log.1", old, "between", true}, {"access.log.1", old, "after", false},
+		{"access.log", now, "before", false}, {"access.log", now, "between", false}, {"access.log", now, "after", true},
+	} {
+		if got := strings.Contains(c.log, "?"+c.text); got != c.want {
+			t.Errorf("%q in %s: %v, want %v", c.text, c.file, got, c.want)
+		}
+	}
+	if g := readLog(t, cfg.LogDir, GunicornLog); !strings.Contains(g, "Handling signal: usr1") {
+		t.Errorf("gunicorn.log lacks the reopen:\n%s", g)
+	}
+	s.Close()
+	if err := s.ReopenLogs(); err != nil {
+		t.Errorf("ReopenLogs after Close: %v", err)
 	}
 }

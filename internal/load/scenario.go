@@ -36,6 +36,10 @@ type Scenario struct {
 	// login page after logging in) runs on_start again on its next
 	// iteration; default true. A user whose login fails always retries.
 	Relogin *bool `yaml:"relogin"`
+	// RequestsCSV says what requests.csv records: "all" (default), "off"
+	// or "sample:P", e.g. sample:0.01 for one request in a hundred. The
+	// summary, the Locust files and the diagnosis count every request.
+	RequestsCSV string `yaml:"requests_csv"`
 
 	file string    // where it was read from, for error positions
 	ast  *ast.File // parsed document, for error positions

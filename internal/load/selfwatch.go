@@ -2,7 +2,11 @@ package load
 
 import (
 	"context"
+	"os"
 	"runtime"
+	"runtime/metrics"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -41,6 +45,7 @@ func (w *SelfWatch) Run(ctx context.Context, interval time.Duration, emit func(s
 	go w.lagLoop(ctx)
 	prevCPU := cpuTime()
 	prev := time.Now()
+	heap := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -74,7 +79,7 @@ func (w *SelfWatch) Run(ctx context.Context, interval time.Duration, emit func(s
 				}
 				info["segment"] = sg.String()
 			}
-			emit(stampede.Sample{Time: now, Source: "generator", Info: info, Values: map[string]float64{
+			vals := map[string]float64{
 				"cpu_pct":    pct,
 				"cores":      float64(cores),
 				"lag_ms":     float64(lag) / float64(time.Millisecond),
@@ -83,7 +88,15 @@ func (w *SelfWatch) Run(ctx context.Context, interval time.Duration, emit func(s
 				"dropped":    float64(dr - w.prevDr),
 				"inflight":   float64(w.e.InFlight()),
 				"saturated":  sat,
-			}})
+			}
+			if rss, ok := residentBytes(); ok {
+				vals["rss_bytes"] = float64(rss)
+			}
+			metrics.Read(heap)
+			if heap[0].Value.Kind() == metrics.KindUint64 {
+				vals["heap_bytes"] = float64(heap[0].Value.Uint64())
+			}
+			emit(stampede.Sample{Time: now, Source: "generator", Info: info, Values: vals})
 			w.prevDr = dr
 		}
 	}
@@ -107,6 +120,25 @@ func (w *SelfWatch) lagLoop(ctx context.Context) {
 			t.Reset(tick)
 		}
 	}
+}
+
+// residentBytes returns the process's resident set size from
+// /proc/self/statm (its second field, in pages); false where there is no
+// /proc.
+func residentBytes() (int64, bool) {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0, false
+	}
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return pages * int64(os.Getpagesize()), true
 }
 
 func cpuTime() time.Duration {

@@ -115,6 +115,20 @@ func readRun(dir string, step time.Duration) (*runData, error) {
 	if rd.Summary == nil && !start.IsZero() {
 		m = metrics.New(start)
 	}
+	// A run whose requests.csv is off or sampled counts its requests in
+	// the Locust history only.
+	if rm, merr := rd.requestsMode(); merr == nil && !rm.All() {
+		if s, herr := seriesFromLocust(dir, start, step); herr == nil {
+			rd.Series = s
+			rd.note("requests.csv is %s in this run: the series come from locust_stats_history.csv (Locust's 10-second windows, no failure classes)", rm)
+		} else {
+			rd.note("requests.csv is %s in this run and %v: no per-second series", rm, herr)
+		}
+		if rd.Summary == nil {
+			rd.note("%s is missing: no endpoint tables", rundir.SummaryFile)
+		}
+		return rd, nil
+	}
 	err = rundir.ReadRequests(dir, func(r *stampede.Result) error {
 		if m == nil && rd.Summary == nil {
 			m = metrics.New(r.Start)
@@ -147,6 +161,15 @@ func readRun(dir string, step time.Duration) (*runData, error) {
 		rd.note("%s is missing: no endpoint tables", rundir.SummaryFile)
 	}
 	return rd, nil
+}
+
+// requestsMode is what the run's requests.csv holds, as meta.json says;
+// every request when meta.json is missing.
+func (rd *runData) requestsMode() (rundir.RequestsMode, error) {
+	if rd.Meta == nil {
+		return rundir.RequestsMode{}, nil
+	}
+	return rd.Meta.RequestsMode()
 }
 
 func (rd *runData) note(format string, args ...any) {

@@ -70,6 +70,13 @@ type Meta struct {
 	// Segments marks a run directory merged from segments (stampede
 	// merge): which were merged, which were missing or did not finish.
 	Segments *Segments `json:"segments,omitempty"`
+	// RequestsCSV is what requests.csv holds: "all", "off" (no file) or
+	// "sample:P" (each request kept with probability P); empty (runs
+	// written before it) is "all". RequestsRows counts the rows written.
+	// The summary, the Locust files and the diagnosis count every request
+	// whatever it says.
+	RequestsCSV  string `json:"requests_csv,omitempty"`
+	RequestsRows int64  `json:"requests_rows"`
 }
 
 // Segment is meta.json's "segment" of one generator's part of a split load:
@@ -113,6 +120,65 @@ type Segments struct {
 	StartAt  time.Time `json:"start_at,omitzero"`
 	Digest   string    `json:"scenario_digest"`
 	Dirs     []string  `json:"dirs"`
+}
+
+// RequestsMode says which requests a run writes to requests.csv. The zero
+// value writes every one.
+type RequestsMode struct {
+	// Off writes no requests.csv.
+	Off bool
+	// Sample, when above 0 and below 1, keeps each request with this
+	// probability; 0 keeps every one.
+	Sample float64
+}
+
+// ParseRequestsMode parses "all", "off" or "sample:P" where P is a
+// fraction (0.01) or a percentage (1%) above 0 and at most 1; "" is "all".
+func ParseRequestsMode(s string) (RequestsMode, error) {
+	switch t := strings.TrimSpace(s); {
+	case t == "" || t == "all":
+		return RequestsMode{}, nil
+	case t == "off":
+		return RequestsMode{Off: true}, nil
+	case strings.HasPrefix(t, "sample:"):
+		v := strings.TrimSpace(strings.TrimPrefix(t, "sample:"))
+		scale := 1.0
+		if p, ok := strings.CutSuffix(v, "%"); ok {
+			v, scale = p, 100
+		}
+		p, err := strconv.ParseFloat(v, 64)
+		p /= scale
+		if err != nil || !(p > 0 && p <= 1) {
+			return RequestsMode{}, fmt.Errorf("requests.csv %q: the sample is a share above 0 and at most 1, e.g. sample:0.01 or sample:1%%", s)
+		}
+		if p == 1 {
+			return RequestsMode{}, nil
+		}
+		return RequestsMode{Sample: p}, nil
+	default:
+		return RequestsMode{}, fmt.Errorf("requests.csv %q: want all, off or sample:P (e.g. sample:0.01)", s)
+	}
+}
+
+// String returns the mode as ParseRequestsMode reads it and meta.json
+// records it.
+func (m RequestsMode) String() string {
+	switch {
+	case m.Off:
+		return "off"
+	case m.Sample > 0 && m.Sample < 1:
+		return "sample:" + strconv.FormatFloat(m.Sample, 'g', -1, 64)
+	default:
+		return "all"
+	}
+}
+
+// All reports whether every request is written.
+func (m RequestsMode) All() bool { return !m.Off && !(m.Sample > 0 && m.Sample < 1) }
+
+// RequestsMode returns the mode meta.json records.
+func (m *Meta) RequestsMode() (RequestsMode, error) {
+	return ParseRequestsMode(m.RequestsCSV)
 }
 
 // LoadFacts are the facts of the load the diagnosis reasons with.

@@ -90,3 +90,41 @@ func FuzzDecodeRequests(f *testing.F) {
 }
 
 func bytesReader(b []byte) io.Reader { return strings.NewReader(string(b)) }
+
+func TestParseRequestsMode(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string // want "" for an error
+		all      bool
+	}{
+		{"", "all", true},
+		{"all", "all", true},
+		{" off ", "off", false},
+		{"sample:0.01", "sample:0.01", false},
+		{"sample:1%", "sample:0.01", false},
+		{"sample:25%", "sample:0.25", false},
+		{"sample:1", "all", true},
+		{"sample:0", "", false},
+		{"sample:1.5", "", false},
+		{"sample:-0.1", "", false},
+		{"sample:NaN", "", false},
+		{"sample:", "", false},
+		{"some", "", false},
+		{"ALL", "", false},
+	} {
+		m, err := ParseRequestsMode(tc.in)
+		if tc.want == "" {
+			if err == nil {
+				t.Errorf("ParseRequestsMode(%q) = %v, want an error", tc.in, m)
+			} else if !strings.Contains(err.Error(), "requests.csv") {
+				t.Errorf("ParseRequestsMode(%q): error %q does not name requests.csv", tc.in, err)
+			}
+			continue
+		}
+		if err != nil || m.String() != tc.want || m.All() != tc.all {
+			t.Errorf("ParseRequestsMode(%q) = %v (all %v), %v; want %s (all %v)", tc.in, m, m.All(), err, tc.want, tc.all)
+		}
+		if back, err := ParseRequestsMode(m.String()); err != nil || back != m {
+			t.Errorf("%q does not read back: %v, %v", m.String(), back, err)
+		}
+	}
+}

@@ -71,6 +71,13 @@ func WriteDiagnosis(dir string, d *stampede.Diagnosis) error {
 // load facts, every record of requests.csv, timeline.jsonl and
 // evidence.jsonl. A run killed before it wrote its end ends at its last
 // response. A directory without meta.json is a *NotRunDirError.
+//
+// A run whose requests.csv is off or sampled (meta.json requests_csv) is
+// read from its aggregates instead, which count every request: the
+// per-endpoint totals and latency histograms and the failure groups of
+// summary.json, and the per-second history of locust_stats_history.csv.
+// The diagnosis then works as on a Locust import: without per-request
+// records, so slow requests are not joined to statements one by one.
 func LoadInput(dir string) (*diagnose.Input, error) {
 	meta, err := rundir.ReadMeta(dir)
 	if err != nil {
@@ -79,19 +86,34 @@ func LoadInput(dir string) (*diagnose.Input, error) {
 		}
 		return nil, fmt.Errorf("diagnose: %w", err)
 	}
-	var results []stampede.Result
-	if err := rundir.ReadRequests(dir, func(r *stampede.Result) error { results = append(results, *r); return nil }); err != nil {
-		return nil, fmt.Errorf("diagnose: %w", err)
+	rm, err := meta.RequestsMode()
+	if err != nil {
+		return nil, fmt.Errorf("diagnose: %s: %w", filepath.Join(dir, rundir.MetaFile), err)
 	}
-	end := meta.End
-	if end.IsZero() && len(results) > 0 { // a killed run
-		for _, r := range results {
-			if e := r.End(); e.After(end) {
-				end = e
+	var in *diagnose.Input
+	if rm.All() {
+		// Sized from meta.json's row count, so a large run's records are
+		// not copied while the slice doubles; a count the file's size
+		// cannot hold (a damaged meta.json) is not trusted.
+		var results []stampede.Result
+		if st, err := os.Stat(filepath.Join(dir, rundir.RequestsFile)); err == nil && meta.RequestsRows > 0 && meta.RequestsRows <= st.Size()/16 {
+			results = make([]stampede.Result, 0, meta.RequestsRows)
+		}
+		if err := rundir.ReadRequests(dir, func(r *stampede.Result) error { results = append(results, *r); return nil }); err != nil {
+			return nil, fmt.Errorf("diagnose: %w", err)
+		}
+		end := meta.End
+		if end.IsZero() && len(results) > 0 { // a killed run
+			for _, r := range results {
+				if e := r.End(); e.After(end) {
+					end = e
+				}
 			}
 		}
+		in = diagnose.NewInput(meta.Run, meta.Start, end, results)
+	} else if in, err = aggregateInput(dir, meta, rm); err != nil {
+		return nil, fmt.Errorf("diagnose: %w", err)
 	}
-	in := diagnose.NewInput(meta.Run, meta.Start, end, results)
 	if in.Timeline, err = rundir.ReadTimeline(dir); err != nil {
 		return nil, fmt.Errorf("diagnose: %w", err)
 	}
@@ -105,6 +127,71 @@ func LoadInput(dir string) (*diagnose.Input, error) {
 		return nil, fmt.Errorf("diagnose: %w", err)
 	}
 	return in, nil
+}
+
+// aggregateInput fills a diagnosis input's Endpoints, Failures and History
+// from a run's aggregates, for a run whose requests.csv does not hold
+// every request: summary.json (required) and locust_stats_history.csv.
+func aggregateInput(dir string, meta *rundir.Meta, rm rundir.RequestsMode) (*diagnose.Input, error) {
+	path := filepath.Join(dir, rundir.SummaryFile)
+	sum, err := metrics.ReadSummary(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s is missing, and requests.csv is %s (meta.json requests_csv): nothing counts the run's requests", path, rm)
+	}
+	if err != nil {
+		return nil, err
+	}
+	in := &diagnose.Input{Run: meta.Run, Start: meta.Start, End: meta.End}
+	if in.End.IsZero() {
+		in.End = sum.End
+	}
+	p50, p95, p99 := percentileIndex(0.5), percentileIndex(0.95), percentileIndex(0.99)
+	for _, e := range sum.Endpoints {
+		t := diagnose.EndpointTotals{Method: e.Method, Name: e.Name, Requests: int(e.Requests), Failures: int(e.Failures),
+			Min: e.Latency.Min, Median: e.Latency.Percentiles[p50], Mean: e.Latency.Avg,
+			P95: e.Latency.Percentiles[p95], P99: e.Latency.Percentiles[p99], Max: e.Latency.Max}
+		if e.Histogram != "" {
+			h, err := metrics.DecodeHistogram(e.Histogram)
+			if err != nil {
+				return nil, fmt.Errorf("%s: endpoint %q: %w", path, e.Name, err)
+			}
+			t.Latency = new(diagnose.Histogram)
+			for _, b := range h.Distribution() {
+				d := time.Duration((b.From+b.To)/2) * time.Microsecond
+				for range b.Count {
+					t.Latency.Add(d)
+				}
+			}
+		}
+		in.Endpoints = append(in.Endpoints, t)
+	}
+	for _, f := range sum.Failures {
+		o, _ := stampede.ParseOutcome(f.Outcome)
+		in.Failures = append(in.Failures, diagnose.FailureGroup{Method: f.Method, Name: f.Name, Reason: f.Reason,
+			Count: int(f.Occurrences), Outcome: o, First: f.FirstSeen, Last: f.LastSeen})
+	}
+	hp := filepath.Join(dir, LocustPrefix+locust.HistorySuffix)
+	hf, err := os.Open(hp)
+	if err != nil {
+		return nil, err
+	}
+	defer hf.Close()
+	h, err := locust.ReadHistory(hf, hp)
+	if err != nil {
+		return nil, err
+	}
+	in.History, _ = historyPoints(h)
+	return in, nil
+}
+
+// percentileIndex returns the index of q in metrics.Percentiles.
+func percentileIndex(q float64) int {
+	for i, p := range metrics.Percentiles {
+		if p == q {
+			return i
+		}
+	}
+	panic(fmt.Sprintf("runner: no percentile %v in summary.json", q))
 }
 
 // thresholdInput gives the diagnosis the run's thresholds: the latency
@@ -144,6 +231,46 @@ func thresholdInput(dir string, spec map[string][]string, evaluate bool, in *dia
 		in.Thresholds = append(in.Thresholds, tr)
 	}
 	return nil
+}
+
+// historyPoints turns Locust's stats history into the diagnosis's
+// per-second points, and returns the peak user count. Locust's history
+// holds running totals per entry; the per-second counts are their
+// differences.
+func historyPoints(h *locust.History) ([]diagnose.Point, int) {
+	ms := func(v float64) time.Duration {
+		if math.IsNaN(v) {
+			return 0
+		}
+		return time.Duration(v * float64(time.Millisecond))
+	}
+	var pts []diagnose.Point
+	peak := 0
+	prev := map[string][2]int64{}
+	for _, r := range h.Rows {
+		key := r.Method + " " + r.Name
+		p := prev[key]
+		reqs, fails := r.TotalRequests-p[0], r.TotalFailures-p[1]
+		prev[key] = [2]int64{r.TotalRequests, r.TotalFailures}
+		name := r.Name
+		if r.Method == "" && r.Name == "Aggregated" {
+			name = ""
+		}
+		pt := diagnose.Point{Time: r.Time, Method: r.Method, Name: name, Users: r.Users,
+			Requests: float64(max(reqs, 0)), Failures: float64(max(fails, 0))}
+		for i, q := range h.Quantiles {
+			if i < len(r.Percentiles) && !math.IsNaN(r.Percentiles[i]) {
+				if q == 0.5 {
+					pt.Median = ms(r.Percentiles[i])
+				}
+				pt.Quantiles = append(pt.Quantiles, q)
+				pt.Latencies = append(pt.Latencies, ms(r.Percentiles[i]))
+			}
+		}
+		pts = append(pts, pt)
+		peak = max(peak, r.Users)
+	}
+	return pts, peak
 }
 
 // LocustImport names a run made by Locust: the prefix of its CSVs (the
@@ -216,33 +343,13 @@ func LoadLocust(ctx context.Context, li LocustImport) (*diagnose.Input, error) {
 	}
 	peak := 0
 	if run.History != nil {
-		// Locust's history holds running totals per entry; the per-second
-		// counts are their differences.
-		prev := map[string][2]int64{}
-		for _, h := range run.History.Rows {
-			key := h.Method + " " + h.Name
-			p := prev[key]
-			reqs, fails := h.TotalRequests-p[0], h.TotalFailures-p[1]
-			prev[key] = [2]int64{h.TotalRequests, h.TotalFailures}
-			name := h.Name
-			if h.Method == "" && h.Name == "Aggregated" {
-				name = ""
+		in.History, peak = historyPoints(run.History)
+		for _, pt := range in.History {
+			if in.Start.IsZero() || pt.Time.Before(in.Start) {
+				in.Start = pt.Time
 			}
-			pt := diagnose.Point{Time: h.Time, Method: h.Method, Name: name, Users: h.Users,
-				Requests: float64(max(reqs, 0)), Failures: float64(max(fails, 0)), Median: pct(h.Percentiles, run.History.Quantiles, 0.5)}
-			for i, q := range run.History.Quantiles {
-				if i < len(h.Percentiles) && !math.IsNaN(h.Percentiles[i]) {
-					pt.Quantiles = append(pt.Quantiles, q)
-					pt.Latencies = append(pt.Latencies, ms(h.Percentiles[i]))
-				}
-			}
-			in.History = append(in.History, pt)
-			peak = max(peak, h.Users)
-			if in.Start.IsZero() || h.Time.Before(in.Start) {
-				in.Start = h.Time
-			}
-			if h.Time.After(in.End) {
-				in.End = h.Time
+			if pt.Time.After(in.End) {
+				in.End = pt.Time
 			}
 		}
 	}

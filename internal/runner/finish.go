@@ -46,6 +46,8 @@ type FinishOptions struct {
 //
 // The replay streams requests.csv: its memory does not grow with the
 // number of requests (the diagnosis, which keeps every request, does).
+// A run whose requests.csv is off or sampled cannot be replayed: Finish
+// says so.
 func Finish(ctx context.Context, dir string, o FinishOptions) (*Result, error) {
 	meta, err := rundir.ReadMeta(dir)
 	if err != nil {
@@ -53,6 +55,12 @@ func Finish(ctx context.Context, dir string, o FinishOptions) (*Result, error) {
 			return nil, fmt.Errorf("finish: %w", &NotRunDirError{Dir: dir})
 		}
 		return nil, fmt.Errorf("finish: %w", err)
+	}
+	if rm, err := meta.RequestsMode(); err != nil || !rm.All() {
+		if err == nil {
+			err = fmt.Errorf("requests.csv is %s (meta.json requests_csv): the run cannot be replayed from it; its summary.json and Locust files are already final", rm)
+		}
+		return nil, fmt.Errorf("finish: %s: %w", dir, err)
 	}
 	m, err := replay(ctx, dir, meta)
 	if err != nil {

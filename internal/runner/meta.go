@@ -23,7 +23,7 @@ func newMeta(dir string, plan *load.Plan, o Options, start time.Time) *rundir.Me
 	meta := &rundir.Meta{
 		Tool: "stampede", Version: stampede.Version, Run: filepath.Base(dir), Target: stampede.Redact(plan.Target.String()),
 		Host: host, Command: RedactArgs(o.Command), Start: start, Partial: true,
-		Load: loadFacts(plan), Probes: o.Probes.Names(),
+		Load: loadFacts(plan), Probes: o.Probes.Names(), RequestsCSV: o.Requests.String(),
 	}
 	if o.Segment != nil {
 		sg := *o.Segment

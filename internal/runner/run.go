@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -56,7 +57,7 @@ func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 	if err := rundir.WriteMeta(dir, meta); err != nil {
 		return nil, fmt.Errorf("run: %w", err)
 	}
-	w, err := createWriters(dir)
+	w, err := createWriters(dir, o.Requests)
 	if err != nil {
 		return nil, fmt.Errorf("run: %w", err)
 	}
@@ -114,6 +115,8 @@ func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 	// loses at most the last second.
 	results := make(chan stampede.Result, 8192)
 	recDone := make(chan struct{})
+	keep := sampler(o.Requests, start)
+	var rows int64 // written to requests.csv; read after recDone
 	go func() {
 		defer close(recDone)
 		tick := time.NewTicker(time.Second)
@@ -124,7 +127,10 @@ func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 				if !ok {
 					return
 				}
-				_ = w.requests.Write(&r)
+				if w.requests != nil && keep() {
+					_ = w.requests.Write(&r)
+					rows++
+				}
 				m.Add(&r)
 			case now := <-tick.C:
 				sec := m.Tick(now, engine.Users())
@@ -165,6 +171,7 @@ func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 	}
 	meta.End, meta.Partial, meta.Dropped, meta.Aborted = end, interrupted, engine.Dropped(), engine.Aborted()
 	meta.SessionsLost, meta.Relogins = engine.SessionsLost(), engine.Relogins()
+	meta.RequestsRows = rows
 	meta.EndReason = "duration reached"
 	if interrupted {
 		meta.EndReason = "interrupted"
@@ -196,11 +203,24 @@ func sleepUntil(ctx context.Context, at time.Time) bool {
 	}
 }
 
+// sampler returns the recorder's choice of the requests requests.csv
+// keeps: every one, or each with probability m.Sample (a Bernoulli sample,
+// so that the rows are a uniform sample of the run's requests). It is
+// called by the recorder goroutine only.
+func sampler(m rundir.RequestsMode, start time.Time) func() bool {
+	if !(m.Sample > 0 && m.Sample < 1) {
+		return func() bool { return true }
+	}
+	rng := rand.New(rand.NewPCG(uint64(start.UnixNano()), 0x5eed))
+	return func() bool { return rng.Float64() < m.Sample }
+}
+
 // writers are the files a run appends to while it runs. The recorder
 // goroutine alone writes requests.csv and the Locust files; the timeline
 // and evidence writers lock.
 type writers struct {
-	dir      string
+	dir string
+	// requests is nil when requests.csv is off.
 	requests *rundir.RequestWriter
 	timeline *rundir.JSONLWriter
 	evidence *rundir.JSONLWriter
@@ -209,10 +229,16 @@ type writers struct {
 	locust *locust.Writer
 }
 
-func createWriters(dir string) (*writers, error) {
+func createWriters(dir string, rm rundir.RequestsMode) (*writers, error) {
 	w := &writers{dir: dir}
 	var err error
-	if w.requests, err = rundir.NewRequestWriter(dir); err != nil {
+	if rm.Off {
+		// A requests.csv left by an earlier run in the same directory
+		// would pass for this run's.
+		if err := os.Remove(filepath.Join(dir, rundir.RequestsFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+	} else if w.requests, err = rundir.NewRequestWriter(dir); err != nil {
 		return nil, err
 	}
 	if w.timeline, err = rundir.NewJSONLWriter(filepath.Join(dir, rundir.TimelineFile)); err != nil {
@@ -238,7 +264,9 @@ func (w *writers) second(m *metrics.Metrics, sec *metrics.Second, now time.Time)
 	s := m.Summary(now)
 	s.Partial = true
 	_ = s.WriteFile(filepath.Join(w.dir, rundir.SummaryFile))
-	_ = w.requests.Flush()
+	if w.requests != nil {
+		_ = w.requests.Flush()
+	}
 	_ = w.timeline.Flush()
 	_ = w.evidence.Flush()
 }

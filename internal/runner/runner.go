@@ -41,6 +41,11 @@ type Options struct {
 	SharedProcess bool
 	// NoDiagnose skips the diagnosis at the end.
 	NoDiagnose bool
+	// Requests says which requests requests.csv records: every one (the
+	// zero value), none, or a random sample, for runs where it would be
+	// too large. The summary, the Locust files and the diagnosis count
+	// every request either way: the histograms hold them all.
+	Requests rundir.RequestsMode
 	// Progress, if not nil, is called every ProgressEvery while the load
 	// runs, from a goroutine of its own; the last call returns before Run
 	// writes the final files.
@@ -83,6 +88,9 @@ func CheckStartAt(at, now time.Time) error {
 func (o Options) Validate() error {
 	if err := o.Probes.Validate(); err != nil {
 		return err
+	}
+	if o.Requests.Sample < 0 || o.Requests.Sample > 1 || o.Requests.Sample != o.Requests.Sample {
+		return fmt.Errorf("runner: requests.csv sample %v: want a share between 0 and 1", o.Requests.Sample)
 	}
 	if o.ProgressEvery < 0 {
 		return fmt.Errorf("runner: progress interval %v: want 0 or more", o.ProgressEvery)
@@ -175,14 +183,19 @@ func (e *ProbeError) Error() string { return "probe " + e.Probe + ": " + e.Err.E
 func (e *ProbeError) Unwrap() error { return e.Err }
 
 // ScenarioOptions returns the options a scenario asks for: its probes, its
-// logs and its thresholds; the caller adds the rest (or overrides). sc may
-// be nil. A threshold that does not parse is an error naming its position
-// in the scenario file.
+// logs, its thresholds and what requests.csv records; the caller adds the
+// rest (or overrides). sc may be nil. A threshold or a requests_csv that
+// does not parse is an error naming its position in the scenario file.
 func ScenarioOptions(sc *load.Scenario) (Options, error) {
 	o := Options{Scenario: sc}
 	if sc == nil {
 		return o, nil
 	}
+	rm, err := rundir.ParseRequestsMode(sc.RequestsCSV)
+	if err != nil {
+		return Options{}, fmt.Errorf("%s: requests_csv: %w", sc.Pos("$.requests_csv"), err)
+	}
+	o.Requests = rm
 	o.Probes = Probes{Postgres: sc.Probes.Postgres, PgBouncer: sc.Probes.PgBouncer, Redis: sc.Probes.Redis,
 		Prometheus: sc.Probes.Prometheus, Host: sc.Probes.Host, PID: sc.Probes.Pid}
 	o.Logs = append([]load.LogSpec(nil), sc.Logs...)

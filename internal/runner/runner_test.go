@@ -16,6 +16,7 @@ import (
 	"time"
 
 	stampede "github.com/stampede-load/stampede"
+	"github.com/stampede-load/stampede/internal/diagnose"
 	"github.com/stampede-load/stampede/internal/load"
 	"github.com/stampede-load/stampede/internal/metrics"
 	"github.com/stampede-load/stampede/internal/rundir"
@@ -221,6 +222,9 @@ func TestRun(t *testing.T) {
 			t.Errorf("a sample of the unreachable PostgreSQL without an error: %+v", s)
 		}
 		sources[s.Source]++
+		if s.Source == "generator" && (s.Values["rss_bytes"] < 1<<20 || s.Values["heap_bytes"] < 1<<10) {
+			t.Errorf("generator sample without its memory: rss_bytes %v, heap_bytes %v", s.Values["rss_bytes"], s.Values["heap_bytes"])
+		}
 	}
 	if sources["generator"] == 0 || sources["postgres"] == 0 {
 		t.Errorf("timeline sources %v: want generator and postgres samples", sources)
@@ -433,6 +437,21 @@ func TestScenarioOptions(t *testing.T) {
 	if _, err := runner.ScenarioOptions(bad); err == nil || !strings.HasPrefix(err.Error(), path+":4:") || !strings.Contains(err.Error(), "p95 <> 1s") {
 		t.Errorf("bad threshold: %v, want an error at %s:4 quoting it", err, path)
 	}
+
+	os.WriteFile(path, []byte("target: http://127.0.0.1:1\ntasks: [{steps: [{get: /}]}]\nrequests_csv: sample:2\n"), 0o644)
+	if bad, err = load.ReadScenario(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runner.ScenarioOptions(bad); err == nil || !strings.HasPrefix(err.Error(), path+":3:") || !strings.Contains(err.Error(), "requests_csv") {
+		t.Errorf("bad requests_csv: %v, want an error at %s:3 naming it", err, path)
+	}
+	os.WriteFile(path, []byte("target: http://127.0.0.1:1\ntasks: [{steps: [{get: /}]}]\nrequests_csv: sample:1%\n"), 0o644)
+	if bad, err = load.ReadScenario(path); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := runner.ScenarioOptions(bad); err != nil || o.Requests.Sample != 0.01 {
+		t.Errorf("requests_csv sample:1%%: %+v, %v", o.Requests, err)
+	}
 }
 
 func TestRedactArgs(t *testing.T) {
@@ -489,5 +508,179 @@ func TestLoadLocust(t *testing.T) {
 	}
 	if _, err := runner.LoadLocust(context.Background(), runner.LocustImport{Prefix: filepath.Join(t.TempDir(), "none")}); err == nil {
 		t.Error("an import of missing files loads")
+	}
+}
+
+// A run's requests.csv can be sampled or turned off: the summary, the
+// Locust files and the diagnosis still count every request, the report
+// draws from the Locust history, and Finish refuses to replay it.
+func TestRequestsCSVModes(t *testing.T) {
+	ts := httptest.NewServer(testserver.New(password))
+	defer ts.Close()
+	for _, tc := range []struct {
+		mode     string
+		min, max float64 // share of the requests written
+	}{
+		{"all", 1, 1},
+		{"sample:0.2", 0.05, 0.45},
+		{"off", 0, 0},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			sc, plan := scenario(t, ts.URL, "2s")
+			o, err := runner.ScenarioOptions(sc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.Requests, err = rundir.ParseRequestsMode(tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			o.Dir = filepath.Join(t.TempDir(), "run")
+			res, err := runner.Run(context.Background(), plan, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			meta, err := rundir.ReadMeta(o.Dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			total := res.Summary.Aggregated.Requests
+			var rows int64
+			err = rundir.ReadRequests(o.Dir, func(*stampede.Result) error { rows++; return nil })
+			if tc.mode == "off" {
+				if !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("requests.csv with requests_csv off: %v", err)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if meta.RequestsCSV != tc.mode || meta.RequestsRows != rows {
+				t.Errorf("meta.json: requests_csv %q, requests_rows %d; want %q, %d", meta.RequestsCSV, meta.RequestsRows, tc.mode, rows)
+			}
+			share := float64(rows) / float64(total)
+			if total < 50 || share < tc.min || share > tc.max {
+				t.Errorf("%d of %d requests written (%.2f), want a share in [%.2f, %.2f]", rows, total, share, tc.min, tc.max)
+			}
+			if got := aggregatedCount(t, o.Dir); got != fmt.Sprint(total) {
+				t.Errorf("locust_stats.csv counts %s requests, the summary %d", got, total)
+			}
+			if res.DiagnosisErr != nil || res.ReportErr != nil || res.Diagnosis == nil {
+				t.Fatalf("diagnosis %v, report %v", res.DiagnosisErr, res.ReportErr)
+			}
+			in, err := runner.LoadInput(o.Dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, f := 0, 0
+			for _, e := range in.Endpoints {
+				n += e.Requests
+				f += e.Failures
+			}
+			if int64(n) != total || int64(f) != res.Summary.Aggregated.Failures {
+				t.Errorf("the diagnosis counts %d requests, %d failures; the summary %d, %d", n, f, total, res.Summary.Aggregated.Failures)
+			}
+			_, ferr := runner.Finish(context.Background(), o.Dir, runner.FinishOptions{NoDiagnose: true})
+			if (ferr == nil) != (tc.mode == "all") {
+				t.Errorf("Finish: %v", ferr)
+			}
+			if tc.mode != "all" {
+				html := readFile(t, filepath.Join(o.Dir, "report.html"))
+				if !bytes.Contains(html, []byte("requests.csv is "+tc.mode)) {
+					t.Errorf("report.html does not say requests.csv is %s", tc.mode)
+				}
+			}
+		})
+	}
+}
+
+// The diagnosis of a run read from its aggregates (requests.csv off)
+// counts what the diagnosis of its records counts, and finds the same.
+func TestLoadInputAggregates(t *testing.T) {
+	ts := httptest.NewServer(testserver.New(password))
+	defer ts.Close()
+	_, plan := scenario(t, ts.URL, "3s")
+	dir := filepath.Join(t.TempDir(), "run")
+	if _, err := runner.Run(context.Background(), plan, runner.Options{Dir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := runner.LoadInput(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := copyRecords(t, dir)
+	for _, f := range []string{"summary.json", "locust_stats_history.csv"} {
+		if err := os.WriteFile(filepath.Join(off, f), readFile(t, filepath.Join(dir, f)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	meta, err := rundir.ReadMeta(off)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta.RequestsCSV = "off"
+	if err := rundir.WriteMeta(off, meta); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(off, "requests.csv")); err != nil {
+		t.Fatal(err)
+	}
+	agg, err := runner.LoadInput(off)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(agg.Results) != 0 || len(agg.Endpoints) != len(all.Endpoints) {
+		t.Fatalf("aggregates: %d results, %d endpoints; want 0, %d", len(agg.Results), len(agg.Endpoints), len(all.Endpoints))
+	}
+	near := func(a, b time.Duration) bool {
+		d := math.Abs(float64(a - b))
+		return d <= 0.05*float64(max(a, b))+float64(100*time.Microsecond)
+	}
+	for _, want := range all.Endpoints {
+		var got *diagnose.EndpointTotals
+		for i := range agg.Endpoints {
+			if agg.Endpoints[i].Name == want.Name && agg.Endpoints[i].Method == want.Method {
+				got = &agg.Endpoints[i]
+			}
+		}
+		if got == nil {
+			t.Errorf("endpoint %s %s missing", want.Method, want.Name)
+			continue
+		}
+		// P95 and P99 are each histogram's own reading of a few hundred
+		// requests (HDR's and the diagnosis's): the histograms are compared.
+		if got.Requests != want.Requests || got.Failures != want.Failures || !near(got.Median, want.Median) ||
+			got.Latency.Count() != want.Requests || !near(got.Latency.Quantile(0.95), want.Latency.Quantile(0.95)) {
+			t.Errorf("%s: aggregates %d requests, %d failures, median %v, p95 %v, histogram %d (p95 %v); records %d, %d, %v, %v, %d (%v)",
+				want.Name, got.Requests, got.Failures, got.Median, got.P95, got.Latency.Count(), got.Latency.Quantile(0.95),
+				want.Requests, want.Failures, want.Median, want.P95, want.Latency.Count(), want.Latency.Quantile(0.95))
+		}
+		hist := 0.0
+		for _, p := range agg.History {
+			if p.Name == want.Name && p.Method == want.Method {
+				hist += p.Requests
+			}
+		}
+		if int(hist) != want.Requests {
+			t.Errorf("%s: the history counts %v requests, want %d", want.Name, hist, want.Requests)
+		}
+	}
+	count := func(gs []diagnose.FailureGroup) map[string]int {
+		m := map[string]int{}
+		for _, g := range gs {
+			m[g.Name+" "+g.Reason] += g.Count
+		}
+		return m
+	}
+	if a, b := count(agg.Failures), count(all.Failures); !reflect.DeepEqual(a, b) {
+		t.Errorf("failure groups: aggregates %v, records %v", a, b)
+	}
+	ids := func(in *diagnose.Input) []string {
+		var s []string
+		for _, f := range diagnose.Diagnose(in).Findings {
+			s = append(s, f.ID)
+		}
+		return s
+	}
+	if a, b := ids(agg), ids(all); !reflect.DeepEqual(a, b) {
+		t.Errorf("findings from the aggregates %v, from the records %v", a, b)
 	}
 }

@@ -55,6 +55,7 @@ type Bouncer struct {
 	// PID is the process id.
 	PID int
 
+	d      daemon
 	closer closer
 }
 
@@ -79,6 +80,23 @@ func (b *Bouncer) Addr() string { return net.JoinHostPort(b.Host, strconv.Itoa(b
 // Close stops PgBouncer and removes its private directory. It is safe to
 // call more than once.
 func (b *Bouncer) Close() error { return b.closer.close() }
+
+// Kill kills PgBouncer with SIGKILL, as a crash or the OOM killer would:
+// every client and server connection drops at once. It waits until the
+// process has exited. Restart starts it again.
+func (b *Bouncer) Kill() error { return b.d.signal(syscall.SIGKILL, 10*time.Second) }
+
+// Restart starts PgBouncer again after Kill, on the same port with the same
+// configuration, appending to the same log, and waits until its admin
+// console answers. PID is the new process's.
+func (b *Bouncer) Restart(ctx context.Context) error {
+	pid, err := b.d.restart(ctx)
+	if err != nil {
+		return fmt.Errorf("pgbouncer: %w", err)
+	}
+	b.PID = pid
+	return nil
+}
 
 // StartPgBouncer starts PgBouncer on a free loopback port, pooling pg's
 // application database with auth_type=md5. The caller must Close it before
@@ -138,7 +156,7 @@ func StartPgBouncer(ctx context.Context, pg *PG, opts BouncerOptions) (_ *Bounce
 		if err != nil {
 			return err
 		}
-		err = proc.waitReady(ctx, func(ctx context.Context) error {
+		b.d.ready = func(ctx context.Context) error {
 			c, err := pgx.Connect(ctx, b.StatsDSN())
 			if err != nil {
 				return err
@@ -146,15 +164,16 @@ func StartPgBouncer(ctx context.Context, pg *PG, opts BouncerOptions) (_ *Bounce
 			defer c.Close(ctx)
 			_, err = c.Exec(ctx, "SHOW VERSION")
 			return err
-		})
-		if err != nil {
+		}
+		if err := proc.waitReady(ctx, b.d.ready); err != nil {
 			proc.stop(syscall.SIGKILL, 5*time.Second)
 			return err
 		}
+		b.d.proc = proc
 		b.PID = proc.PID()
 		// SIGINT is PgBouncer's safe shutdown (waits for clients); SIGTERM
 		// exits at once, which is what a test's cleanup wants.
-		b.closer.add(func() error { return proc.stop(syscall.SIGTERM, 10*time.Second) })
+		b.closer.add(func() error { return b.d.signal(syscall.SIGTERM, 10*time.Second) })
 		return nil
 	}, bindErr)
 	if err != nil {

@@ -56,7 +56,7 @@ type PG struct {
 	// PID is the postmaster's process id.
 	PID int
 
-	proc   *process
+	d      daemon
 	closer closer
 }
 
@@ -172,21 +172,21 @@ func StartPostgres(ctx context.Context, opts PGOptions) (_ *PG, err error) {
 		if err != nil {
 			return err
 		}
-		err = proc.waitReady(ctx, func(ctx context.Context) error {
+		p.d.ready = func(ctx context.Context) error {
 			c, err := pgx.Connect(ctx, p.superAdminDSN())
 			if err != nil {
 				return err
 			}
 			return c.Close(ctx)
-		})
-		if err != nil {
+		}
+		if err := proc.waitReady(ctx, p.d.ready); err != nil {
 			proc.stop(syscall.SIGQUIT, 5*time.Second)
 			return err
 		}
-		p.proc = proc
+		p.d.proc = proc
 		p.PID = proc.PID()
 		// SIGINT is PostgreSQL's fast shutdown: roll back and exit.
-		p.closer.add(func() error { return proc.stop(syscall.SIGINT, 15*time.Second) })
+		p.closer.add(func() error { return p.d.signal(syscall.SIGINT, 15*time.Second) })
 		return nil
 	}, bindErr)
 	if err != nil {
@@ -196,6 +196,23 @@ func StartPostgres(ctx context.Context, opts PGOptions) (_ *PG, err error) {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	return p, nil
+}
+
+// Stop shuts the server down as "pg_ctl stop -m fast" does (SIGINT: roll
+// back open transactions, disconnect every client, checkpoint, exit) and
+// waits until it has exited. Restart starts it again.
+func (p *PG) Stop() error { return p.d.signal(syscall.SIGINT, 15*time.Second) }
+
+// Restart starts the server again after Stop, on the same port with the
+// same data directory and settings, appending to the same log, and waits
+// until it accepts connections. PID is the new postmaster's.
+func (p *PG) Restart(ctx context.Context) error {
+	pid, err := p.d.restart(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	p.PID = pid
+	return nil
 }
 
 // superAdminDSN connects as the superuser to the "postgres" database.

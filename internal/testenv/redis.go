@@ -39,6 +39,7 @@ type RedisServer struct {
 	// PID is the process id.
 	PID int
 
+	d      daemon
 	closer closer
 }
 
@@ -51,6 +52,23 @@ func (r *RedisServer) Addr() string { return net.JoinHostPort(r.Host, strconv.It
 // Close stops the server and removes its private directory. It is safe to
 // call more than once.
 func (r *RedisServer) Close() error { return r.closer.close() }
+
+// Kill kills redis-server with SIGKILL: every connection drops and, with
+// persistence off, every key is lost. It waits until the process has
+// exited. Restart starts it again.
+func (r *RedisServer) Kill() error { return r.d.signal(syscall.SIGKILL, 10*time.Second) }
+
+// Restart starts redis-server again after Kill, on the same port with the
+// same settings, appending to the same log, and waits until it answers
+// PING. It starts empty. PID is the new process's.
+func (r *RedisServer) Restart(ctx context.Context) error {
+	pid, err := r.d.restart(ctx)
+	if err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	r.PID = pid
+	return nil
+}
 
 // StartRedis starts redis-server on a free loopback port, with no RDB or AOF
 // persistence. The caller must Close it.
@@ -102,18 +120,19 @@ func StartRedis(ctx context.Context, opts RedisOptions) (_ *RedisServer, err err
 			return err
 		}
 		proc.logPath = r.LogPath
-		err = proc.waitReady(ctx, func(ctx context.Context) error {
+		r.d.ready = func(ctx context.Context) error {
 			c := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1, DisableIdentity: true, Protocol: 2})
 			defer c.Close()
 			return c.Ping(ctx).Err()
-		})
-		if err != nil {
+		}
+		if err := proc.waitReady(ctx, r.d.ready); err != nil {
 			proc.stop(syscall.SIGKILL, 5*time.Second)
 			return err
 		}
+		r.d.proc = proc
 		r.PID = proc.PID()
 		// SIGTERM: Redis exits (it would save first, but saving is off).
-		r.closer.add(func() error { return proc.stop(syscall.SIGTERM, 10*time.Second) })
+		r.closer.add(func() error { return r.d.signal(syscall.SIGTERM, 10*time.Second) })
 		return nil
 	}, bindErr)
 	if err != nil {

@@ -168,7 +168,9 @@ func logDir(dir, fallback string) (string, error) {
 type process struct {
 	name    string
 	cmd     *exec.Cmd
-	logPath string
+	user    osUser
+	outPath string        // where stdout and stderr go
+	logPath string        // the server's log, quoted in errors
 	done    chan struct{} // closed when the process has exited
 	err     error         // Wait's result, valid after done
 	log     *os.File
@@ -203,7 +205,7 @@ func startProcessEnv(name string, u osUser, logPath string, env []string, bin st
 		f.Close()
 		return nil, fmt.Errorf("%s: start %s: %w", name, bin, err)
 	}
-	p := &process{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{}), log: f}
+	p := &process{name: name, cmd: cmd, user: u, outPath: logPath, logPath: logPath, done: make(chan struct{}), log: f}
 	go func() {
 		p.err = cmd.Wait()
 		f.Close()
@@ -239,6 +241,77 @@ func (p *process) stop(sig syscall.Signal, grace time.Duration) error {
 	_ = p.cmd.Process.Kill()
 	<-p.done
 	return fmt.Errorf("%s: did not stop within %v after %v; killed", p.name, grace, sig)
+}
+
+// again starts the command of p once more: the same binary, arguments,
+// user and output file. p must have exited.
+func (p *process) again() (*process, error) {
+	if !p.exited() {
+		return nil, fmt.Errorf("%s (pid %d) is still running", p.name, p.PID())
+	}
+	q, err := startProcess(p.name, p.user, p.outPath, p.cmd.Path, p.cmd.Args[1:]...)
+	if err != nil {
+		return nil, err
+	}
+	q.logPath = p.logPath
+	return q, nil
+}
+
+// daemon is a server's current process, which a test may stop, kill and
+// start again on the same port with the same data.
+type daemon struct {
+	mu    sync.Mutex
+	proc  *process
+	ready func(ctx context.Context) error // answers once the server serves
+}
+
+func (d *daemon) current() *process {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.proc
+}
+
+// signal sends sig to the current process and waits until it has exited,
+// at most grace, after which it is killed.
+func (d *daemon) signal(sig syscall.Signal, grace time.Duration) error {
+	p := d.current()
+	if p == nil {
+		return nil
+	}
+	return p.stop(sig, grace)
+}
+
+// restart starts the server again after it stopped, retrying for a while
+// if its port is still taken, and waits until it serves. It returns the new
+// process id.
+func (d *daemon) restart(ctx context.Context) (int, error) {
+	old := d.current()
+	if old == nil {
+		return 0, errors.New("restart: the server was never started")
+	}
+	for {
+		p, err := old.again()
+		if err != nil {
+			return 0, err
+		}
+		err = p.waitReady(ctx, d.ready)
+		if err == nil {
+			d.mu.Lock()
+			d.proc = p
+			d.mu.Unlock()
+			return p.PID(), nil
+		}
+		_ = p.stop(syscall.SIGKILL, 5*time.Second)
+		// The old process's port may linger a moment after a kill.
+		if !bindErr(err) || ctx.Err() != nil {
+			return 0, fmt.Errorf("restart: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("restart: %w", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // waitReady calls try until it succeeds, the process exits or ctx ends.

@@ -136,3 +136,68 @@ func TestStart(t *testing.T) {
 		}
 	}
 }
+
+// TestStopKillRestart stops PostgreSQL (fast shutdown), kills PgBouncer and
+// Redis, and starts each again on its port: clients reach them again, the
+// PIDs are new, and Redis comes back empty.
+func TestStopKillRestart(t *testing.T) {
+	t.Parallel()
+	pg := testenv.Postgres(t)
+	b := testenv.PgBouncer(t, pg)
+	r := testenv.Redis(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	ping := func(dsn string) error {
+		c, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			return err
+		}
+		defer c.Close(ctx)
+		return c.Ping(ctx)
+	}
+	rc := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1})
+	defer rc.Close()
+	if err := rc.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name    string
+		pid     func() int
+		stop    func() error
+		restart func(context.Context) error
+		check   func() error
+	}{
+		{"postgres", func() int { return pg.PID }, pg.Stop, pg.Restart, func() error { return ping(pg.DSN()) }},
+		{"pgbouncer", func() int { return b.PID }, b.Kill, b.Restart, func() error { return ping(b.DSN()) }},
+		{"redis", func() int { return r.PID }, r.Kill, r.Restart, func() error { return rc.Ping(ctx).Err() }},
+	} {
+		before := tc.pid()
+		if err := tc.stop(); err != nil {
+			t.Fatalf("%s: stop: %v", tc.name, err)
+		}
+		if err := tc.check(); err == nil {
+			t.Errorf("%s: answered after stop", tc.name)
+		}
+		if err := tc.restart(ctx); err != nil {
+			t.Fatalf("%s: restart: %v", tc.name, err)
+		}
+		if err := tc.restart(ctx); err == nil {
+			t.Errorf("%s: a second restart of a running server succeeded", tc.name)
+		}
+		if err := tc.check(); err != nil {
+			t.Errorf("%s: after restart: %v", tc.name, err)
+		}
+		if after := tc.pid(); after == before || after == 0 {
+			t.Errorf("%s: pid %d after restart, was %d", tc.name, after, before)
+		}
+	}
+	// PgBouncer reaches the restarted PostgreSQL too.
+	if err := ping(b.DSN()); err != nil {
+		t.Errorf("pgbouncer to the restarted postgres: %v", err)
+	}
+	if n, err := rc.Exists(ctx, "k").Result(); err != nil || n != 0 {
+		t.Errorf("redis after restart: EXISTS k = %d, %v; want 0 (no persistence)", n, err)
+	}
+}

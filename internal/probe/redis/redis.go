@@ -1,7 +1,8 @@
 // Package redis is the probe of a Redis server: clients, refusals, traffic
 // and memory from INFO, and the round trip of a PING.
 //
-// The probe keeps one connection, opened by New, so it can still read INFO
+// The probe keeps one connection (CLIENT SETNAME stampede-probe, unless the
+// URL names it with client_name), opened by New, so it can still read INFO
 // when the server is at maxclients and refuses everyone else; if that
 // connection is lost while the server is full, the refusal
 // ("max number of clients reached") is the sample's error.
@@ -72,6 +73,11 @@ func New(url string) (*Probe, error) {
 	opt.PoolTimeout = 2 * time.Second
 	opt.ConnMaxIdleTime = -1 // sampled every second; never idle-closed
 	opt.DisableIdentity = true
+	if opt.ClientName == "" {
+		// As the PostgreSQL probe's application_name: CLIENT LIST shows
+		// the probe's connection as name=stampede-probe.
+		opt.ClientName = "stampede-probe"
+	}
 	opt.Dialer = dialRefusal
 	opt.ContextTimeoutEnabled = true
 	return &Probe{client: redis.NewClient(opt), password: opt.Password}, nil

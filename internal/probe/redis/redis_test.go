@@ -234,4 +234,14 @@ func TestUnavailable(t *testing.T) {
 	if s.Values["ping_ms"] <= 0 || s.Values["connected_clients"] < 1 {
 		t.Errorf("after the restart: %v", s.Values)
 	}
+	// The probe holds its one connection, under its name, and no other.
+	ctl2 := goredis.NewClient(&goredis.Options{Addr: r.Addr(), MaxRetries: -1, DisableIdentity: true, Protocol: 2})
+	defer ctl2.Close()
+	list, err := ctl2.ClientList(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(list, " name=stampede-probe "); n != 1 {
+		t.Errorf("CLIENT LIST has %d connections named stampede-probe, want 1:\n%s", n, list)
+	}
 }
