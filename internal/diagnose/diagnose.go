@@ -44,6 +44,10 @@ type verdict struct {
 	own, total tally // what it explains alone, and with its consequences
 }
 
+// generic findings name a resource (the host's CPU) that every request
+// shares: they explain what the specific findings leave.
+var generic = map[string]bool{IDCPUSaturation: true}
+
 // rules run in this order; later rules may read the verdicts of earlier
 // ones (c.found), e.g. app-worker-saturation stands aside for a confirmed
 // pool timeout behind a 504.
@@ -85,15 +89,32 @@ func Diagnose(in *Input) stampede.Diagnosis {
 		switch {
 		case v.status != "":
 			vv := v
-			// Marked at once: a generic rule later in the order takes only
-			// what the specific ones left (c.fresh).
-			vv.own = c.tally(vv.claims, true)
 			c.found[v.id] = &vv
 			found = append(found, &vv)
 		case v.ruledOut != "":
 			d.RuledOut = append(d.RuledOut, stampede.RuledOut{ID: v.id, Why: v.ruledOut})
 		case v.ruledOutIfExplained != "":
 			later = append(later, v)
+		}
+	}
+	// Direct evidence first: what a confirmed finding explains, an indirect
+	// one (likely, possible) does not take again, and a generic one (the
+	// CPU) takes only what the specific ones left.
+	for _, pass := range []func(v *verdict) bool{
+		func(v *verdict) bool { return v.status == stampede.Confirmed && !generic[v.id] },
+		func(v *verdict) bool { return v.status != stampede.Confirmed && !generic[v.id] },
+		func(v *verdict) bool { return generic[v.id] },
+	} {
+		for _, v := range found {
+			if !pass(v) {
+				continue
+			}
+			if v.status != stampede.Confirmed || generic[v.id] {
+				for i, cl := range v.claims {
+					v.claims[i] = c.fresh(cl)
+				}
+			}
+			v.own = c.tally(v.claims, true)
 		}
 	}
 	for _, rule := range []func(*ctx) verdict{ruleUnexplained, ruleUnexplainedSlowness} {

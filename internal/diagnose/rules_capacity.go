@@ -553,13 +553,13 @@ func ruleCPU(c *ctx) verdict {
 	v.title = "The target host's CPU is saturated"
 	v.active = windowsWith(ws, nil, c.samples["host"], hot)
 	// The CPU is a generic cause: it takes what the specific findings
-	// (a pool, a lock, a query) did not explain.
+	// (a pool, a lock, a query) did not explain (see generic).
 	if len(cand) > 0 {
-		v.claims = append(v.claims, c.fresh(claim{groups: cand, ws: v.active}))
+		v.claims = append(v.claims, claim{groups: cand, ws: v.active})
 		v.evidence = append(v.evidence, c.groupRef(cand))
 	}
 	if n, _ := c.totalSlowIn(slowEps, v.active); n >= 1 {
-		v.claims = append(v.claims, c.fresh(claim{eps: slowEps, ws: v.active}))
+		v.claims = append(v.claims, claim{eps: slowEps, ws: v.active})
 		v.evidence = append(v.evidence, c.slowRef(slowEps, v.active))
 	}
 	peak := busy.peak

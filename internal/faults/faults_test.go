@@ -133,8 +133,7 @@ func TestFaultPgBouncerRestart(t *testing.T) {
 	if n := failuresBetween(oc.results, oc.injected, oc.restored.Add(2*time.Second)); n == 0 {
 		t.Error("no request failed while PgBouncer was down")
 	}
-	top := checkFinding(t, oc, expect{id: "db-unavailable", from: oc.injected, to: oc.restored,
-		skipAlone: openClaims("FaultPgBouncerRestart")})
+	top := checkFinding(t, oc, expect{id: "db-unavailable", from: oc.injected, to: oc.restored})
 	checkWithoutRecords(t, w, oc)
 	row(t, faults.Row{Section: faults.SectionFault, Name: "PgBouncer killed (SIGKILL) and restarted", Open: openShort,
 		Injected: "PgBouncer killed at 6 s, started again on its port 4 s later",
@@ -154,8 +153,7 @@ func TestFaultPostgresRestart(t *testing.T) {
 	if n := failuresBetween(oc.results, oc.injected, oc.restored.Add(2*time.Second)); n == 0 {
 		t.Error("no request failed while PostgreSQL was down")
 	}
-	top := checkFinding(t, oc, expect{id: "db-unavailable", from: oc.injected, to: oc.restored,
-		skipAlone: openClaims("FaultPostgresRestart")})
+	top := checkFinding(t, oc, expect{id: "db-unavailable", from: oc.injected, to: oc.restored})
 	row(t, faults.Row{Section: faults.SectionFault, Name: "PostgreSQL restarted (fast shutdown)", Open: openShort,
 		Injected: "PostgreSQL stopped with a fast shutdown at 6 s, started again on its port 4 s later (PgBouncer stays up, server_login_retry 2 s)",
 		Recorded: recorded(oc, pg), Diagnosis: top})
@@ -194,7 +192,7 @@ func TestFaultTerminateBackend(t *testing.T) {
 			t.Errorf("%s probe failed at %s though the server stayed up: %s", s.Source, s.Time.Format(clock), s.Err)
 		}
 	}
-	top := checkFinding(t, oc, expect{id: "db-unavailable", from: oc.injected, skipAlone: openClaims("FaultTerminateBackend")})
+	top := checkFinding(t, oc, expect{id: "db-unavailable", from: oc.injected})
 	row(t, faults.Row{Section: faults.SectionFault, Name: "One backend terminated (pg_terminate_backend)", Open: openShort,
 		Injected: "pg_terminate_backend of a backend running the recap's aggregate, at 7 s",
 		Recorded: recorded(oc) + fmt.Sprintf("; %d log events of the termination", n57), Diagnosis: top})
@@ -243,8 +241,7 @@ func TestFaultRedisRestart(t *testing.T) {
 		t.Error("no request failed while Redis was down")
 	}
 	checkRelogin(t, oc)
-	top := checkFinding(t, oc, expect{id: "redis-unavailable", from: oc.injected, to: oc.restored,
-		skipAlone: openClaims("FaultRedisRestart")})
+	top := checkFinding(t, oc, expect{id: "redis-unavailable", from: oc.injected, to: oc.restored})
 	checkWithoutRecords(t, w, oc)
 	for _, f := range oc.diagnosis.Findings {
 		if f.ID == "session-lost" && f.CausedBy != "redis-unavailable" {
@@ -284,7 +281,7 @@ func TestFaultRedisPause(t *testing.T) {
 	if n := failuresBetween(oc.results, oc.injected, oc.restored.Add(2*time.Second)); n == 0 {
 		t.Error("no request failed while Redis was paused")
 	}
-	top := checkFinding(t, oc, expect{id: "redis-unavailable", from: oc.injected, to: oc.restored, skipAlone: openClaims("FaultRedisPause")})
+	top := checkFinding(t, oc, expect{id: "redis-unavailable", from: oc.injected, to: oc.restored})
 	row(t, faults.Row{Section: faults.SectionFault, Name: "Redis paused (CLIENT PAUSE 4 s) beyond the app's 500 ms timeout", Open: openShort,
 		Injected: "CLIENT PAUSE 4000 ALL at 6 s; the lab's Redis read/write timeout is 500 ms",
 		Recorded: recorded(oc, rp), Diagnosis: top})
