@@ -20,19 +20,6 @@ import (
 	"github.com/stampede-load/stampede/internal/testenv"
 )
 
-// openClaims is the open point of the diagnosis rules seen in the runs
-// on the services (kept in /work/notes/faults-runs/NAME): the outage's
-// finding is right, but other root findings claim the same failures on
-// weak evidence, so the subtest "alone" is skipped for those tests.
-func openClaims(run string) string {
-	return "other root findings claim the outage's failures on weak evidence: db-pool-wait-timeout (likely) from PgBouncer's cl_waiting alone, " +
-		"with no query_wait_timeout logged by the app or PgBouncer; redis-unavailable (confirmed) from one slow PING (349 ms) on a busy host; " +
-		"slow-query (likely) from the terminated request's own latency (runs: /work/notes/faults-runs/" + run + " and its siblings)"
-}
-
-// openShort is openClaims for the table.
-const openShort = "other root findings also claim the outage's failures on weak evidence (db-pool-wait-timeout from cl_waiting alone, or a single slow Redis PING, or slow-query)"
-
 // The target killed (SIGKILL) and started again mid-run. The lab keeps its
 // sessions in memory (the embedded store, as Django's LocMemCache), so the
 // restart loses every session: the users log in again and browse on.
@@ -135,7 +122,7 @@ func TestFaultPgBouncerRestart(t *testing.T) {
 	}
 	top := checkFinding(t, oc, expect{id: "db-unavailable", from: oc.injected, to: oc.restored})
 	checkWithoutRecords(t, w, oc)
-	row(t, faults.Row{Section: faults.SectionFault, Name: "PgBouncer killed (SIGKILL) and restarted", Open: openShort,
+	row(t, faults.Row{Section: faults.SectionFault, Name: "PgBouncer killed (SIGKILL) and restarted",
 		Injected: "PgBouncer killed at 6 s, started again on its port 4 s later",
 		Recorded: recorded(oc, pb), Diagnosis: top})
 }
@@ -154,7 +141,7 @@ func TestFaultPostgresRestart(t *testing.T) {
 		t.Error("no request failed while PostgreSQL was down")
 	}
 	top := checkFinding(t, oc, expect{id: "db-unavailable", from: oc.injected, to: oc.restored})
-	row(t, faults.Row{Section: faults.SectionFault, Name: "PostgreSQL restarted (fast shutdown)", Open: openShort,
+	row(t, faults.Row{Section: faults.SectionFault, Name: "PostgreSQL restarted (fast shutdown)",
 		Injected: "PostgreSQL stopped with a fast shutdown at 6 s, started again on its port 4 s later (PgBouncer stays up, server_login_retry 2 s)",
 		Recorded: recorded(oc, pg), Diagnosis: top})
 }
@@ -193,7 +180,7 @@ func TestFaultTerminateBackend(t *testing.T) {
 		}
 	}
 	top := checkFinding(t, oc, expect{id: "db-unavailable", from: oc.injected})
-	row(t, faults.Row{Section: faults.SectionFault, Name: "One backend terminated (pg_terminate_backend)", Open: openShort,
+	row(t, faults.Row{Section: faults.SectionFault, Name: "One backend terminated (pg_terminate_backend)",
 		Injected: "pg_terminate_backend of a backend running the recap's aggregate, at 7 s",
 		Recorded: recorded(oc) + fmt.Sprintf("; %d log events of the termination", n57), Diagnosis: top})
 }
@@ -248,7 +235,7 @@ func TestFaultRedisRestart(t *testing.T) {
 			t.Errorf("session-lost caused by %q, want redis-unavailable", f.CausedBy)
 		}
 	}
-	row(t, faults.Row{Section: faults.SectionFault, Name: "Redis killed (SIGKILL) and restarted, empty", Open: openShort,
+	row(t, faults.Row{Section: faults.SectionFault, Name: "Redis killed (SIGKILL) and restarted, empty",
 		Injected: "Redis (the lab's sessions) killed at 6 s, started again on its port 4 s later, without the sessions",
 		Recorded: recorded(oc, rp), Diagnosis: top})
 }
@@ -282,7 +269,7 @@ func TestFaultRedisPause(t *testing.T) {
 		t.Error("no request failed while Redis was paused")
 	}
 	top := checkFinding(t, oc, expect{id: "redis-unavailable", from: oc.injected, to: oc.restored})
-	row(t, faults.Row{Section: faults.SectionFault, Name: "Redis paused (CLIENT PAUSE 4 s) beyond the app's 500 ms timeout", Open: openShort,
+	row(t, faults.Row{Section: faults.SectionFault, Name: "Redis paused (CLIENT PAUSE 4 s) beyond the app's 500 ms timeout",
 		Injected: "CLIENT PAUSE 4000 ALL at 6 s; the lab's Redis read/write timeout is 500 ms",
 		Recorded: recorded(oc, rp), Diagnosis: top})
 }
