@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stampede-load/stampede"
+	"github.com/stampede-load/stampede/internal/secret"
 )
 
 // Limits that keep one pathological event from eating memory.
@@ -42,6 +43,11 @@ type Parser struct {
 	// becomes a few access-timing Evidence per second instead of nothing.
 	// ParseReader emits what it holds at the end of the input.
 	Timings *Timings
+	// Secrets masks the texts of every event the parser returns (message,
+	// exception, frames, fields): server logs print passwords, cookies and
+	// tokens in tracebacks and error reports. Nil masks by pattern only
+	// (see package secret); give it the run's known secret values.
+	Secrets *secret.Masker
 
 	source, file string
 	cat          *Catalog
@@ -339,7 +345,9 @@ func (p *Parser) flush() []stampede.Evidence {
 	if !p.KeepAll && m.best < 0 && final == "" && len(p.frames) == 0 && !severe(e.level) && !notableStatus(p.kv) {
 		return nil
 	}
-	return []stampede.Evidence{p.build(e, msg, final, root)}
+	ev := p.build(e, msg, final, root)
+	p.Secrets.Evidence(&ev)
+	return []stampede.Evidence{ev}
 }
 
 // analyse walks the continuation lines once, filling p.frames, p.excs
