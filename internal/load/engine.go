@@ -17,11 +17,19 @@ import (
 	"time"
 
 	stampede "github.com/stampede-load/stampede"
+	"github.com/stampede-load/stampede/internal/secret"
 	"github.com/stampede-load/stampede/internal/session"
 )
 
 // Engine runs a plan. Results arrive on the channel given to Run.
 type Engine struct {
+	// Secrets masks the failure reasons of the results before they leave
+	// the engine: a reason quotes the page's error text, a redirect's URL
+	// or a transport error, any of which may echo a password or a token.
+	// Nil masks by pattern only (package secret); set it before Run, from
+	// Plan.Secrets and the run's other secrets.
+	Secrets *secret.Masker
+
 	plan      *Plan
 	transport *http.Transport
 
@@ -191,6 +199,10 @@ type vu struct {
 	started  bool // on_start done
 	loggedIn bool // a not_login_page step succeeded
 	relogin  bool // the session was lost: on_start runs again, marked so
+	// sent are the values of the secret fields (csrfmiddlewaretoken,
+	// password) of the last form the user submitted, masked in its reasons
+	// with its cookies.
+	sent []string
 }
 
 // vars resolves template variables for one user.
@@ -320,6 +332,12 @@ func (v *vu) step(ctx context.Context, s *Step, intended time.Time) bool {
 		res.Method = f.Method
 		req.URL = f.Action
 		vals := f.Values(over)
+		v.sent = v.sent[:0]
+		for k, vs := range vals {
+			if secret.IsKey(k) {
+				v.sent = append(v.sent, vs...)
+			}
+		}
 		if f.Method == "GET" {
 			u, _ := url.Parse(f.Action)
 			u.RawQuery = vals.Encode()
@@ -558,5 +576,35 @@ func (v *vu) emit(_ context.Context, r *stampede.Result) {
 	// The channel is drained by the recorder until every user has stopped,
 	// so this send never blocks for long and never loses a record.
 	r.Relogin = r.Relogin || (v.relogin && !v.started)
+	if r.Reason != "" {
+		r.Reason = v.maskReason(r.Reason)
+	}
 	v.out <- *r
+}
+
+// maskReason masks a failure reason with the run's secrets and those of
+// the user's session, which no file holds: its session and CSRF cookies,
+// the secret fields of the last form it sent, and the values it extracted
+// under a secret's name. Reasons are rare (failures only), so their cost
+// does not matter.
+func (v *vu) maskReason(reason string) string {
+	vals := append([]string(nil), v.sent...)
+	if v.b != nil {
+		for _, u := range []*url.URL{v.e.plan.Target, v.b.Last.URL} {
+			if u == nil {
+				continue
+			}
+			for _, c := range v.b.Jar().Cookies(u) {
+				if secret.IsKey(c.Name) || len(c.Value) >= 16 {
+					vals = append(vals, c.Value)
+				}
+			}
+		}
+	}
+	for k, x := range v.vars.ext {
+		if secret.IsKey(k) {
+			vals = append(vals, x)
+		}
+	}
+	return v.e.Secrets.Mask(secret.MaskValues(reason, vals...))
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stampede-load/stampede/internal/secret"
 	"github.com/stampede-load/stampede/internal/session"
 )
 
@@ -80,6 +81,7 @@ type Plan struct {
 	NoRelogin bool
 
 	totalWeight int
+	secrets     []string // literal secrets of the scenario (see Secrets)
 }
 
 // Task is a compiled weighted task.
@@ -232,6 +234,7 @@ func (sc *Scenario) Compile() (*Plan, error) {
 	if err := p.checkTemplates(sc); err != nil {
 		return nil, err
 	}
+	p.secrets = scenarioSecrets(sc)
 	if p.Rows != nil && p.Assignment == Unique && p.Users > len(p.Rows) {
 		return nil, fmt.Errorf("%s: users_file has %d rows, fewer than the %d virtual users that unique assignment needs (add rows, or set user_assignment: round-robin)", sc.Pos("$.users_file"), len(p.Rows), p.Users)
 	}
@@ -554,4 +557,86 @@ func (t tmpl) render(v *vars) string {
 		}
 	}
 	return b.String()
+}
+
+// Secrets returns the secret values the plan knows, for the run to mask
+// wherever they appear (see package secret): the password of the target
+// URL, every value of the users file's columns whose name is a secret's
+// (password, token, ...), and the literal values the scenario gives to
+// form fields, JSON keys, headers and query parameters named so.
+func (p *Plan) Secrets() []string {
+	var out []string
+	if p.Target != nil {
+		if pw, ok := p.Target.User.Password(); ok {
+			out = append(out, pw)
+		}
+	}
+	for i, h := range p.Header {
+		if !secret.IsKey(h) {
+			continue
+		}
+		for _, row := range p.Rows {
+			if i < len(row) {
+				out = append(out, row[i])
+			}
+		}
+	}
+	return append(out, p.secrets...)
+}
+
+// scenarioSecrets returns the literal values of the scenario's fields,
+// JSON keys, headers and query parameters whose names are secrets'; a
+// template ({{user.password}}) names a secret without holding one.
+func scenarioSecrets(sc *Scenario) []string {
+	var out []string
+	lit := func(k, v string) {
+		if secret.IsKey(k) && v != "" && !strings.Contains(v, "{{") {
+			out = append(out, v)
+		}
+	}
+	var walk func(k string, v any)
+	walk = func(k string, v any) {
+		switch x := v.(type) {
+		case string:
+			lit(k, x)
+		case map[string]any:
+			for kk, vv := range x {
+				walk(kk, vv)
+			}
+		case []any:
+			for _, vv := range x {
+				walk(k, vv)
+			}
+		}
+	}
+	for k, v := range sc.Headers {
+		lit(k, v)
+	}
+	steps := append([]StepSpec(nil), sc.OnStart...)
+	for _, t := range sc.Tasks {
+		steps = append(steps, t.Steps...)
+	}
+	for _, s := range steps {
+		if s.SubmitForm != nil {
+			for k, v := range s.SubmitForm.Fields {
+				lit(k, v)
+			}
+		}
+		for _, m := range []map[string]string{s.Form, s.Headers} {
+			for k, v := range m {
+				lit(k, v)
+			}
+		}
+		walk("", s.JSON)
+		for _, raw := range []string{s.Get, s.Post, s.Put, s.Patch, s.Delete} {
+			if u, err := url.Parse(raw); err == nil && raw != "" {
+				for k, vs := range u.Query() {
+					for _, v := range vs {
+						lit(k, v)
+					}
+				}
+			}
+		}
+	}
+	return out
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	stampede "github.com/stampede-load/stampede"
+	"github.com/stampede-load/stampede/internal/secret"
 )
 
 // File names inside a run directory.
@@ -174,8 +175,15 @@ func (a *Appender) Close() error {
 // RequestWriter appends results to requests.csv. It is used by one
 // goroutine (the recorder); Flush may be called from another.
 type RequestWriter struct {
+	// Secrets masks each failure reason before it is written (see package
+	// secret); nil masks by pattern only.
+	Secrets *secret.Masker
+
 	a   *Appender
 	buf []byte
+	// The last reason and its masked form: a failing endpoint repeats its
+	// reason, which is then masked once.
+	reason, masked string
 }
 
 // NewRequestWriter creates requests.csv in dir.
@@ -187,8 +195,18 @@ func NewRequestWriter(dir string) (*RequestWriter, error) {
 	return &RequestWriter{a: a, buf: make([]byte, 0, 256)}, nil
 }
 
-// Write appends one result.
+// Write appends one result, its reason masked.
 func (w *RequestWriter) Write(r *stampede.Result) error {
+	if r.Reason != "" {
+		if r.Reason != w.reason {
+			w.reason, w.masked = r.Reason, w.Secrets.Mask(r.Reason)
+		}
+		if w.masked != r.Reason {
+			m := *r
+			m.Reason = w.masked
+			r = &m
+		}
+	}
 	w.buf = AppendResult(w.buf[:0], r)
 	_, err := w.a.Write(w.buf)
 	return err
@@ -247,7 +265,9 @@ func appendField(b []byte, s string) []byte {
 
 // ReadRequests streams requests.csv of dir to fn, in file order. A torn last
 // line (a run killed mid-write) is skipped; a malformed line elsewhere is an
-// error naming its line.
+// error naming its line. Reasons are masked by pattern (package secret), as
+// a run writes them: a run directory written otherwise (by an older
+// version, or put together by hand) cannot bring a secret into a report.
 func ReadRequests(dir string, fn func(*stampede.Result) error) error {
 	path := filepath.Join(dir, RequestsFile)
 	f, err := os.Open(path)
@@ -269,6 +289,17 @@ func DecodeRequests(r io.Reader, name string, fn func(*stampede.Result) error) e
 		s := string(b)
 		if len(names) < 1<<16 {
 			names[s] = s
+		}
+		return s
+	}
+	reasons := map[string]string{} // masked once each
+	reason := func(b []byte) string {
+		if s, ok := reasons[string(b)]; ok {
+			return s
+		}
+		s := secret.Mask(string(b))
+		if len(reasons) < 1<<16 {
+			reasons[string(b)] = s
 		}
 		return s
 	}
@@ -309,7 +340,7 @@ func DecodeRequests(r io.Reader, name string, fn func(*stampede.Result) error) e
 		if len(raw) == 0 {
 			continue
 		}
-		if err := parseResult(raw, cols, &res, intern); err != nil {
+		if err := parseResult(raw, cols, &res, intern, reason); err != nil {
 			return fmt.Errorf("%s:%d: %w", name, line, err)
 		}
 		if err := fn(&res); err != nil {
@@ -320,7 +351,7 @@ func DecodeRequests(r io.Reader, name string, fn func(*stampede.Result) error) e
 
 // parseResult reads one line of cols fields (12, or 11 before the relogin
 // column).
-func parseResult(raw []byte, cols int, r *stampede.Result, intern func([]byte) string) error {
+func parseResult(raw []byte, cols int, r *stampede.Result, intern, reason func([]byte) string) error {
 	var fields [12][]byte
 	n := 0
 	if bytes.IndexByte(raw, '"') >= 0 {
@@ -379,7 +410,7 @@ func parseResult(raw []byte, cols int, r *stampede.Result, intern func([]byte) s
 		TTFB:    time.Duration(ints[5]) * time.Microsecond,
 		Bytes:   ints[6],
 		Outcome: o,
-		Reason:  intern(fields[10]),
+		Reason:  reason(fields[10]),
 		Relogin: cols == 12 && len(fields[11]) == 1 && fields[11][0] == '1',
 	}
 	return nil
@@ -434,28 +465,34 @@ func (w *JSONLWriter) Flush() error { return w.a.Flush() }
 // Close flushes and closes.
 func (w *JSONLWriter) Close() error { return w.a.Close() }
 
-// ReadTimeline reads timeline.jsonl of dir (missing file: no samples).
+// ReadTimeline reads timeline.jsonl of dir (missing file: no samples),
+// masking the samples' texts by pattern as ReadRequests does.
 func ReadTimeline(dir string) ([]stampede.Sample, error) {
 	var out []stampede.Sample
+	var none *secret.Masker
 	err := readJSONL(filepath.Join(dir, TimelineFile), func(b []byte) error {
 		var s stampede.Sample
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
 		}
+		none.Sample(&s)
 		out = append(out, s)
 		return nil
 	})
 	return out, err
 }
 
-// ReadEvidence reads evidence.jsonl of dir (missing file: no evidence).
+// ReadEvidence reads evidence.jsonl of dir (missing file: no evidence),
+// masking the events' texts by pattern as ReadRequests does.
 func ReadEvidence(dir string) ([]stampede.Evidence, error) {
 	var out []stampede.Evidence
+	var none *secret.Masker
 	err := readJSONL(filepath.Join(dir, EvidenceFile), func(b []byte) error {
 		var e stampede.Evidence
 		if err := json.Unmarshal(b, &e); err != nil {
 			return err
 		}
+		none.Evidence(&e)
 		out = append(out, e)
 		return nil
 	})

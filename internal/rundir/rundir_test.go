@@ -9,6 +9,7 @@ import (
 	"time"
 
 	stampede "github.com/stampede-load/stampede"
+	"github.com/stampede-load/stampede/internal/secret"
 )
 
 func TestRequestsRoundTripAndTornLine(t *testing.T) {
@@ -90,3 +91,54 @@ func FuzzDecodeRequests(f *testing.F) {
 }
 
 func bytesReader(b []byte) io.Reader { return strings.NewReader(string(b)) }
+
+// TestSecretsMasked: the request writer masks reasons (by pattern and by
+// its values), and the readers mask what a run directory written otherwise
+// holds: reasons, evidence and samples.
+func TestSecretsMasked(t *testing.T) {
+	dir := t.TempDir()
+	w, err := NewRequestWriter(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Secrets = secret.New("kayu-ahsp-2005")
+	r := stampede.Result{Start: time.UnixMicro(1), User: 1, Name: "login", Method: "POST", Status: 200, Outcome: stampede.FailContent,
+		Reason: "login page returned: Wrong password kayu-ahsp-2005"}
+	for range 2 { // the second write takes the cached mask
+		if err := w.Write(&r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.Reason != "login page returned: Wrong password kayu-ahsp-2005" {
+		t.Errorf("Write changed its argument: %q", r.Reason)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.OpenFile(filepath.Join(dir, RequestsFile), os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("1,1,/,GET,0,5,0,0,0,transport,\"Get \"\"http://h/?token=abc123\"\": connection refused\",\n")
+	f.Close()
+	os.WriteFile(filepath.Join(dir, EvidenceFile), []byte(`{"t":"2026-01-01T00:00:00Z","source":"app","message":"Cookie: sessionid=S6","fields":{"csrftoken":"C5"},"ref":"a.log:1"}`+"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, TimelineFile), []byte(`{"t":"2026-01-01T00:00:00Z","source":"postgres","error":"dial postgres://app:dbpw@h/db: refused","info":{"x":"password=dbpw"}}`+"\n"), 0o644)
+	var reasons []string
+	if err := ReadRequests(dir, func(r *stampede.Result) error { reasons = append(reasons, r.Reason); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := ReadEvidence(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl, err := ReadTimeline(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(reasons, "\n") + "\n" + evs[0].Message + " " + evs[0].Fields["csrftoken"] + "\n" + tl[0].Err + " " + tl[0].Info["x"]
+	for _, s := range []string{"kayu-ahsp-2005", "abc123", "S6", "C5", "dbpw"} {
+		if strings.Contains(got, s) {
+			t.Errorf("%q read back:\n%s", s, got)
+		}
+	}
+	if want := "login page returned: Wrong password xxxxx"; reasons[0] != want || reasons[1] != want {
+		t.Errorf("reasons %q, want %q twice", reasons, want)
+	}
+}

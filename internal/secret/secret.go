@@ -26,6 +26,7 @@ package secret
 
 import (
 	"html"
+	"maps"
 	"net/url"
 	"strconv"
 	"strings"
@@ -64,6 +65,19 @@ func (m *Masker) Mask(s string) string {
 		s = m.maskValues(s)
 	}
 	return maskPatterns(s)
+}
+
+// MaskValues returns s with every occurrence of each value (of MinValue
+// bytes or more) replaced by Marker: for the few secrets of one session
+// (its cookies, a CSRF token), found at run time, where a Masker is not
+// worth building.
+func MaskValues(s string, values ...string) string {
+	for _, v := range values {
+		if len(v) >= MinValue && strings.Contains(s, v) {
+			s = strings.ReplaceAll(s, v, Marker)
+		}
+	}
+	return s
 }
 
 // Mask returns s masked by pattern only: (*Masker)(nil).Mask(s).
@@ -117,14 +131,20 @@ func (m *Masker) eventMayHold(ev *stampede.Evidence) bool {
 
 var joinPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-// Sample masks the texts of s in place: its error and its textual
-// readings.
+// Sample masks the texts of s: its error and its textual readings. Info
+// is copied before a reading changes, never written: a probe may keep it.
 func (m *Masker) Sample(s *stampede.Sample) {
 	s.Err = m.Mask(s.Err)
+	copied := false
 	for k, v := range s.Info {
-		if mv := m.Mask(v); mv != v {
-			s.Info[k] = mv
+		mv := m.Mask(v)
+		if mv == v {
+			continue
 		}
+		if !copied {
+			s.Info, copied = maps.Clone(s.Info), true
+		}
+		s.Info[k] = mv
 	}
 }
 

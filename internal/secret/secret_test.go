@@ -262,3 +262,10 @@ func BenchmarkMaskManyValues(b *testing.B) {
 	}
 	benchMask(b, New(vs...))
 }
+
+func TestMaskValuesFunc(t *testing.T) {
+	got := MaskValues("session S3SS10N and token T0K and S3SS10N", "S3SS10N", "T0K", "")
+	if want := "session xxxxx and token T0K and xxxxx"; got != want {
+		t.Errorf("MaskValues = %q, want %q", got, want)
+	}
+}
