@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	stampede "github.com/stampede-load/stampede"
 	"github.com/stampede-load/stampede/internal/secret"
@@ -443,14 +444,14 @@ func (v *vu) check(s *Step, page *session.Page, res *stampede.Result) {
 		// The login form again, whatever the status: the page's error text
 		// says why ("Too many failed login attempts"), which "HTTP 200"
 		// would hide.
-		res.Outcome, res.Reason = stampede.FailContent, loginPageReason(page.Body)
+		res.Outcome, res.Reason = stampede.FailContent, loginPageReason(page.Body, v.maskReason)
 		return
 	}
 	if !statusOK(s.Status, page.Status) {
 		res.Outcome = stampede.FailStatus
 		res.Reason = "HTTP " + strconv.Itoa(page.Status)
 		if page.Status >= 400 {
-			if t := pageHint(page.Body); t != "" {
+			if t := pageHint(page.Body, v.maskReason); t != "" {
 				res.Reason += " (" + t + ")"
 			}
 		}
@@ -462,7 +463,7 @@ func (v *vu) check(s *Step, page *session.Page, res *stampede.Result) {
 	isLogin := session.IsLoginPage(page.Body)
 	if s.NotLogin {
 		if isLogin {
-			res.Outcome, res.Reason = stampede.FailContent, loginPageReason(page.Body)
+			res.Outcome, res.Reason = stampede.FailContent, loginPageReason(page.Body, v.maskReason)
 			return
 		}
 		v.loggedIn = true
@@ -496,14 +497,16 @@ func (v *vu) check(s *Step, page *session.Page, res *stampede.Result) {
 			to = page.Redirects[len(page.Redirects)-1]
 		}
 		if to != "" && strings.Contains(to, s.NotRedirect) {
-			res.Outcome, res.Reason = stampede.FailContent, "redirected to "+clip(to, 80)
+			res.Outcome, res.Reason = stampede.FailContent, "redirected to "+clip(v.maskReason(to), 80)
 		}
 	}
 }
 
-func loginPageReason(body []byte) string {
+// loginPageReason is the reason of a login page shown again: its error
+// text, masked (before it is cut, so that no part of a secret is left).
+func loginPageReason(body []byte, mask func(string) string) string {
 	if t := session.ErrorText(body); t != "" {
-		return "login page returned: " + clip(t, 160)
+		return "login page returned: " + clip(mask(t), 160)
 	}
 	return "login page returned"
 }
@@ -521,10 +524,11 @@ func statusOK(want []int, got int) bool {
 }
 
 // pageHint is a short text naming an error page: its error text, else its
-// <title> or first heading, so failures group by what the server said.
-func pageHint(body []byte) string {
+// <title> or first heading, so failures group by what the server said;
+// masked before it is cut.
+func pageHint(body []byte, mask func(string) string) string {
 	if t := session.ErrorText(body); t != "" {
-		return clip(t, 100)
+		return clip(mask(t), 100)
 	}
 	s := string(body[:min(len(body), 4096)])
 	for _, tag := range []string{"title", "h1"} {
@@ -543,7 +547,7 @@ func pageHint(body []byte) string {
 		}
 		t := stripTags(s[i+j+1 : i+j+k])
 		if t = strings.Join(strings.Fields(t), " "); t != "" {
-			return clip(t, 100)
+			return clip(mask(t), 100)
 		}
 	}
 	return ""
@@ -565,9 +569,15 @@ func stripTags(s string) string {
 	return b.String()
 }
 
+// clip cuts s to at most n bytes and an ellipsis, on a character's
+// boundary: a page in any encoding must not leave half a character in a
+// reason.
 func clip(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

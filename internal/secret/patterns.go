@@ -93,7 +93,9 @@ func (w *masker) keyValue(i int) int {
 		return -1
 	}
 	v := i + 1
-	for v < len(s) && v-i <= 2 && s[v] == ' ' {
+	// "key = 'value'" (Django's reports) has blanks on both sides; in
+	// "password= next=x" the value is empty.
+	for j < i && v < len(s) && v-i <= 2 && s[v] == ' ' {
 		v++
 	}
 	vs, ve, end := valueAt(s, v, false)

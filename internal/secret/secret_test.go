@@ -57,6 +57,8 @@ func TestMaskPatterns(t *testing.T) {
 		{"password=", "password="},
 		{"=password", "=password"},
 		{"token=abc", "token=xxxxx"},
+		{"login= password= csrfmiddlewaretoken= sessionid=S6", "login= password= csrfmiddlewaretoken= sessionid=xxxxx"},
+		{"lost session_key= of  (cookie csrftoken=C5)", "lost session_key= of  (cookie csrftoken=xxxxx)"},
 	} {
 		if got := Mask(tc.in); got != tc.want {
 			t.Errorf("Mask(%q)\n got %q\nwant %q", tc.in, got, tc.want)
