@@ -1,6 +1,7 @@
 package load
 
 import (
+	"bufio"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stampede-load/stampede/internal/secret"
 	"github.com/stampede-load/stampede/internal/session"
@@ -242,7 +244,8 @@ func (sc *Scenario) Compile() (*Plan, error) {
 }
 
 func (sc *Scenario) compileStep(ss *StepSpec, path string, global map[string]string) (*Step, error) {
-	s := &Step{Name: ss.Name, pos: sc.Pos(path)}
+	// pos names the step in errors: "s.yaml:12:7: tasks[0].steps[1]".
+	s := &Step{Name: ss.Name, pos: sc.Pos(path) + ": " + strings.TrimPrefix(path, "$.")}
 	var target string
 	n := 0
 	for _, m := range []struct{ method, url string }{{"GET", ss.Get}, {"POST", ss.Post}, {"PUT", ss.Put}, {"PATCH", ss.Patch}, {"DELETE", ss.Delete}} {
@@ -382,8 +385,13 @@ func (p *Plan) checkTemplates(sc *Scenario) error {
 	for _, s := range p.allSteps() {
 		ts := []tmpl{s.URL, s.Body}
 		for _, m := range []map[string]tmpl{s.Fields, s.Form, s.Headers} {
-			for _, t := range m {
-				ts = append(ts, t)
+			keys := make([]string, 0, len(m))
+			for k := range m {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys) // the same error every time
+			for _, k := range keys {
+				ts = append(ts, m[k])
 			}
 		}
 		for _, t := range ts {
@@ -445,14 +453,34 @@ func readUsers(path string) ([]string, [][]string, error) {
 		return nil, nil, err
 	}
 	defer f.Close()
-	r := csv.NewReader(f)
+	return parseUsers(path, f)
+}
+
+// parseUsers reads a users file: a header row, then one row per account,
+// every row as wide as the header. Errors name the file and the line (and
+// column, for a quoting error). A byte-order mark is skipped, as
+// spreadsheets write one.
+func parseUsers(name string, rd io.Reader) ([]string, [][]string, error) {
+	br := bufio.NewReader(rd)
+	if b, err := br.Peek(3); err == nil && string(b) == "\xef\xbb\xbf" {
+		_, _ = br.Discard(3)
+	}
+	r := csv.NewReader(br)
 	r.TrimLeadingSpace = true
 	header, err := r.Read()
 	if err == io.EOF {
-		return nil, nil, fmt.Errorf("%s: empty: want a header row such as username,password", path)
+		return nil, nil, fmt.Errorf("%s: empty: want a header row such as username,password", name)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	for i, h := range header {
+		if h == "" {
+			return nil, nil, fmt.Errorf("%s:1: column %d of the header has no name", name, i+1)
+		}
+		if !utf8.ValidString(h) {
+			return nil, nil, fmt.Errorf("%s:1: column %d of the header is not UTF-8 text (is it the right file?)", name, i+1)
+		}
 	}
 	var rows [][]string
 	for {
@@ -461,12 +489,12 @@ func readUsers(path string) ([]string, [][]string, error) {
 			break
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", path, err)
+			return nil, nil, fmt.Errorf("%s: %w", name, err)
 		}
 		rows = append(rows, rec)
 	}
 	if len(rows) == 0 {
-		return nil, nil, fmt.Errorf("%s: no rows after the header", path)
+		return nil, nil, fmt.Errorf("%s: no rows after the header", name)
 	}
 	return header, rows, nil
 }
