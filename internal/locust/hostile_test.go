@@ -17,9 +17,9 @@ func TestHostileFiles(t *testing.T) {
 	}{
 		{prefix: "crlf", stats: 4, history: 3, failure: 1},
 		{prefix: "lf", stats: 4, history: 3, failure: 2},
-		{prefix: "locust1", stats: 2},                                  // "# requests", "Requests Failed/s"
-		{prefix: "truncated", stats: 3},                                // a torn last line is left out
-		{prefix: "truncated-history", stats: 4, history: 2},            // likewise the history's
+		{prefix: "locust1", stats: 2},                       // "# requests", "Requests Failed/s"
+		{prefix: "truncated", stats: 3},                     // a torn last line is left out
+		{prefix: "truncated-history", stats: 4, history: 2}, // likewise the history's
 		{prefix: "locust0", want: `locust0_stats.csv: line 1: no column "Failures/s" in the header "Method,Name,# requests,`},
 		{prefix: "locust0h", want: `locust0h_stats.csv: line 1: no column "Failures/s"`},
 		{prefix: "wrong-header", want: `wrong-header_stats.csv: line 1: no column "Type" in the header "a,b,c": is it a Locust CSV`},
