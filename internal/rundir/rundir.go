@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -93,17 +94,70 @@ type LogRef struct {
 // WriteMeta writes meta.json atomically.
 func WriteMeta(dir string, m *Meta) error { return WriteJSON(filepath.Join(dir, MetaFile), m) }
 
-// ReadMeta reads meta.json.
+// ReadMeta reads meta.json. An error names the file and, for a damaged
+// one, the line and column.
 func ReadMeta(dir string) (*Meta, error) {
 	var m Meta
-	b, err := os.ReadFile(filepath.Join(dir, MetaFile))
+	path := filepath.Join(dir, MetaFile)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, fmt.Errorf("%s is empty: the run was stopped before it was written (stampede writes it first, then rewrites it at the end)", path)
+	}
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, MetaFile), err)
+		return nil, jsonError(path, b, err)
 	}
 	return &m, nil
+}
+
+// jsonError places a JSON decoding error of data, read from path, at its
+// line and column: "meta.json: line 3, column 14: unexpected end of JSON
+// input".
+func jsonError(path string, data []byte, err error) error {
+	off := int64(-1)
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		off = se.Offset
+	case errors.As(err, &te):
+		off = te.Offset
+	case errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "unexpected end of JSON input"):
+		off = int64(len(data))
+	}
+	if off < 0 || off > int64(len(data)) {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	line := 1 + bytes.Count(data[:off], []byte("\n"))
+	col := 1 + int(off) - (bytes.LastIndexByte(data[:off], '\n') + 1)
+	if te != nil {
+		// In the file's words, not Go's.
+		what := "the file"
+		if te.Field != "" {
+			what = te.Field
+		}
+		return fmt.Errorf("%s: line %d, column %d: %s: want %s, got %s", path, line, col, what, jsonKind(te.Type), te.Value)
+	}
+	return fmt.Errorf("%s: line %d, column %d: %w", path, line, col, err)
+}
+
+// jsonKind names what a Go type is written as in JSON.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return t.String()
 }
 
 // WriteJSON writes v as indented JSON to path through a temporary file and
