@@ -11,17 +11,18 @@
 //     'key': ['value'] (JSON, Python dicts and QueryDicts), and in a
 //     "key: value" line when the value is one word; the whole value of the
 //     Cookie, Set-Cookie, Authorization and X-…-Token headers; a token
-//     after "Bearer " (or "BEARER "); the password of a URL's userinfo (postgres://u:pw@h/db); the
-//     literal after SQL's PASSWORD keyword.
+//     after "Bearer " (or "BEARER "); the password of a URL's userinfo
+//     (postgres://u:pw@h/db); the literal after SQL's PASSWORD keyword.
 //   - By value: the exact strings given to New (the users file's passwords,
 //     the probes' DSN passwords), and their URL-, HTML- and JSON-escaped
 //     forms, wherever they appear (a password echoed in an error page).
 //     Values shorter than MinValue bytes are masked by pattern only: masking
 //     every "abc" of a text would leave nothing to read.
 //
-// Masking is built for the hot path of the log parser: a text with no
-// pattern's trigger and, for a Masker with values, no 4-byte prefix of a
-// value is returned as is, without allocating.
+// Masking is built for the hot path of the log parser: a text in which no
+// pattern's trigger leads to a secret's key and, for a Masker with values,
+// no sampled 4-byte gram is a value's is returned as is, without
+// allocating; an event's texts are looked at in one pass.
 package secret
 
 import (
@@ -59,7 +60,9 @@ func (m *Masker) Len() int {
 
 // Mask returns s with its secrets replaced by Marker: m's values, then the
 // patterns (in this order a masked value cannot make a pattern's value
-// that masking again would change). Masking a masked text changes nothing.
+// that masking again would change). Masking a masked text changes nothing,
+// unless a value holds an 'x' (Marker's letter) and is found again across
+// a marker's edge: it is then masked once more, never revealed.
 func (m *Masker) Mask(s string) string {
 	if m != nil && m.n > 0 {
 		s = m.maskValues(s)
@@ -111,7 +114,11 @@ func (m *Masker) Evidence(ev *stampede.Evidence) {
 // where masking the texts one by one would change one.
 func (m *Masker) eventMayHold(ev *stampede.Evidence) bool {
 	bp := joinPool.Get().(*[]byte)
-	defer joinPool.Put(bp)
+	defer func() {
+		if cap(*bp) <= 1<<20 { // a huge event's buffer is not kept
+			joinPool.Put(bp)
+		}
+	}()
 	b := append((*bp)[:0], ev.Message...)
 	b = append(append(b, '\n'), ev.Exception...)
 	for _, f := range ev.Stack {
