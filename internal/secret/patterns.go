@@ -145,10 +145,19 @@ func valueAt(s string, v int, line bool) (start, stop, end int) {
 		k = min(k, len(s))
 		return v + 1, k, min(k+1, len(s))
 	case '[':
+		// A list, its quoted items skipped whole: ['a]b', 'c'].
 		k := v + 1
 		for k < len(s) && s[k] != ']' && s[k] != '\n' {
+			if q := s[k]; q == '"' || q == '\'' {
+				for k++; k < len(s) && s[k] != q && s[k] != '\n'; k++ {
+					if s[k] == '\\' {
+						k++
+					}
+				}
+			}
 			k++
 		}
+		k = min(k, len(s))
 		return v + 1, k, min(k+1, len(s))
 	}
 	k := v

@@ -30,6 +30,8 @@ func TestMaskPatterns(t *testing.T) {
 		{`{"password":"p4ss","token":12345}`, `{"password":"xxxxx","token":xxxxx}`},
 		{`<QueryDict: {'csrfmiddlewaretoken': ['T0K'], 'login': ['u1'], 'password': ['p4ss']}>`, `<QueryDict: {'csrfmiddlewaretoken': [xxxxx], 'login': ['u1'], 'password': [xxxxx]}>`},
 		{`{'HTTP_AUTHORIZATION': 'Bearer abc.def'}`, `{'HTTP_AUTHORIZATION': 'xxxxx'}`},
+		{`{'password': ['a]b', 'c,d'], 'login': ['u1']}`, `{'password': [xxxxx], 'login': ['u1']}`},
+		{`password=['a\'b`, `password=[xxxxx`},
 		{`"body": "{\"password\": \"p4ss\"}"`, `"body": "{\"password\": \"xxxxx\"}"`},
 		// Headers.
 		{"Cookie: csrftoken=C5; sessionid=S6", "Cookie: xxxxx"},
