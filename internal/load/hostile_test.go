@@ -65,6 +65,7 @@ func TestHostileScenarios(t *testing.T) {
 		{"undefined-var.yaml", "undefined-var.yaml:5:9: tasks[0].steps[0]: {{nothing}} is neither a users file column"},
 		{"bad-rate.yaml", `bad-rate.yaml:2:46: load.arrival_rate: rate "fast"`},
 		{"two-docs.yaml", "two-docs.yaml:5:7: a scenario is one YAML document"},
+		{"target-with-password.yaml", `target-with-password.yaml:1:9: target: "ftp://admin:xxxxx@127.0.0.1/?token=xxxxx" is not an http(s) URL`},
 		{"bom-ok.yaml", ""},
 		{"crlf-ok.yaml", ""},
 	} {

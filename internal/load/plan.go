@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	stampede "github.com/stampede-load/stampede"
 	"github.com/stampede-load/stampede/internal/secret"
 	"github.com/stampede-load/stampede/internal/session"
 )
@@ -125,7 +126,8 @@ func (sc *Scenario) Compile() (*Plan, error) {
 	}
 	u, err := url.Parse(sc.Target)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%s: target: %q is not an http(s) URL", sc.Pos("$.target"), sc.Target)
+		// The URL is quoted masked: an error goes to the terminal.
+		return nil, fmt.Errorf("%s: target: %q is not an http(s) URL", sc.Pos("$.target"), secret.Mask(stampede.Redact(sc.Target)))
 	}
 	p.Target = u
 	p.Insecure = sc.Insecure
@@ -430,7 +432,7 @@ func (p *Plan) allSteps() []*Step {
 func QuickPlan(target string, users int, spawnRate float64, d time.Duration) (*Plan, error) {
 	u, err := url.Parse(target)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("--url: %q is not an http(s) URL", target)
+		return nil, fmt.Errorf("--url: %q is not an http(s) URL", secret.Mask(stampede.Redact(target)))
 	}
 	if users <= 0 {
 		return nil, fmt.Errorf("-u: want at least 1 user")
