@@ -16,7 +16,7 @@ var layers = []struct {
 }{
 	{0, []string{""}},
 	{1, []string{"internal/session", "internal/logtail", "internal/metrics", "internal/evidence", "internal/probe",
-		"internal/probe/", "internal/rundir", "internal/lab", "internal/testserver", "internal/testenv"}},
+		"internal/probe/", "internal/rundir", "internal/lab", "internal/testserver", "internal/testenv", "internal/secret"}},
 	{2, []string{"internal/diagnose", "internal/load"}},
 	{3, []string{"internal/report", "internal/locust", "internal/k8s"}},
 	{4, []string{"internal/runner"}},

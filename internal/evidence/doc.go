@@ -62,6 +62,13 @@
 //     access-timing: see Timings for its fields. Paths lose their query
 //     string; segments of digits or UUIDs become ":id".
 //
+// Secrets: every event a Parser or Timings returns has its texts masked by
+// package secret (Parser.Secrets, WatchOptions.Secrets): the values of
+// password=, csrfmiddlewaretoken=, sessionid= and the like, Cookie,
+// Set-Cookie and Authorization headers, Bearer tokens, DSN passwords, and
+// the run's known secret values wherever they appear. Classification runs
+// before masking, on the log's own text.
+//
 // Use a Parser per log (Feed, Flush), ParseFile for a whole file, or a
 // Watcher to follow logs while a run goes on.
 //
@@ -89,4 +96,9 @@
 //
 //	go test -run='^$' -bench=BenchmarkParsePythonErrorLog -benchmem -cpu=1 ./internal/evidence
 //	go test -run='^$' -bench=BenchmarkParseAccessLog -benchmem -cpu=1 ./internal/evidence
+//
+// The share of the parse that masking takes (parse MB/cpu-s ÷ mask MB/cpu-s;
+// about 6% of the Python log's parse, 2% of the access log's):
+//
+//	go test -run='^$' -bench='BenchmarkMask(Python|Access)Events' -cpu=1 ./internal/evidence
 package evidence

@@ -48,22 +48,43 @@ func ParseReader(ctx context.Context, r io.Reader, p *Parser, emit func(stampede
 	buf := make([]byte, readChunk)
 	carry := 0 // bytes of an unfinished line at the start of buf
 	lineNo := 0
+	// skipping is set while the rest of a line longer than the buffer is
+	// read and dropped: the parser keeps the first maxLineLen bytes of a
+	// line only, so a 50 MB line costs one buffer, not 50 MB.
+	skipping := false
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		n, err := io.ReadFull(r, buf[carry:])
 		n += carry
+		if skipping {
+			i := bytes.IndexByte(buf[:n], '\n')
+			if i < 0 {
+				if err != nil {
+					n = 0 // the file ends inside the long line
+				} else {
+					carry = 0
+					continue
+				}
+			} else {
+				skipping = false
+				n = copy(buf, buf[i+1:n])
+			}
+		}
 		end := n
 		if err == nil {
 			// Only whole lines now; the tail waits for the next chunk.
 			if i := lastNewline(buf[:n]); i >= 0 {
 				end = i + 1
 			} else if n == len(buf) {
-				// A line longer than the buffer: grow it.
-				nb := make([]byte, 2*len(buf))
-				copy(nb, buf[:n])
-				buf, carry = nb, n
+				// A line longer than the buffer: its start goes to the
+				// parser as a line of its own, the rest is dropped.
+				lineNo++
+				for _, ev := range p.Feed(string(buf[:maxLineLen]), lineNo) {
+					emit(ev)
+				}
+				skipping, carry = true, 0
 				continue
 			}
 		}

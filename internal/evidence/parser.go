@@ -1,17 +1,19 @@
 package evidence
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/stampede-load/stampede"
+	"github.com/stampede-load/stampede/internal/secret"
 )
 
 // Limits that keep one pathological event from eating memory.
 const (
 	maxLineLen     = 64 << 10 // longer lines are cut
-	maxEventLines  = 2000     // further continuation lines are dropped
+	maxEventLines  = 2000     // further continuation lines: the middle of the event is dropped
 	maxFrames      = 100      // frames kept per event
 	maxBodyClassed = 200      // body lines classified per event
 )
@@ -42,6 +44,11 @@ type Parser struct {
 	// becomes a few access-timing Evidence per second instead of nothing.
 	// ParseReader emits what it holds at the end of the input.
 	Timings *Timings
+	// Secrets masks the texts of every event the parser returns (message,
+	// exception, frames, fields): server logs print passwords, cookies and
+	// tokens in tracebacks and error reports. Nil masks by pattern only
+	// (see package secret); give it the run's known secret values.
+	Secrets *secret.Masker
 
 	source, file string
 	cat          *Catalog
@@ -71,6 +78,11 @@ type event struct {
 	lineNo int
 	kind   int
 	lines  []string
+	// over counts the lines past maxEventLines. The middle of such an
+	// event goes: its first half of lines stays, and lines[half:] holds
+	// the last ones as a ring, over%half being the oldest, so that the
+	// final exception of a 10,000-line traceback is still read.
+	over int
 
 	inTB, pyDone, lastMarker, afterBlank bool
 	goDone                               bool // "exit status N" seen
@@ -100,6 +112,9 @@ func NewParser(source, file string, catalog *Catalog, loc *time.Location) *Parse
 // when a line that cannot continue it arrives. lineNo is the line's number
 // in the file, from 1.
 func (p *Parser) Feed(line string, lineNo int) []stampede.Evidence {
+	if len(line) >= 3 && line[0] == 0xEF && line[1] == 0xBB && line[2] == 0xBF {
+		line = line[3:] // a byte-order mark: a file's first line, or files joined
+	}
 	if n := len(line); n > 0 && line[n-1] == '\n' {
 		line = line[:n-1]
 		if n > 1 && line[n-2] == '\r' {
@@ -109,7 +124,9 @@ func (p *Parser) Feed(line string, lineNo int) []stampede.Evidence {
 		line = line[:n-1]
 	}
 	if len(line) > maxLineLen {
-		line = line[:maxLineLen]
+		// A copy: the rest of a long line (a piece of megabytes from a
+		// tailer) is not kept alive by a pending event.
+		line = strings.Clone(line[:maxLineLen])
 	}
 	if len(line) > 0 && line[0] != ' ' && line[0] != '\t' {
 		if t, pre, rest, ok := parseStamp(line, p.loc); ok {
@@ -159,7 +176,26 @@ func (p *Parser) add(line string) {
 	e := &p.cur
 	if len(e.lines) < maxEventLines {
 		e.lines = append(e.lines, line)
+		return
 	}
+	const half = maxEventLines / 2
+	e.lines[half+e.over%half] = line
+	e.over++
+}
+
+// ordered puts the ring of an event past maxEventLines back in order: the
+// first lines, then the last ones, oldest first.
+func (e *event) ordered() {
+	const half = maxEventLines / 2
+	if e.over == 0 {
+		return
+	}
+	tail := e.lines[half:]
+	k := e.over % half
+	slices.Reverse(tail[:k])
+	slices.Reverse(tail[k:])
+	slices.Reverse(tail)
+	e.over = 0
 }
 
 // continues says whether a line without a timestamp belongs to the pending
@@ -238,6 +274,7 @@ func (p *Parser) flush() []stampede.Evidence {
 	}
 	p.has = false
 	e := &p.cur
+	e.ordered()
 	msg := e.msg
 	p.kv = p.kv[:0]
 	p.pg = p.pg[:0]
@@ -339,7 +376,9 @@ func (p *Parser) flush() []stampede.Evidence {
 	if !p.KeepAll && m.best < 0 && final == "" && len(p.frames) == 0 && !severe(e.level) && !notableStatus(p.kv) {
 		return nil
 	}
-	return []stampede.Evidence{p.build(e, msg, final, root)}
+	ev := p.build(e, msg, final, root)
+	p.Secrets.Evidence(&ev)
+	return []stampede.Evidence{ev}
 }
 
 // analyse walks the continuation lines once, filling p.frames, p.excs

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stampede-load/stampede"
+	"github.com/stampede-load/stampede/internal/secret"
 )
 
 // SignatureAccessTiming is the Signature of the Evidence that Timings
@@ -290,6 +291,11 @@ func methodName(m string) string {
 //
 // Timings is safe for concurrent use.
 type Timings struct {
+	// Secrets masks the events' messages and fields: their paths lose the
+	// query string, but a path may still hold a known secret value. Nil
+	// masks by pattern only.
+	Secrets *secret.Masker
+
 	source, file string
 
 	mu      sync.Mutex
@@ -502,7 +508,7 @@ func (a *Timings) evidence(b *timingBucket) stampede.Evidence {
 		f["upstream_ms_max"] = fmtMS(b.upMax)
 		f["upstream_ms_sum"] = fmtMS(b.upSum)
 	}
-	return stampede.Evidence{
+	ev := stampede.Evidence{
 		Time:      b.t,
 		Source:    a.source,
 		Signature: SignatureAccessTiming,
@@ -511,6 +517,8 @@ func (a *Timings) evidence(b *timingBucket) stampede.Evidence {
 		Fields: f,
 		Ref:    a.file + ":" + strconv.Itoa(b.line),
 	}
+	a.Secrets.Evidence(&ev)
+	return ev
 }
 
 // rank returns the p-th percentile of sorted by the nearest-rank method.

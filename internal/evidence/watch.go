@@ -8,6 +8,7 @@ import (
 
 	"github.com/stampede-load/stampede"
 	"github.com/stampede-load/stampede/internal/logtail"
+	"github.com/stampede-load/stampede/internal/secret"
 )
 
 // Log names a log file to watch.
@@ -37,6 +38,9 @@ type WatchOptions struct {
 	// TimingInterval is how often the access timings of each log are
 	// checked for complete seconds (see Timings.Due); 0 means 1s.
 	TimingInterval time.Duration
+	// Secrets masks every event (see Parser.Secrets); nil masks by
+	// pattern only.
+	Secrets *secret.Masker
 }
 
 // Watcher follows logs and turns what they say into Evidence while a run
@@ -76,7 +80,9 @@ func Watch(ctx context.Context, logs []Log, opts WatchOptions, emit func(stamped
 		}
 		p := NewParser(l.Name, l.Path, opts.Catalog, opts.Location)
 		p.KeepAll = opts.KeepAll
+		p.Secrets = opts.Secrets
 		p.Timings = NewTimings(l.Name, l.Path)
+		p.Timings.Secrets = opts.Secrets
 		parsers[l.Name] = p
 		files[i] = logtail.File{Name: l.Name, Path: l.Path}
 	}

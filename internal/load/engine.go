@@ -15,13 +15,22 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	stampede "github.com/stampede-load/stampede"
+	"github.com/stampede-load/stampede/internal/secret"
 	"github.com/stampede-load/stampede/internal/session"
 )
 
 // Engine runs a plan. Results arrive on the channel given to Run.
 type Engine struct {
+	// Secrets masks the failure reasons of the results before they leave
+	// the engine: a reason quotes the page's error text, a redirect's URL
+	// or a transport error, any of which may echo a password or a token.
+	// Nil masks by pattern only (package secret); set it before Run, from
+	// Plan.Secrets and the run's other secrets.
+	Secrets *secret.Masker
+
 	plan      *Plan
 	transport *http.Transport
 
@@ -188,6 +197,10 @@ type vu struct {
 	started  bool // on_start done
 	loggedIn bool // a not_login_page step succeeded
 	relogin  bool // the session was lost: on_start runs again, marked so
+	// sent are the values of the secret fields (csrfmiddlewaretoken,
+	// password) of the last form the user submitted, masked in its reasons
+	// with its cookies.
+	sent []string
 }
 
 // vars resolves template variables for one user.
@@ -317,6 +330,12 @@ func (v *vu) step(ctx context.Context, s *Step, intended time.Time) bool {
 		res.Method = f.Method
 		req.URL = f.Action
 		vals := f.Values(over)
+		v.sent = v.sent[:0]
+		for k, vs := range vals {
+			if secret.IsKey(k) {
+				v.sent = append(v.sent, vs...)
+			}
+		}
 		if f.Method == "GET" {
 			u, _ := url.Parse(f.Action)
 			u.RawQuery = vals.Encode()
@@ -422,14 +441,14 @@ func (v *vu) check(s *Step, page *session.Page, res *stampede.Result) {
 		// The login form again, whatever the status: the page's error text
 		// says why ("Too many failed login attempts"), which "HTTP 200"
 		// would hide.
-		res.Outcome, res.Reason = stampede.FailContent, loginPageReason(page.Body)
+		res.Outcome, res.Reason = stampede.FailContent, loginPageReason(page.Body, v.maskReason)
 		return
 	}
 	if !statusOK(s.Status, page.Status) {
 		res.Outcome = stampede.FailStatus
 		res.Reason = "HTTP " + strconv.Itoa(page.Status)
 		if page.Status >= 400 {
-			if t := pageHint(page.Body); t != "" {
+			if t := pageHint(page.Body, v.maskReason); t != "" {
 				res.Reason += " (" + t + ")"
 			}
 		}
@@ -441,7 +460,7 @@ func (v *vu) check(s *Step, page *session.Page, res *stampede.Result) {
 	isLogin := session.IsLoginPage(page.Body)
 	if s.NotLogin {
 		if isLogin {
-			res.Outcome, res.Reason = stampede.FailContent, loginPageReason(page.Body)
+			res.Outcome, res.Reason = stampede.FailContent, loginPageReason(page.Body, v.maskReason)
 			return
 		}
 		v.loggedIn = true
@@ -475,14 +494,16 @@ func (v *vu) check(s *Step, page *session.Page, res *stampede.Result) {
 			to = page.Redirects[len(page.Redirects)-1]
 		}
 		if to != "" && strings.Contains(to, s.NotRedirect) {
-			res.Outcome, res.Reason = stampede.FailContent, "redirected to "+clip(to, 80)
+			res.Outcome, res.Reason = stampede.FailContent, "redirected to "+clip(v.maskReason(to), 80)
 		}
 	}
 }
 
-func loginPageReason(body []byte) string {
+// loginPageReason is the reason of a login page shown again: its error
+// text, masked (before it is cut, so that no part of a secret is left).
+func loginPageReason(body []byte, mask func(string) string) string {
 	if t := session.ErrorText(body); t != "" {
-		return "login page returned: " + clip(t, 160)
+		return "login page returned: " + clip(mask(t), 160)
 	}
 	return "login page returned"
 }
@@ -500,10 +521,11 @@ func statusOK(want []int, got int) bool {
 }
 
 // pageHint is a short text naming an error page: its error text, else its
-// <title> or first heading, so failures group by what the server said.
-func pageHint(body []byte) string {
+// <title> or first heading, so failures group by what the server said;
+// masked before it is cut.
+func pageHint(body []byte, mask func(string) string) string {
 	if t := session.ErrorText(body); t != "" {
-		return clip(t, 100)
+		return clip(mask(t), 100)
 	}
 	s := string(body[:min(len(body), 4096)])
 	for _, tag := range []string{"title", "h1"} {
@@ -522,7 +544,7 @@ func pageHint(body []byte) string {
 		}
 		t := stripTags(s[i+j+1 : i+j+k])
 		if t = strings.Join(strings.Fields(t), " "); t != "" {
-			return clip(t, 100)
+			return clip(mask(t), 100)
 		}
 	}
 	return ""
@@ -544,9 +566,15 @@ func stripTags(s string) string {
 	return b.String()
 }
 
+// clip cuts s to at most n bytes and an ellipsis, on a character's
+// boundary: a page in any encoding must not leave half a character in a
+// reason.
 func clip(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }
@@ -555,5 +583,35 @@ func (v *vu) emit(_ context.Context, r *stampede.Result) {
 	// The channel is drained by the recorder until every user has stopped,
 	// so this send never blocks for long and never loses a record.
 	r.Relogin = r.Relogin || (v.relogin && !v.started)
+	if r.Reason != "" {
+		r.Reason = v.maskReason(r.Reason)
+	}
 	v.out <- *r
+}
+
+// maskReason masks a failure reason with the run's secrets and those of
+// the user's session, which no file holds: its session and CSRF cookies,
+// the secret fields of the last form it sent, and the values it extracted
+// under a secret's name. Reasons are rare (failures only), so their cost
+// does not matter.
+func (v *vu) maskReason(reason string) string {
+	vals := append([]string(nil), v.sent...)
+	if v.b != nil {
+		for _, u := range []*url.URL{v.e.plan.Target, v.b.Last.URL} {
+			if u == nil {
+				continue
+			}
+			for _, c := range v.b.Jar().Cookies(u) {
+				if secret.IsKey(c.Name) || len(c.Value) >= 16 {
+					vals = append(vals, c.Value)
+				}
+			}
+		}
+	}
+	for k, x := range v.vars.ext {
+		if secret.IsKey(k) {
+			vals = append(vals, x)
+		}
+	}
+	return v.e.Secrets.Mask(secret.MaskValues(reason, vals...))
 }

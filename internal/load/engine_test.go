@@ -19,7 +19,12 @@ import (
 // collect runs the plan and returns every result.
 func collect(t *testing.T, p *Plan) ([]stampede.Result, *Engine) {
 	t.Helper()
-	e := New(p)
+	return collectWith(t, New(p))
+}
+
+// collectWith runs engine e and returns every result.
+func collectWith(t *testing.T, e *Engine) ([]stampede.Result, *Engine) {
+	t.Helper()
 	out := make(chan stampede.Result, 1024)
 	var rs []stampede.Result
 	var wg sync.WaitGroup

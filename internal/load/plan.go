@@ -1,6 +1,7 @@
 package load
 
 import (
+	"bufio"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -14,7 +15,10 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	stampede "github.com/stampede-load/stampede"
+	"github.com/stampede-load/stampede/internal/secret"
 	"github.com/stampede-load/stampede/internal/session"
 )
 
@@ -84,7 +88,8 @@ type Plan struct {
 	Segment Segment
 
 	totalWeight int
-	wholeRate   float64 // a segment's whole plan's spawn or arrival rate
+	wholeRate   float64  // a segment's whole plan's spawn or arrival rate
+	secrets     []string // literal secrets of the scenario (see Secrets)
 }
 
 // Task is a compiled weighted task.
@@ -126,7 +131,8 @@ func (sc *Scenario) Compile() (*Plan, error) {
 	}
 	u, err := url.Parse(sc.Target)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%s: target: %q is not an http(s) URL", sc.Pos("$.target"), sc.Target)
+		// The URL is quoted masked: an error goes to the terminal.
+		return nil, fmt.Errorf("%s: target: %q is not an http(s) URL", sc.Pos("$.target"), secret.Mask(stampede.Redact(sc.Target)))
 	}
 	p.Target = u
 	p.Insecure = sc.Insecure
@@ -237,6 +243,7 @@ func (sc *Scenario) Compile() (*Plan, error) {
 	if err := p.checkTemplates(sc); err != nil {
 		return nil, err
 	}
+	p.secrets = scenarioSecrets(sc)
 	if p.Rows != nil && p.Assignment == Unique && p.Users > len(p.Rows) {
 		return nil, fmt.Errorf("%s: users_file has %d rows, fewer than the %d virtual users that unique assignment needs (add rows, or set user_assignment: round-robin)", sc.Pos("$.users_file"), len(p.Rows), p.Users)
 	}
@@ -244,7 +251,8 @@ func (sc *Scenario) Compile() (*Plan, error) {
 }
 
 func (sc *Scenario) compileStep(ss *StepSpec, path string, global map[string]string) (*Step, error) {
-	s := &Step{Name: ss.Name, pos: sc.Pos(path)}
+	// pos names the step in errors: "s.yaml:12:7: tasks[0].steps[1]".
+	s := &Step{Name: ss.Name, pos: sc.Pos(path) + ": " + strings.TrimPrefix(path, "$.")}
 	var target string
 	n := 0
 	for _, m := range []struct{ method, url string }{{"GET", ss.Get}, {"POST", ss.Post}, {"PUT", ss.Put}, {"PATCH", ss.Patch}, {"DELETE", ss.Delete}} {
@@ -384,8 +392,13 @@ func (p *Plan) checkTemplates(sc *Scenario) error {
 	for _, s := range p.allSteps() {
 		ts := []tmpl{s.URL, s.Body}
 		for _, m := range []map[string]tmpl{s.Fields, s.Form, s.Headers} {
-			for _, t := range m {
-				ts = append(ts, t)
+			keys := make([]string, 0, len(m))
+			for k := range m {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys) // the same error every time
+			for _, k := range keys {
+				ts = append(ts, m[k])
 			}
 		}
 		for _, t := range ts {
@@ -424,7 +437,7 @@ func (p *Plan) allSteps() []*Step {
 func QuickPlan(target string, users int, spawnRate float64, d time.Duration) (*Plan, error) {
 	u, err := url.Parse(target)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("--url: %q is not an http(s) URL", target)
+		return nil, fmt.Errorf("--url: %q is not an http(s) URL", secret.Mask(stampede.Redact(target)))
 	}
 	if users <= 0 {
 		return nil, fmt.Errorf("-u: want at least 1 user")
@@ -447,14 +460,34 @@ func readUsers(path string) ([]string, [][]string, error) {
 		return nil, nil, err
 	}
 	defer f.Close()
-	r := csv.NewReader(f)
+	return parseUsers(path, f)
+}
+
+// parseUsers reads a users file: a header row, then one row per account,
+// every row as wide as the header. Errors name the file and the line (and
+// column, for a quoting error). A byte-order mark is skipped, as
+// spreadsheets write one.
+func parseUsers(name string, rd io.Reader) ([]string, [][]string, error) {
+	br := bufio.NewReader(rd)
+	if b, err := br.Peek(3); err == nil && string(b) == "\xef\xbb\xbf" {
+		_, _ = br.Discard(3)
+	}
+	r := csv.NewReader(br)
 	r.TrimLeadingSpace = true
 	header, err := r.Read()
 	if err == io.EOF {
-		return nil, nil, fmt.Errorf("%s: empty: want a header row such as username,password", path)
+		return nil, nil, fmt.Errorf("%s: empty: want a header row such as username,password", name)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	for i, h := range header {
+		if h == "" {
+			return nil, nil, fmt.Errorf("%s:1: column %d of the header has no name", name, i+1)
+		}
+		if !utf8.ValidString(h) {
+			return nil, nil, fmt.Errorf("%s:1: column %d of the header is not UTF-8 text (is it the right file?)", name, i+1)
+		}
 	}
 	var rows [][]string
 	for {
@@ -463,12 +496,12 @@ func readUsers(path string) ([]string, [][]string, error) {
 			break
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", path, err)
+			return nil, nil, fmt.Errorf("%s: %w", name, err)
 		}
 		rows = append(rows, rec)
 	}
 	if len(rows) == 0 {
-		return nil, nil, fmt.Errorf("%s: no rows after the header", path)
+		return nil, nil, fmt.Errorf("%s: no rows after the header", name)
 	}
 	return header, rows, nil
 }
@@ -566,4 +599,86 @@ func (t tmpl) render(v *vars) string {
 		}
 	}
 	return b.String()
+}
+
+// Secrets returns the secret values the plan knows, for the run to mask
+// wherever they appear (see package secret): the password of the target
+// URL, every value of the users file's columns whose name is a secret's
+// (password, token, ...), and the literal values the scenario gives to
+// form fields, JSON keys, headers and query parameters named so.
+func (p *Plan) Secrets() []string {
+	var out []string
+	if p.Target != nil {
+		if pw, ok := p.Target.User.Password(); ok {
+			out = append(out, pw)
+		}
+	}
+	for i, h := range p.Header {
+		if !secret.IsKey(h) {
+			continue
+		}
+		for _, row := range p.Rows {
+			if i < len(row) {
+				out = append(out, row[i])
+			}
+		}
+	}
+	return append(out, p.secrets...)
+}
+
+// scenarioSecrets returns the literal values of the scenario's fields,
+// JSON keys, headers and query parameters whose names are secrets'; a
+// template ({{user.password}}) names a secret without holding one.
+func scenarioSecrets(sc *Scenario) []string {
+	var out []string
+	lit := func(k, v string) {
+		if secret.IsKey(k) && v != "" && !strings.Contains(v, "{{") {
+			out = append(out, v)
+		}
+	}
+	var walk func(k string, v any)
+	walk = func(k string, v any) {
+		switch x := v.(type) {
+		case string:
+			lit(k, x)
+		case map[string]any:
+			for kk, vv := range x {
+				walk(kk, vv)
+			}
+		case []any:
+			for _, vv := range x {
+				walk(k, vv)
+			}
+		}
+	}
+	for k, v := range sc.Headers {
+		lit(k, v)
+	}
+	steps := append([]StepSpec(nil), sc.OnStart...)
+	for _, t := range sc.Tasks {
+		steps = append(steps, t.Steps...)
+	}
+	for _, s := range steps {
+		if s.SubmitForm != nil {
+			for k, v := range s.SubmitForm.Fields {
+				lit(k, v)
+			}
+		}
+		for _, m := range []map[string]string{s.Form, s.Headers} {
+			for k, v := range m {
+				lit(k, v)
+			}
+		}
+		walk("", s.JSON)
+		for _, raw := range []string{s.Get, s.Post, s.Put, s.Patch, s.Delete} {
+			if u, err := url.Parse(raw); err == nil && raw != "" {
+				for k, vs := range u.Query() {
+					for _, v := range vs {
+						lit(k, v)
+					}
+				}
+			}
+		}
+	}
+	return out
 }

@@ -1,12 +1,16 @@
 package load
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -131,22 +135,394 @@ func ReadScenario(path string) (*Scenario, error) {
 	return ParseScenario(path, data)
 }
 
-// ParseScenario parses a scenario; name is used in error messages.
+// Limits on a scenario file: its size, and how many values its aliases
+// may expand to (a "billion laughs" of nested aliases would otherwise
+// take the machine's memory).
+const (
+	maxScenarioBytes = 4 << 20
+	maxScenarioNodes = 100_000
+)
+
+// ParseScenario parses a scenario; name is used in error messages. Every
+// error names the file, the line and column, and the field:
+// "s.yaml:3:10: load.users: want an integer, got a string".
 func ParseScenario(name string, data []byte) (*Scenario, error) {
-	sc := &Scenario{file: name}
-	if err := yaml.UnmarshalWithOptions(data, sc, yaml.DisallowUnknownField()); err != nil {
-		var ye yaml.Error
-		if errors.As(err, &ye) && ye.GetToken() != nil {
-			p := ye.GetToken().Position
-			return nil, fmt.Errorf("%s:%d:%d: %s", name, p.Line, p.Column, ye.GetMessage())
+	if len(data) > maxScenarioBytes {
+		return nil, fmt.Errorf("%s: %d bytes: a scenario is at most %d (is it the right file?)", name, len(data), maxScenarioBytes)
+	}
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a byte-order mark
+	if err := checkText(name, data); err != nil {
+		return nil, err
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, fmt.Errorf("%s: empty: want a scenario (target, load, on_start or tasks)", name)
+	}
+	f, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return nil, yamlError(name, err, nil)
+	}
+	if err := checkAliases(name, f); err != nil {
+		return nil, err
+	}
+	docs := 0
+	for _, d := range f.Docs {
+		if d.Body == nil || d.Body.Type() == ast.DirectiveType {
+			continue
 		}
-		return nil, fmt.Errorf("%s: %v", name, err)
+		if docs++; docs > 1 {
+			line, col := nodePos(d.Body)
+			return nil, fmt.Errorf("%s:%d:%d: a scenario is one YAML document; another starts here", name, line, col)
+		}
 	}
-	sc.file = name
-	if f, err := parser.ParseBytes(data, 0); err == nil {
-		sc.ast = f
+	if docs == 0 {
+		return nil, fmt.Errorf("%s: empty (comments only): want a scenario (target, load, on_start or tasks)", name)
 	}
+	if err := checkTags(name, f); err != nil {
+		return nil, err
+	}
+	sc := &Scenario{file: name}
+	if err := decode(data, sc); err != nil {
+		return nil, yamlError(name, err, f)
+	}
+	sc.file, sc.ast = name, f
 	return sc, nil
+}
+
+// decode decodes a scenario strictly. The YAML decoder has panicked on
+// input it parsed (a tag on an empty node, found by FuzzParseScenario):
+// such a panic is an error about the file, not a crash.
+func decode(data []byte, sc *Scenario) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the YAML decoder failed on this file (%v)", r)
+		}
+	}()
+	return yaml.UnmarshalWithOptions(data, sc, yaml.DisallowUnknownField())
+}
+
+// checkTags rejects YAML tags (!!binary, !custom): a scenario has no use
+// for them, and the decoder mishandles some.
+func checkTags(name string, f *ast.File) error {
+	var tag ast.Node
+	for _, d := range f.Docs {
+		ast.Walk(visitFunc(func(n ast.Node) bool {
+			if n.Type() == ast.TagType && tag == nil {
+				tag = n
+			}
+			return tag == nil
+		}), d)
+	}
+	if tag == nil {
+		return nil
+	}
+	line, col := nodePos(tag)
+	msg := fmt.Sprintf("YAML tag %s: a scenario's values are plain strings, numbers, lists and mappings", nodeText(tag))
+	if field := strings.TrimPrefix(strings.TrimPrefix(tag.GetPath(), "$"), "."); field != "" {
+		msg = field + ": " + msg
+	}
+	return fmt.Errorf("%s:%d:%d: %s", name, line, col, msg)
+}
+
+// visitFunc is an ast.Visitor that goes on while the function says so.
+type visitFunc func(ast.Node) bool
+
+func (f visitFunc) Visit(n ast.Node) ast.Visitor {
+	if n == nil {
+		return nil
+	}
+	if f(n) {
+		return f
+	}
+	return nil
+}
+
+// checkText rejects a file that is not UTF-8 text, naming where.
+func checkText(name string, data []byte) error {
+	for i := 0; i < len(data); {
+		r, n := utf8.DecodeRune(data[i:])
+		what := ""
+		switch {
+		case r == utf8.RuneError && n == 1:
+			what = "invalid UTF-8"
+		case r == 0:
+			what = "a NUL byte"
+		}
+		if what != "" {
+			line := 1 + bytes.Count(data[:i], []byte("\n"))
+			col := 1 + utf8.RuneCount(data[bytes.LastIndexByte(data[:i], '\n')+1:i])
+			return fmt.Errorf("%s:%d:%d: %s: a scenario is YAML text (is it the right file?)", name, line, col, what)
+		}
+		i += n
+	}
+	return nil
+}
+
+// yamlError turns an error of the YAML parser or decoder into one that
+// names the file, position and field, in the scenario's words rather than
+// Go's.
+func yamlError(name string, err error, f *ast.File) error {
+	var ye yaml.Error
+	if !errors.As(err, &ye) || ye.GetToken() == nil {
+		return fmt.Errorf("%s: %v", name, err)
+	}
+	p := ye.GetToken().Position
+	msg := ye.GetMessage()
+	field := ""
+	if f != nil {
+		field = fieldAt(f, p.Line, p.Column)
+	}
+	if m := unmarshalMsg.FindStringSubmatch(msg); m != nil {
+		msg = "want " + kindName(m[2]) + ", got " + kindName(m[1])
+		if strings.Contains(m[3], "overflow") {
+			msg = "number out of range"
+		}
+	} else if m := unknownMsg.FindStringSubmatch(msg); m != nil && field != "" {
+		parent := field[:max(strings.LastIndexByte(field, '.'), 0)]
+		msg = "unknown field"
+		if known := knownFields(parent); len(known) > 0 {
+			if near := nearest(m[1], known); near != "" {
+				msg += " (did you mean " + near + "?)"
+			}
+			msg += "; known here: " + strings.Join(known, ", ")
+		}
+	}
+	if field != "" {
+		return fmt.Errorf("%s:%d:%d: %s: %s", name, p.Line, p.Column, field, msg)
+	}
+	return fmt.Errorf("%s:%d:%d: %s", name, p.Line, p.Column, msg)
+}
+
+var (
+	unmarshalMsg = regexp.MustCompile(`^cannot unmarshal (.+?) into Go (?:struct field \S+|value) of type (\S+)(.*)$`)
+	unknownMsg   = regexp.MustCompile(`^unknown field "(.*)"$`)
+)
+
+// kindName says a Go type or a decoder's value in YAML's words.
+func kindName(t string) string {
+	switch {
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"):
+		return "an integer"
+	case strings.HasPrefix(t, "float"):
+		return "a number"
+	case t == "string":
+		return "a string"
+	case t == "bool":
+		return "true or false"
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case strings.HasPrefix(t, "map["), strings.HasPrefix(t, "load."), strings.HasPrefix(t, "*load."):
+		return "a mapping"
+	}
+	if _, err := strconv.ParseFloat(t, 64); err == nil {
+		return "the number " + t
+	}
+	return t
+}
+
+// fieldAt returns the field of the node at line:col as a path
+// ("load.users", "tasks[0].steps[1].get"); "" when none is there.
+func fieldAt(f *ast.File, line, col int) string {
+	v := &nodeAt{line: line, col: col}
+	for _, d := range f.Docs {
+		ast.Walk(v, d)
+	}
+	path := strings.TrimPrefix(strings.TrimPrefix(v.path, "$"), ".")
+	return path
+}
+
+type nodeAt struct {
+	line, col int
+	path      string
+}
+
+func (v *nodeAt) Visit(n ast.Node) ast.Visitor {
+	if n == nil {
+		return nil
+	}
+	if line, col := nodePos(n); line == v.line && col == v.col {
+		if p := n.GetPath(); len(p) > len(v.path) {
+			v.path = p
+		}
+	}
+	return v
+}
+
+// knownFields lists the YAML keys of the struct at path ("", "load",
+// "tasks[0].steps[2].expect"); none when path is not a struct.
+func knownFields(path string) []string {
+	t := reflect.TypeOf(Scenario{})
+	for _, part := range strings.Split(path, ".") {
+		if part == "" {
+			continue
+		}
+		key, idx, _ := strings.Cut(part, "[")
+		f, ok := fieldByTag(t, key)
+		if !ok {
+			return nil
+		}
+		t = f
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		for ; idx != ""; _, idx, _ = strings.Cut(idx, "[") {
+			if t.Kind() != reflect.Slice {
+				return nil
+			}
+			t = t.Elem()
+		}
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var out []string
+	for i := 0; i < t.NumField(); i++ {
+		if tag := t.Field(i).Tag.Get("yaml"); tag != "" {
+			out = append(out, strings.Split(tag, ",")[0])
+		}
+	}
+	return out
+}
+
+func fieldByTag(t reflect.Type, key string) (reflect.Type, bool) {
+	if t.Kind() != reflect.Struct {
+		return nil, false
+	}
+	for i := 0; i < t.NumField(); i++ {
+		if strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0] == key {
+			return t.Field(i).Type, true
+		}
+	}
+	return nil, false
+}
+
+// nearest returns the known key within two edits of key, if one is.
+func nearest(key string, known []string) string {
+	best, bestD := "", 3
+	for _, k := range known {
+		if d := editDistance(key, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			c := prev[j-1]
+			if a[i-1] != b[j-1] {
+				c++
+			}
+			cur[j] = min(c, prev[j]+1, cur[j-1]+1)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// checkAliases bounds what the aliases of a document expand to, and
+// rejects an alias that contains itself.
+func checkAliases(name string, f *ast.File) error {
+	anchors := map[string]ast.Node{}
+	for _, d := range f.Docs {
+		ast.Walk(anchorCollector(anchors), d)
+	}
+	c := &aliasCounter{anchors: anchors, sizes: map[string]int{}, active: map[string]bool{}}
+	for _, d := range f.Docs {
+		if _, err := c.size(d); err != nil {
+			return fmt.Errorf("%s:%v", name, err)
+		}
+	}
+	return nil
+}
+
+type anchorCollector map[string]ast.Node
+
+func (a anchorCollector) Visit(n ast.Node) ast.Visitor {
+	if an, ok := n.(*ast.AnchorNode); ok && an.Name != nil {
+		a[nodeText(an.Name)] = an.Value
+	}
+	return a
+}
+
+type aliasCounter struct {
+	anchors map[string]ast.Node
+	sizes   map[string]int
+	active  map[string]bool
+	total   int
+}
+
+// size returns the number of values n expands to, counting each alias as
+// the values of its anchor.
+func (c *aliasCounter) size(n ast.Node) (int, error) {
+	if n == nil {
+		return 0, nil
+	}
+	if c.total > maxScenarioNodes {
+		line, col := nodePos(n)
+		return 0, fmt.Errorf("%d:%d: the aliases expand to more than %d values (a YAML bomb?)", line, col, maxScenarioNodes)
+	}
+	c.total++
+	sum := func(ns ...ast.Node) (int, error) {
+		t := 1
+		for _, x := range ns {
+			k, err := c.size(x)
+			if err != nil {
+				return 0, err
+			}
+			t += k
+		}
+		return t, nil
+	}
+	switch x := n.(type) {
+	case *ast.DocumentNode:
+		return sum(x.Body)
+	case *ast.MappingNode:
+		ns := make([]ast.Node, 0, 2*len(x.Values))
+		for _, v := range x.Values {
+			ns = append(ns, v.Key, v.Value)
+		}
+		return sum(ns...)
+	case *ast.MappingValueNode:
+		return sum(x.Key, x.Value)
+	case *ast.MappingKeyNode:
+		return sum(x.Value)
+	case *ast.SequenceNode:
+		return sum(x.Values...)
+	case *ast.AnchorNode:
+		return sum(x.Value)
+	case *ast.TagNode:
+		return sum(x.Value)
+	case *ast.AliasNode:
+		aname := nodeText(x.Value)
+		if k, ok := c.sizes[aname]; ok {
+			c.total += k
+			return k, nil
+		}
+		if c.active[aname] {
+			line, col := nodePos(x)
+			return 0, fmt.Errorf("%d:%d: alias *%s refers to itself", line, col, aname)
+		}
+		target, ok := c.anchors[aname]
+		if !ok {
+			return 1, nil // the decoder names it
+		}
+		c.active[aname] = true
+		k, err := c.size(target)
+		delete(c.active, aname)
+		if err != nil {
+			return 0, err
+		}
+		c.sizes[aname] = k
+		return k, nil
+	}
+	return 1, nil
 }
 
 // Pos returns "file:line:col" of the value at a YAML path such as
@@ -241,3 +617,28 @@ func parseDuration(s string) (time.Duration, error) {
 // ParseDuration parses a duration as the scenario file and flags take it:
 // "90s", "2m", "1h30m", or plain seconds.
 func ParseDuration(s string) (time.Duration, error) { return parseDuration(s) }
+
+// nodePos returns the line and column of a node's token; 0, 0 when it has
+// none (the AST of a malformed file can hold nodes whose GetToken panics).
+func nodePos(n ast.Node) (line, col int) {
+	defer func() { _ = recover() }()
+	if n == nil {
+		return 0, 0
+	}
+	if tk := n.GetToken(); tk != nil && tk.Position != nil {
+		return tk.Position.Line, tk.Position.Column
+	}
+	return 0, 0
+}
+
+// nodeText returns the text of a node's token, "" when it has none.
+func nodeText(n ast.Node) string {
+	defer func() { _ = recover() }()
+	if n == nil {
+		return ""
+	}
+	if tk := n.GetToken(); tk != nil {
+		return tk.Value
+	}
+	return ""
+}

@@ -10,7 +10,7 @@ import (
 // addSeeds adds every CSV file under testdata (Locust's own shapes and our
 // golden output) as a seed.
 func addSeeds(f *testing.F) {
-	for _, pattern := range []string{"testdata/*.csv", "testdata/golden/*.csv"} {
+	for _, pattern := range []string{"testdata/*.csv", "testdata/golden/*.csv", "testdata/hostile/*.csv"} {
 		files, _ := filepath.Glob(pattern)
 		for _, name := range files {
 			b, err := os.ReadFile(name)
@@ -23,7 +23,8 @@ func addSeeds(f *testing.F) {
 }
 
 // FuzzRead feeds the same bytes to each reader: none may panic, and what
-// one accepts must carry as many percentiles per row as its header has.
+// one accepts must carry as many percentiles per row as its header has;
+// cutting a torn last line keeps a prefix.
 func FuzzRead(f *testing.F) {
 	addSeeds(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -48,5 +49,8 @@ func FuzzRead(f *testing.F) {
 			}
 		}
 		_, _ = ReadExceptions(bytes.NewReader(b), "f")
+		if w := wholeLines(b); !bytes.HasPrefix(b, w) {
+			t.Fatalf("wholeLines(%q) = %q: not a prefix", b, w)
+		}
 	})
 }

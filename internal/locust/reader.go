@@ -1,6 +1,7 @@
 package locust
 
 import (
+	"bytes"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -149,16 +150,45 @@ func Read(prefix string) (*Run, error) {
 	return run, nil
 }
 
+// readFile reads the file at path with read. A last line cut short (a
+// run killed while Locust wrote, the history being appended to) is left
+// out: the file is read as far as it is whole.
 func readFile(path string, optional bool, read func(io.Reader, string) error) error {
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	if optional && errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("locust: %w", err)
 	}
-	defer f.Close()
-	return read(f, path)
+	return read(bytes.NewReader(wholeLines(data)), path)
+}
+
+// wholeLines returns data without a torn last line: text after the last
+// newline that is not a record as wide as the header. A last line that is
+// whole but lacks its newline is kept.
+func wholeLines(data []byte) []byte {
+	nl := bytes.LastIndexByte(data, '\n')
+	if len(data) == 0 || nl == len(data)-1 || nl < 0 {
+		return data
+	}
+	head, _, _ := bytes.Cut(data, []byte("\n"))
+	width := func(b []byte) int {
+		r := csv.NewReader(bytes.NewReader(b))
+		r.FieldsPerRecord = -1
+		rec, err := r.Read()
+		if err != nil {
+			return -1
+		}
+		if _, err := r.Read(); !errors.Is(err, io.EOF) {
+			return -1
+		}
+		return len(rec)
+	}
+	if w := width(data[nl+1:]); w < 0 || w != width(head) {
+		return data[:nl+1]
+	}
+	return data
 }
 
 // table reads a CSV file with a header row, locating columns by name.
@@ -206,7 +236,17 @@ func (t *table) col(names ...string) (int, error) {
 			return i, nil
 		}
 	}
-	return 0, fmt.Errorf("locust: %s: line 1: no column %q in the header", t.file, names[0])
+	return 0, fmt.Errorf("locust: %s: line 1: no column %q in the header %q: is it a Locust CSV of that kind? stampede reads those of Locust 1.0 and later",
+		t.file, names[0], clipHeader(t.head))
+}
+
+// clipHeader lists a header's columns for an error message, shortened.
+func clipHeader(head []string) string {
+	s := strings.Join(head, ",")
+	if len(s) > 120 {
+		s = strings.ToValidUTF8(s[:120], "") + "…"
+	}
+	return s
 }
 
 // optCol is col for an optional column: -1 when absent.

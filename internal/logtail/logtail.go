@@ -171,6 +171,13 @@ func (f *follower) open(skip bool) error {
 		fd.Close()
 		return fmt.Errorf("logtail: %s: %w", f.file.Name, err)
 	}
+	if info.IsDir() {
+		// A directory where the log should be: an error when Follow
+		// starts; later (a file replaced by a directory) it is waited out
+		// like a missing file.
+		fd.Close()
+		return fmt.Errorf("logtail: %s: %s is a directory, not a log file", f.file.Name, f.file.Path)
+	}
 	f.fd, f.info, f.off, f.lineNo, f.partial, f.head = fd, info, 0, 0, f.partial[:0], f.head[:0]
 	if skip {
 		lines, end, err := countLines(fd)

@@ -198,3 +198,35 @@ func TestTruncationRewrittenPastOffset(t *testing.T) {
 	}
 	c.waitFor(t, "1:2026-01-11 12:00:00 one", "1:2026-01-11 12:00:05 two", "2:2026-01-11 12:00:06 three")
 }
+
+// TestDirectory: a directory given as a file is an error naming it; a
+// file replaced by a directory is waited out like a missing one, and
+// read from its start once it is a file again.
+func TestDirectory(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Follow(context.Background(), []File{{Name: "app", Path: dir}}, Options{}, func(Line) {})
+	if err == nil || !strings.Contains(err.Error(), "app: "+dir+" is a directory") {
+		t.Fatalf("Follow(dir) = %v, want an error naming it", err)
+	}
+	path := filepath.Join(dir, "app.log")
+	appendTo(t, path, "one\n")
+	c := start(t, Options{FromStart: true}, File{Name: "app", Path: path})
+	c.waitFor(t, "1:one")
+	os.Remove(path)
+	if err := os.Mkdir(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // polls that see the directory
+	os.Remove(path)
+	appendTo(t, path, "two\n")
+	c.waitFor(t, "1:one", "1:two")
+}
+
+// TestBinaryAndHugeLines: bytes of any value pass through as they are,
+// and a line far longer than MaxLine comes in pieces of MaxLine.
+func TestBinaryAndHugeLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	appendTo(t, path, "\x00\xff\xfe\r\n"+strings.Repeat("x", 10_000)+"\nend\n")
+	c := start(t, Options{FromStart: true, MaxLine: 4096}, File{Name: "app", Path: path})
+	c.waitFor(t, "1:\x00\xff\xfe", "2:"+strings.Repeat("x", 4096), "2:"+strings.Repeat("x", 4096), "2:"+strings.Repeat("x", 10_000-8192), "3:end")
+}

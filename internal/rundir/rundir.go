@@ -15,12 +15,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	stampede "github.com/stampede-load/stampede"
+	"github.com/stampede-load/stampede/internal/secret"
 )
 
 // File names inside a run directory.
@@ -207,17 +209,70 @@ type LogRef struct {
 // WriteMeta writes meta.json atomically.
 func WriteMeta(dir string, m *Meta) error { return WriteJSON(filepath.Join(dir, MetaFile), m) }
 
-// ReadMeta reads meta.json.
+// ReadMeta reads meta.json. An error names the file and, for a damaged
+// one, the line and column.
 func ReadMeta(dir string) (*Meta, error) {
 	var m Meta
-	b, err := os.ReadFile(filepath.Join(dir, MetaFile))
+	path := filepath.Join(dir, MetaFile)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, fmt.Errorf("%s is empty: the run was stopped before it was written (stampede writes it first, then rewrites it at the end)", path)
+	}
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, MetaFile), err)
+		return nil, jsonError(path, b, err)
 	}
 	return &m, nil
+}
+
+// jsonError places a JSON decoding error of data, read from path, at its
+// line and column: "meta.json: line 3, column 14: unexpected end of JSON
+// input".
+func jsonError(path string, data []byte, err error) error {
+	off := int64(-1)
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		off = se.Offset
+	case errors.As(err, &te):
+		off = te.Offset
+	case errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "unexpected end of JSON input"):
+		off = int64(len(data))
+	}
+	if off < 0 || off > int64(len(data)) {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	line := 1 + bytes.Count(data[:off], []byte("\n"))
+	col := 1 + int(off) - (bytes.LastIndexByte(data[:off], '\n') + 1)
+	if te != nil {
+		// In the file's words, not Go's.
+		what := "the file"
+		if te.Field != "" {
+			what = te.Field
+		}
+		return fmt.Errorf("%s: line %d, column %d: %s: want %s, got %s", path, line, col, what, jsonKind(te.Type), te.Value)
+	}
+	return fmt.Errorf("%s: line %d, column %d: %w", path, line, col, err)
+}
+
+// jsonKind names what a Go type is written as in JSON.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return t.String()
 }
 
 // WriteJSON writes v as indented JSON to path through a temporary file and
@@ -289,8 +344,15 @@ func (a *Appender) Close() error {
 // RequestWriter appends results to requests.csv. It is used by one
 // goroutine (the recorder); Flush may be called from another.
 type RequestWriter struct {
+	// Secrets masks each failure reason before it is written (see package
+	// secret); nil masks by pattern only.
+	Secrets *secret.Masker
+
 	a   *Appender
 	buf []byte
+	// The last reason and its masked form: a failing endpoint repeats its
+	// reason, which is then masked once.
+	reason, masked string
 }
 
 // NewRequestWriter creates requests.csv in dir.
@@ -302,8 +364,18 @@ func NewRequestWriter(dir string) (*RequestWriter, error) {
 	return &RequestWriter{a: a, buf: make([]byte, 0, 256)}, nil
 }
 
-// Write appends one result.
+// Write appends one result, its reason masked.
 func (w *RequestWriter) Write(r *stampede.Result) error {
+	if r.Reason != "" {
+		if r.Reason != w.reason {
+			w.reason, w.masked = r.Reason, w.Secrets.Mask(r.Reason)
+		}
+		if w.masked != r.Reason {
+			m := *r
+			m.Reason = w.masked
+			r = &m
+		}
+	}
 	w.buf = AppendResult(w.buf[:0], r)
 	_, err := w.a.Write(w.buf)
 	return err
@@ -362,7 +434,9 @@ func appendField(b []byte, s string) []byte {
 
 // ReadRequests streams requests.csv of dir to fn, in file order. A torn last
 // line (a run killed mid-write) is skipped; a malformed line elsewhere is an
-// error naming its line.
+// error naming its line. Reasons are masked by pattern (package secret), as
+// a run writes them: a run directory written otherwise (by an older
+// version, or put together by hand) cannot bring a secret into a report.
 func ReadRequests(dir string, fn func(*stampede.Result) error) error {
 	path := filepath.Join(dir, RequestsFile)
 	f, err := os.Open(path)
@@ -411,7 +485,10 @@ type RequestReader struct {
 	closer io.Closer
 	line   int
 	cols   int
-	names  map[string]string // interning: endpoint names and reasons repeat
+	names  map[string]string // interning: endpoint names repeat
+	// reasons holds each reason read and its masked form: a failing
+	// endpoint repeats its reason, which is then masked once.
+	reasons map[string]string
 }
 
 // OpenRequests opens requests.csv of dir for reading, through a buffer of
@@ -433,7 +510,7 @@ func NewRequestReader(r io.Reader, name string, size int) *RequestReader {
 	if size <= 0 {
 		size = 1 << 20
 	}
-	return &RequestReader{br: bufio.NewReaderSize(r, size), name: name, cols: 12, names: map[string]string{}}
+	return &RequestReader{br: bufio.NewReaderSize(r, size), name: name, cols: 12, names: map[string]string{}, reasons: map[string]string{}}
 }
 
 // Next reads the next result into res. It returns io.EOF after the last
@@ -478,7 +555,7 @@ func (rd *RequestReader) Next(res *stampede.Result) error {
 		if len(raw) == 0 {
 			continue
 		}
-		if err := parseResult(raw, rd.cols, res, rd.intern); err != nil {
+		if err := parseResult(raw, rd.cols, res, rd.intern, rd.reason); err != nil {
 			return fmt.Errorf("%s:%d: %w", rd.name, rd.line, err)
 		}
 		return nil
@@ -508,9 +585,22 @@ func (rd *RequestReader) intern(b []byte) string {
 	return s
 }
 
+// reason masks a reason read by pattern (package secret), as a run writes
+// them.
+func (rd *RequestReader) reason(b []byte) string {
+	if s, ok := rd.reasons[string(b)]; ok {
+		return s
+	}
+	s := secret.Mask(string(b))
+	if len(rd.reasons) < 1<<16 {
+		rd.reasons[string(b)] = s
+	}
+	return s
+}
+
 // parseResult reads one line of cols fields (12, or 11 before the relogin
 // column).
-func parseResult(raw []byte, cols int, r *stampede.Result, intern func([]byte) string) error {
+func parseResult(raw []byte, cols int, r *stampede.Result, intern, reason func([]byte) string) error {
 	var fields [12][]byte
 	n := 0
 	if bytes.IndexByte(raw, '"') >= 0 {
@@ -569,7 +659,7 @@ func parseResult(raw []byte, cols int, r *stampede.Result, intern func([]byte) s
 		TTFB:    time.Duration(ints[5]) * time.Microsecond,
 		Bytes:   ints[6],
 		Outcome: o,
-		Reason:  intern(fields[10]),
+		Reason:  reason(fields[10]),
 		Relogin: cols == 12 && len(fields[11]) == 1 && fields[11][0] == '1',
 	}
 	return nil
@@ -624,28 +714,34 @@ func (w *JSONLWriter) Flush() error { return w.a.Flush() }
 // Close flushes and closes.
 func (w *JSONLWriter) Close() error { return w.a.Close() }
 
-// ReadTimeline reads timeline.jsonl of dir (missing file: no samples).
+// ReadTimeline reads timeline.jsonl of dir (missing file: no samples),
+// masking the samples' texts by pattern as ReadRequests does.
 func ReadTimeline(dir string) ([]stampede.Sample, error) {
 	var out []stampede.Sample
+	var none *secret.Masker
 	err := readJSONL(filepath.Join(dir, TimelineFile), func(b []byte) error {
 		var s stampede.Sample
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
 		}
+		none.Sample(&s)
 		out = append(out, s)
 		return nil
 	})
 	return out, err
 }
 
-// ReadEvidence reads evidence.jsonl of dir (missing file: no evidence).
+// ReadEvidence reads evidence.jsonl of dir (missing file: no evidence),
+// masking the events' texts by pattern as ReadRequests does.
 func ReadEvidence(dir string) ([]stampede.Evidence, error) {
 	var out []stampede.Evidence
+	var none *secret.Masker
 	err := readJSONL(filepath.Join(dir, EvidenceFile), func(b []byte) error {
 		var e stampede.Evidence
 		if err := json.Unmarshal(b, &e); err != nil {
 			return err
 		}
+		none.Evidence(&e)
 		out = append(out, e)
 		return nil
 	})

@@ -19,6 +19,7 @@ import (
 	"github.com/stampede-load/stampede/internal/metrics"
 	"github.com/stampede-load/stampede/internal/report"
 	"github.com/stampede-load/stampede/internal/rundir"
+	"github.com/stampede-load/stampede/internal/secret"
 )
 
 // Files of the diagnosis in a run directory.
@@ -338,7 +339,9 @@ func LoadLocust(ctx context.Context, li LocustImport) (*diagnose.Input, error) {
 			P95: pct(r.Percentiles, run.Stats.Quantiles, 0.95), P99: pct(r.Percentiles, run.Stats.Quantiles, 0.99)})
 	}
 	for _, f := range run.Failures {
-		g := diagnose.FailureGroup{Method: f.Method, Name: f.Name, Reason: f.Reason(), Count: int(f.Occurrences), First: f.FirstSeen, Last: f.LastSeen}
+		// Locust writes the error as the client raised it: a URL with its
+		// query, a response's text.
+		g := diagnose.FailureGroup{Method: f.Method, Name: f.Name, Reason: secret.Mask(f.Reason()), Count: int(f.Occurrences), First: f.FirstSeen, Last: f.LastSeen}
 		in.Failures = append(in.Failures, g)
 	}
 	peak := 0

@@ -9,6 +9,7 @@ import (
 	stampede "github.com/stampede-load/stampede"
 	"github.com/stampede-load/stampede/internal/load"
 	"github.com/stampede-load/stampede/internal/rundir"
+	"github.com/stampede-load/stampede/internal/secret"
 )
 
 // LocustPrefix is the prefix of the Locust-compatible CSVs inside a run
@@ -21,7 +22,7 @@ const LocustPrefix = "locust"
 func newMeta(dir string, plan *load.Plan, o Options, start time.Time) *rundir.Meta {
 	host, _ := os.Hostname()
 	meta := &rundir.Meta{
-		Tool: "stampede", Version: stampede.Version, Run: filepath.Base(dir), Target: stampede.Redact(plan.Target.String()),
+		Tool: "stampede", Version: stampede.Version, Run: filepath.Base(dir), Target: secret.Mask(stampede.Redact(plan.Target.String())),
 		Host: host, Command: RedactArgs(o.Command), Start: start, Partial: true,
 		Load: loadFacts(plan), Probes: o.Probes.Names(), RequestsCSV: o.Requests.String(),
 	}
@@ -64,14 +65,16 @@ func loadFacts(p *load.Plan) rundir.LoadFacts {
 	return lf
 }
 
-// redactScenario returns the scenario for meta.json with DSN passwords
-// masked and form fields that look like secrets replaced.
+// redactScenario returns the scenario for meta.json with DSN and URL
+// passwords masked, and the values of fields, headers, JSON keys and query
+// parameters that look like secrets replaced.
 func redactScenario(sc *load.Scenario) any {
 	c := *sc
-	c.Probes.Postgres = stampede.Redact(c.Probes.Postgres)
-	c.Probes.PgBouncer = stampede.Redact(c.Probes.PgBouncer)
-	c.Probes.Redis = stampede.Redact(c.Probes.Redis)
-	c.Probes.Prometheus = stampede.Redact(c.Probes.Prometheus)
+	c.Target = secret.Mask(stampede.Redact(c.Target))
+	c.Probes.Postgres = secret.Mask(stampede.Redact(c.Probes.Postgres))
+	c.Probes.PgBouncer = secret.Mask(stampede.Redact(c.Probes.PgBouncer))
+	c.Probes.Redis = secret.Mask(stampede.Redact(c.Probes.Redis))
+	c.Probes.Prometheus = secret.Mask(stampede.Redact(c.Probes.Prometheus))
 	red := func(steps []load.StepSpec) []load.StepSpec {
 		out := make([]load.StepSpec, len(steps))
 		for i, s := range steps {
@@ -82,6 +85,10 @@ func redactScenario(sc *load.Scenario) any {
 			}
 			s.Form = redactFields(s.Form)
 			s.Headers = redactFields(s.Headers)
+			s.JSON = redactJSON("", s.JSON)
+			for _, u := range []*string{&s.Get, &s.Post, &s.Put, &s.Patch, &s.Delete, &s.Body} {
+				*u = secret.Mask(*u)
+			}
 			out[i] = s
 		}
 		return out
@@ -104,27 +111,51 @@ func redactFields(m map[string]string) map[string]string {
 	}
 	out := make(map[string]string, len(m))
 	for k, v := range m {
-		lk := strings.ToLower(k)
-		if (strings.Contains(lk, "pass") || strings.Contains(lk, "secret") || strings.Contains(lk, "token") ||
-			strings.Contains(lk, "authorization") || strings.Contains(lk, "cookie")) && !strings.Contains(v, "{{") {
-			v = "xxxxx"
+		if secret.IsKey(k) && !strings.Contains(v, "{{") {
+			v = secret.Marker
 		}
-		out[k] = v
+		out[k] = secret.Mask(v)
 	}
 	return out
 }
 
+// redactJSON returns a copy of a step's json: body with the values of keys
+// that look like secrets replaced, unless they are templates.
+func redactJSON(key string, v any) any {
+	switch x := v.(type) {
+	case string:
+		if secret.IsKey(key) && !strings.Contains(x, "{{") {
+			return secret.Marker
+		}
+		return secret.Mask(x)
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, vv := range x {
+			out[k] = redactJSON(k, vv)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, vv := range x {
+			out[i] = redactJSON(key, vv)
+		}
+		return out
+	}
+	return v
+}
+
 // RedactArgs masks DSN passwords in a command line, in arguments and in
-// --flag=value pairs.
+// --flag=value pairs, and whatever else package secret's patterns find
+// (a token in a --url's query).
 func RedactArgs(args []string) []string {
 	if args == nil {
 		return nil
 	}
 	out := make([]string, len(args))
 	for i, a := range args {
-		out[i] = stampede.Redact(a)
+		out[i] = secret.Mask(stampede.Redact(a))
 		if k, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(k, "-") {
-			out[i] = k + "=" + stampede.Redact(v)
+			out[i] = k + "=" + secret.Mask(stampede.Redact(v))
 		}
 	}
 	return out

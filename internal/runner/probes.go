@@ -15,6 +15,7 @@ import (
 	"github.com/stampede-load/stampede/internal/probe/postgres"
 	"github.com/stampede-load/stampede/internal/probe/prometheus"
 	"github.com/stampede-load/stampede/internal/probe/redis"
+	"github.com/stampede-load/stampede/internal/secret"
 )
 
 // startProbes starts the sampler until ctx ends or stop is called; a probe
@@ -68,9 +69,9 @@ func startProbes(ctx context.Context, ps Probes, emit func(stampede.Sample)) (st
 
 // startLogs follows each log from the run's start (through rotation and
 // truncation; a file created during the run is read from its start),
-// classifies what is written and emits the evidence until ctx ends or stop
-// is called.
-func startLogs(ctx context.Context, logs []load.LogSpec, emit func(stampede.Evidence)) (stop func(), err error) {
+// classifies what is written and emits the evidence, masked with secrets,
+// until ctx ends or stop is called.
+func startLogs(ctx context.Context, logs []load.LogSpec, secrets *secret.Masker, emit func(stampede.Evidence)) (stop func(), err error) {
 	if len(logs) == 0 {
 		return func() {}, nil
 	}
@@ -78,7 +79,7 @@ func startLogs(ctx context.Context, logs []load.LogSpec, emit func(stampede.Evid
 	for i, l := range logs {
 		ls[i] = evidence.Log{Name: l.Name, Path: l.Path}
 	}
-	w, err := evidence.Watch(ctx, ls, evidence.WatchOptions{}, emit)
+	w, err := evidence.Watch(ctx, ls, evidence.WatchOptions{Secrets: secrets}, emit)
 	if err != nil {
 		return nil, fmt.Errorf("run: logs: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/stampede-load/stampede/internal/locust"
 	"github.com/stampede-load/stampede/internal/metrics"
 	"github.com/stampede-load/stampede/internal/rundir"
+	"github.com/stampede-load/stampede/internal/secret"
 )
 
 // Run runs plan until its duration is over or ctx ends, with the probes and
@@ -57,12 +58,19 @@ func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 	if err := rundir.WriteMeta(dir, meta); err != nil {
 		return nil, fmt.Errorf("run: %w", err)
 	}
+	// Every text that enters the run directory is masked on the way in:
+	// failure reasons, log evidence, probe readings (see package secret).
+	secrets := secret.New(runSecrets(plan, o)...)
 	w, err := createWriters(dir, o.Requests)
 	if err != nil {
 		return nil, fmt.Errorf("run: %w", err)
 	}
+	if w.requests != nil {
+		w.requests.Secrets = secrets
+	}
 
 	engine := load.New(plan)
+	engine.Secrets = secrets
 	m := metrics.New(start)
 
 	// Side goroutines (self-watch, probes, log followers, progress) live
@@ -76,14 +84,17 @@ func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 			sw.Run(sideCtx, time.Second, func(s stampede.Sample) { _ = w.timeline.Write(s) })
 		})
 	}
-	stopProbes, err := startProbes(sideCtx, o.Probes, func(s stampede.Sample) { _ = w.timeline.Write(s) })
+	stopProbes, err := startProbes(sideCtx, o.Probes, func(s stampede.Sample) {
+		secrets.Sample(&s)
+		_ = w.timeline.Write(s)
+	})
 	if err != nil {
 		stopSide()
 		side.Wait()
 		w.close()
 		return nil, err
 	}
-	stopLogs, err := startLogs(sideCtx, o.Logs, func(e stampede.Evidence) { _ = w.evidence.Write(e) })
+	stopLogs, err := startLogs(sideCtx, o.Logs, secrets, func(e stampede.Evidence) { _ = w.evidence.Write(e) })
 	if err != nil {
 		stopSide()
 		stopProbes()
@@ -294,4 +305,17 @@ func (w *writers) close() error {
 		errs = append(errs, w.evidence.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// runSecrets are the secret values a run knows and masks wherever they
+// appear: the plan's (target URL password, users-file passwords, the
+// scenario's literal secrets) and the passwords of the probes' DSNs.
+func runSecrets(plan *load.Plan, o Options) []string {
+	out := plan.Secrets()
+	for _, dsn := range []string{o.Probes.Postgres, o.Probes.PgBouncer, o.Probes.Redis, o.Probes.Prometheus} {
+		if pw := secret.DSNPassword(dsn); pw != "" {
+			out = append(out, pw)
+		}
+	}
+	return out
 }
