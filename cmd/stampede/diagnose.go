@@ -14,7 +14,7 @@ import (
 )
 
 func init() {
-	commands["diagnose"] = command{summary: "name the causes of a run's failures: stampede diagnose RUN_DIR, or --locust PREFIX --log NAME=PATH", run: cmdDiagnose}
+	commands["diagnose"] = command{summary: "name the causes of a run's failures and slow requests: stampede diagnose RUN_DIR, or --locust PREFIX --log NAME=PATH", run: cmdDiagnose}
 }
 
 func cmdDiagnose(ctx context.Context, args []string, stdout, stderr io.Writer) error {

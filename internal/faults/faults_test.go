@@ -186,7 +186,10 @@ func TestFaultTerminateBackend(t *testing.T) {
 }
 
 // terminateActive waits (at most five seconds) for a backend of the
-// application's user running a query on rincian_ahsp and terminates it.
+// application's user running a query on rincian_ahsp and terminates it. The
+// choice and the termination are one statement, and the query that started
+// last is chosen: a query that ends between the two would leave an idle
+// backend to terminate, which fails no request.
 func terminateActive(t *testing.T, pg *testenv.PG) (int, error) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
@@ -197,12 +200,14 @@ func terminateActive(t *testing.T, pg *testenv.PG) (int, error) {
 	defer c.Close(context.Background())
 	for ctx.Err() == nil {
 		var pid int
-		err := c.QueryRow(ctx, `SELECT pid FROM pg_stat_activity WHERE usename = $1 AND state = 'active'
-			AND query LIKE '%rincian_ahsp%' AND pid <> pg_backend_pid() LIMIT 1`, pg.User).Scan(&pid)
+		var ok bool
+		err := c.QueryRow(ctx, `SELECT pid, pg_terminate_backend(pid) FROM (
+			SELECT pid FROM pg_stat_activity WHERE usename = $1 AND state = 'active'
+			AND query LIKE '%rincian_ahsp%' AND pid <> pg_backend_pid()
+			ORDER BY query_start DESC LIMIT 1) a`, pg.User).Scan(&pid, &ok)
 		if err == nil {
-			var ok bool
-			if err := c.QueryRow(ctx, "SELECT pg_terminate_backend($1)", pid).Scan(&ok); err != nil || !ok {
-				return 0, fmt.Errorf("pg_terminate_backend(%d): %v, %v", pid, ok, err)
+			if !ok {
+				return 0, fmt.Errorf("pg_terminate_backend(%d) returned false", pid)
 			}
 			return pid, nil
 		}
