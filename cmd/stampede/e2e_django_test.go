@@ -81,6 +81,27 @@ func TestE2EDjango(t *testing.T) {
 				return
 			}
 			checkTop(t, diag, m.Want)
+			checkChains(t, diag, m.Want, failedCount(rs))
+			if m.Want == "db-lock-contention" {
+				// With the PostgreSQL probe, the blocker itself: its
+				// pid, state and the query it ran, from pg_blocking_pids.
+				chain := ""
+				for _, e := range diag.Findings[0].Evidence {
+					if strings.HasPrefix(e.Text, "blocking chain:") {
+						chain = e.Text
+					}
+				}
+				// "pid P (wait) blocked by Q (state, xact: QUERY), ...: QUERY":
+				// the blockers' part is before the last "): ".
+				blockers := chain
+				if i := strings.LastIndex(chain, "): "); i >= 0 {
+					blockers = chain[:i]
+				}
+				if !strings.Contains(strings.ToLower(blockers), "for update") {
+					t.Errorf("db-lock-contention: no blocking chain naming the blocker's FOR UPDATE (%q)", chain)
+				}
+				t.Logf("%s", chain)
+			}
 		})
 	}
 }

@@ -196,3 +196,18 @@ func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 // isWord reports a byte that continues an identifier or number: a digit
 // after it is part of the same token (t1, col_2, $1), not a literal.
 func isWord(c byte) bool { return isLetter(c) || isDigit(c) || c == '_' || c == '$' || c >= 0x80 }
+
+// shortQuery normalizes a query and bounds it to n characters keeping both
+// ends: a blocker's query is recognised by its head (which table) and its
+// tail (FOR UPDATE, the WHERE clause's last terms), which a cut that keeps
+// only the head would lose.
+func shortQuery(s string, n int) string {
+	full := normalizeQuery(s, len(s)+1)
+	r := []rune(full)
+	if len(r) <= n {
+		return full
+	}
+	tail := n / 3
+	head := n - tail - 3
+	return strings.TrimRight(string(r[:head]), " ") + " … " + strings.TrimLeft(string(r[len(r)-tail:]), " ")
+}

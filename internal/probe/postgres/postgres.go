@@ -332,7 +332,7 @@ func blockedLines(backends []Backend, byPID map[int32]*Backend) []string {
 		for _, q := range b.BlockedBy {
 			if bb, ok := byPID[q]; ok {
 				by = append(by, fmt.Sprintf("%d (%s, xact %s: %s)", q, or(bb.State, "unknown state"), age(bb.XactAge),
-					or(normalizeQuery(bb.Query, blockerQueryText), "no query")))
+					or(shortQuery(bb.Query, blockerQueryText), "no query")))
 			} else {
 				by = append(by, fmt.Sprintf("%d (not a client backend)", q))
 			}
@@ -343,7 +343,8 @@ func blockedLines(backends []Backend, byPID map[int32]*Backend) []string {
 	return lines
 }
 
-// blockerQueryText bounds a blocker's query in Info["blocked"].
+// blockerQueryText bounds a blocker's query in Info["blocked"] (its head
+// and its tail, see shortQuery).
 const blockerQueryText = 80
 
 func age(s float64) string {

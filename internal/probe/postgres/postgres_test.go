@@ -106,3 +106,19 @@ func FuzzNormalizeQuery(f *testing.F) {
 		}
 	})
 }
+
+// A long blocker's query keeps its head and its tail: the table and the
+// FOR UPDATE.
+func TestShortQuery(t *testing.T) {
+	q := `SELECT "work_dailylogins"."day", "work_dailylogins"."attempts", "work_dailylogins"."last_user_id" FROM "work_dailylogins" WHERE "work_dailylogins"."day" = '2026-11-29'::date LIMIT 21 FOR UPDATE`
+	got := shortQuery(q, 80)
+	if n := len([]rune(got)); n > 80 {
+		t.Errorf("%d characters, want at most 80: %q", n, got)
+	}
+	if !strings.HasPrefix(got, `SELECT "work_dailylogins"."day"`) || !strings.HasSuffix(got, "LIMIT ? FOR UPDATE") || !strings.Contains(got, " … ") || strings.Contains(got, "2026") {
+		t.Errorf("shortQuery = %q", got)
+	}
+	if got := shortQuery("SELECT 1  FROM t", 80); got != "SELECT ? FROM t" {
+		t.Errorf("a short query: %q", got)
+	}
+}
