@@ -425,7 +425,13 @@ func ruleLock(c *ctx) verdict {
 		latSum += sum
 		names = append(names, e.Name)
 	}
-	if nSlow >= 1 {
+	switch {
+	case nSlow >= 1 && lockSecs == 0 && len(waits) == 0:
+		// Nothing measured how long sessions waited (no probe reading
+		// of waiters, no logged wait): an unmeasured wait is not a short
+		// one, and not a cause of the slowness either.
+		v.evidence = append(v.evidence, noteRef("latency", fmt.Sprintf("no source measured how long requests waited on locks (no PostgreSQL probe reading of waiting sessions, no 'still waiting for …Lock' log lines): the %.0f slow requests on %s (mean %s) are not put down to the lock; probe PostgreSQL or set log_lock_waits=on to apportion them", nSlow, strings.Join(names, ", "), secs(time.Duration(latSum/nSlow*float64(time.Second))))))
+	case nSlow >= 1:
 		meanLat := latSum / nSlow
 		perReq := lockSecs / nSlow
 		wait := time.Duration(perReq * float64(time.Second))
