@@ -83,22 +83,26 @@ func TestE2EDjango(t *testing.T) {
 			checkTop(t, diag, m.Want)
 			checkChains(t, diag, m.Want, failedCount(rs))
 			if m.Want == "db-lock-contention" {
-				// With the PostgreSQL probe, the blocker itself: its
-				// pid, state and the query it ran, from pg_blocking_pids.
+				// With the PostgreSQL probe, the blockers themselves, from
+				// pg_blocking_pids: "pid P (wait) blocked by Q (state, xact
+				// AGE: QUERY), ...: QUERY". pg_stat_activity shows a
+				// blocker's last statement: the FOR UPDATE while it runs,
+				// a later one when it sits idle in transaction holding the
+				// lock (the login's password check), and then the FOR
+				// UPDATE is the waiters' statement.
 				chain := ""
 				for _, e := range diag.Findings[0].Evidence {
 					if strings.HasPrefix(e.Text, "blocking chain:") {
 						chain = e.Text
 					}
 				}
-				// "pid P (wait) blocked by Q (state, xact: QUERY), ...: QUERY":
-				// the blockers' part is before the last "): ".
-				blockers := chain
-				if i := strings.LastIndex(chain, "): "); i >= 0 {
-					blockers = chain[:i]
-				}
+				blockers, waiter, _ := strings.Cut(chain, "): ")
+				ok := strings.Contains(blockers, " blocked by ") && strings.Contains(strings.ToLower(blockers), "select")
 				if !strings.Contains(strings.ToLower(blockers), "for update") {
-					t.Errorf("db-lock-contention: no blocking chain naming the blocker's FOR UPDATE (%q)", chain)
+					ok = ok && strings.Contains(blockers, "idle in transaction") && strings.Contains(strings.ToLower(waiter), "for update")
+				}
+				if !ok {
+					t.Errorf("db-lock-contention: no blocking chain naming the blocker and its query (%q)", chain)
 				}
 				t.Logf("%s", chain)
 			}

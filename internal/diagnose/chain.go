@@ -21,7 +21,7 @@ var causes = map[string][]string{
 	IDSessionLost:      {IDRedisUnavailable, IDRedisConnLimit, IDTargetDown, IDDBUnavailable},
 	IDCPUSaturation:    {IDPasswordHashCPU, IDSlowQuery},
 	IDPasswordHashCPU:  {IDLockContention},
-	IDSlowQuery:        {IDLockContention},
+	IDSlowQuery:        {IDLockContention, IDPasswordHashCPU, IDCPUSaturation},
 	IDPoolWaitTimeout:  {IDLockContention, IDSlowQuery, IDRedisUnavailable, IDDBUnavailable},
 	IDWorkerSaturation: {IDLockContention, IDPoolWaitTimeout, IDSlowQuery, IDRedisUnavailable, IDRedisConnLimit, IDCPUSaturation, IDPasswordHashCPU},
 	IDTargetDown:       {IDWorkerSaturation},
@@ -34,6 +34,11 @@ var causes = map[string][]string{
 // its runs take a good part of the cores' time.
 func canCause(r, v *verdict) bool {
 	switch {
+	case (r.id == IDPasswordHashCPU || r.id == IDCPUSaturation) && v.id == IDSlowQuery:
+		// On a host whose cores are busy with something else (hashes),
+		// every statement timed there waits for a core too: its slowness
+		// is the CPU's, unless the query itself is what burns it.
+		return v.dominance < 0.5 && (r.id != IDCPUSaturation || r.status == stampede.Confirmed)
 	case r.id == IDCPUSaturation:
 		return r.status == stampede.Confirmed
 	case r.id == IDSlowQuery && v.id == IDCPUSaturation:

@@ -226,10 +226,7 @@ func ruleRedis(c *ctx) verdict {
 	ws := c.windows(cand)
 	cand = c.failing(serverSide)
 	evs := c.eventsOf(IDRedisConnLimit, ws)
-	full := func(s *stampede.Sample) bool {
-		m := s.Values["maxclients"]
-		return s.Values["rejected_connections_delta"] > 0 || (m > 0 && s.Values["connected_clients"] >= m)
-	}
+	full := redisFull
 	conn := c.read("redis", "connected_clients", ws, false)
 	rej := c.read("redis", "rejected_connections_delta", ws, false)
 	probeFull := false
@@ -239,6 +236,13 @@ func ruleRedis(c *ctx) verdict {
 			probeFull, fullSample = true, s
 			break
 		}
+	}
+	if refusedNotDown(c) {
+		// Redis answered the probe and refused clients at maxclients:
+		// the app's session-store and connection errors in those windows
+		// are the refusals as the app saw them (an app that ignores cache
+		// errors logs only that its session could not be stored).
+		evs = append(evs, c.eventsOf(IDRedisUnavailable, ws)...)
 	}
 	maxc := c.setting("redis", "maxclients")
 	if len(evs) == 0 && !probeFull {
@@ -276,6 +280,30 @@ func ruleRedis(c *ctx) verdict {
 		v.next = "Rerun with the client pool ×2: if the errors move or vanish while Redis stays healthy, the client pool was the limit."
 	}
 	return v
+}
+
+// redisFull reports whether a Redis probe sample shows the server at its
+// client limit: connections rejected in the interval, or connected_clients
+// at maxclients.
+func redisFull(s *stampede.Sample) bool {
+	m := s.Values["maxclients"]
+	return s.Values["rejected_connections_delta"] > 0 || (m > 0 && s.Values["connected_clients"] >= m)
+}
+
+// refusedNotDown reports whether the Redis probe read the server all
+// along, answering PING quickly, and saw it at its client limit (see
+// redisFull): Redis was up, refusing connections.
+func refusedNotDown(c *ctx) bool {
+	refused := false
+	for _, s := range c.samples["redis"] {
+		if redisDown(s) || s.Values["ping_ms"] >= redisSlowPing {
+			return false
+		}
+		if redisFull(s) {
+			refused = true
+		}
+	}
+	return refused
 }
 
 // Known app-server and proxy timeouts: gunicorn's 30 s, nginx's 60 s.

@@ -66,6 +66,11 @@ func ruleRedisUnavailable(c *ctx) verdict {
 	if len(cand) == 0 && len(lost) == 0 && len(slowEps) == 0 {
 		return v
 	}
+	if refusedNotDown(c) {
+		// Up and refusing at maxclients: the connection limit's finding,
+		// which takes the app's errors of these windows too.
+		return v
+	}
 	ws := append(c.symptomWindows(cand, slowEps), c.windows(lost)...)
 	// A refusal is Redis's own answer. A timeout or a slow PING is only
 	// Redis's fault when the observer was not starved meanwhile: a
