@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,84 +31,6 @@ import (
 // in the real software's own words (djangoFaultChecks), so a fault that did
 // not show is told apart from a diagnosis that missed it.
 
-// djangoLocustFixtures holds the Locust recordings of the Django target.
-const djangoLocustFixtures = "../../internal/diagnose/testdata/django-locust"
-
-// TestE2EDjango runs stampede against the Django target in every mode.
-func TestE2EDjango(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end runs of the Django target take minutes")
-	}
-	t0 := time.Now()
-	db := testenv.DjangoDatabase(t)
-	t.Logf("PostgreSQL with schema and seed ready in %.1fs", time.Since(t0).Seconds())
-	only := os.Getenv("STAMPEDE_DJANGO_MODES") // e.g. "db-lock-contention,slow-query"
-	for _, m := range testenv.DjangoModes() {
-		if only != "" && !slices.Contains(strings.Split(only, ","), m.Name) {
-			continue
-		}
-		t.Run(m.Name, func(t *testing.T) {
-			start := time.Now()
-			dir := t.TempDir()
-			pgFrom := fileSize(db.PG.LogPath)
-			d := testenv.DjangoTarget(t, testenv.DjangoOptions{Mode: m.Name, DB: db, Dir: filepath.Join(dir, "logs")})
-			ready := time.Since(start)
-			sc, err := d.WriteScenario(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out := filepath.Join(dir, "run")
-			runStampede(t, m.Load.Duration+2*time.Minute, append(d.RunArgs(sc), "--quiet", "--out", out)...)
-			rs := readResults(t, out)
-			diag := readDiagnosis(t, out)
-			t.Logf("%s: target ready in %.1fs, %d requests, %s; run %.0fs in all",
-				m.Name, ready.Seconds(), len(rs), failureSummary(rs), time.Since(start).Seconds())
-			t.Logf("%s: client latency %s", m.Name, latencySummary(rs))
-			t.Logf("%s: diagnosis %s", m.Name, summarize(diag))
-			keepArtifacts(t, "django-"+m.Name, dir)
-			recordAccuracy(t, "Django (live)", m.Name, m.Want, diag)
-			checkDjangoFault(t, m, d, rs, readTimeline(t, out), pgFrom)
-			if m.Want == "" {
-				if diag.Verdict != "pass" {
-					t.Errorf("%s: verdict %s", m.Name, summarize(diag))
-				}
-				for _, f := range diag.Findings {
-					if f.Status == stampede.Confirmed {
-						t.Errorf("%s: confirmed finding %s", m.Name, summarize(diag))
-					}
-				}
-				return
-			}
-			checkTop(t, diag, m.Want)
-			checkChains(t, diag, m.Want, failedCount(rs))
-			if m.Want == "db-lock-contention" {
-				// With the PostgreSQL probe, the blockers themselves, from
-				// pg_blocking_pids: "pid P (wait) blocked by Q (state, xact
-				// AGE: QUERY), ...: QUERY". pg_stat_activity shows a
-				// blocker's last statement: the FOR UPDATE while it runs,
-				// a later one when it sits idle in transaction holding the
-				// lock (the login's password check), and then the FOR
-				// UPDATE is the waiters' statement.
-				chain := ""
-				for _, e := range diag.Findings[0].Evidence {
-					if strings.HasPrefix(e.Text, "blocking chain:") {
-						chain = e.Text
-					}
-				}
-				blockers, waiter, _ := strings.Cut(chain, "): ")
-				ok := strings.Contains(blockers, " blocked by ") && strings.Contains(strings.ToLower(blockers), "select")
-				if !strings.Contains(strings.ToLower(blockers), "for update") {
-					ok = ok && strings.Contains(blockers, "idle in transaction") && strings.Contains(strings.ToLower(waiter), "for update")
-				}
-				if !ok {
-					t.Errorf("db-lock-contention: no blocking chain naming the blocker and its query (%q)", chain)
-				}
-				t.Logf("%s", chain)
-			}
-		})
-	}
-}
-
 // runStampede runs the built binary, bounded by limit; the exit status may
 // be 0 or 3 (a threshold failed).
 func runStampede(t *testing.T, limit time.Duration, args ...string) {
@@ -127,12 +48,16 @@ func runStampede(t *testing.T, limit time.Duration, args ...string) {
 	}
 }
 
+func init() { faultChecks["django"] = checkDjangoFault }
+
 // checkDjangoFault asserts that the mode's fault happened: the real
 // software's messages in its logs, the refusals in the probes, or the
 // failures in the requests. It logs what it saw.
-func checkDjangoFault(t *testing.T, m testenv.DjangoMode, d *testenv.Django, rs []stampede.Result, tl []stampede.Sample, pgFrom int64) {
+func checkDjangoFault(t *testing.T, m testenv.ModeInfo, tg testenv.Target, run liveRun) {
 	t.Helper()
-	pgLog := readFrom(t, d.PostgresLog, pgFrom)
+	d := tg.(*testenv.Django)
+	rs, tl := run.results, run.timeline
+	pgLog := readFrom(t, run.pgLog, run.pgFrom)
 	errLog := readFrom(t, d.ErrorsLog, 0)
 	seen := func(what, text string, n int) {
 		t.Helper()
@@ -394,213 +319,18 @@ func countLines(body, text string) int {
 	return n
 }
 
-// djangoFixtureLogs maps the log files of a Locust recording to the names
-// given to stampede's --log.
-var djangoFixtureLogs = [][2]string{
-	{"app-errors", "errors.log"}, {"access", "access.log"}, {"gunicorn", "gunicorn.log"},
-	{"pgbouncer", "pgbouncer.log"}, {"postgres", "postgresql.log"},
-}
-
-// TestE2EDjangoLocust diagnoses each Locust recording of the Django target
-// (djangoLocustFixtures/MODE: Locust's CSVs and the server logs of the run)
-// with "stampede diagnose --locust PREFIX --log ...", as a Locust user
-// would, and checks the result against the recording's want file: "top ID"
-// (the top finding, confirmed or likely, with evidence refs), or "verdict
-// pass" and "no-confirmed". It needs no server.
-func TestE2EDjangoLocust(t *testing.T) {
-	wants, err := filepath.Glob(filepath.Join(djangoLocustFixtures, "*", "want"))
-	if err != nil || len(wants) == 0 {
-		t.Fatalf("no Locust recordings in %s (record them with STAMPEDE_RECORD_LOCUST): %v", djangoLocustFixtures, err)
-	}
-	for _, w := range wants {
-		dir := filepath.Dir(w)
-		t.Run(filepath.Base(dir), func(t *testing.T) {
-			out := t.TempDir()
-			args := []string{"diagnose", "--locust", filepath.Join(dir, "locust"), "--out", out}
-			for _, l := range djangoFixtureLogs {
-				if p := filepath.Join(dir, l[1]); fileSize(p) > 0 {
-					args = append(args, "--log", l[0]+"="+p)
-				}
-			}
-			cmd := stampedeCmd(args...)
-			var buf bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &buf, &buf
-			if err := cmd.Run(); err != nil {
-				t.Fatalf("diagnose --locust: %v\n%s", err, buf.String())
-			}
-			d := readDiagnosis(t, out)
-			t.Logf("%s (Locust): %s", filepath.Base(dir), summarize(d))
-			want, err := os.ReadFile(w)
-			if err != nil {
-				t.Fatal(err)
-			}
-			wantTop := ""
-			for _, line := range strings.Split(string(want), "\n") {
-				if f := strings.Fields(line); len(f) == 2 && f[0] == "top" {
-					wantTop = f[1]
-				}
-			}
-			recordAccuracy(t, "Django (Locust import)", filepath.Base(dir), wantTop, d)
-			for _, line := range strings.Split(strings.TrimSpace(string(want)), "\n") {
-				f := strings.Fields(line)
-				switch {
-				case len(f) == 2 && f[0] == "top":
-					checkTop(t, d, f[1])
-				case len(f) == 2 && f[0] == "verdict":
-					if d.Verdict != f[1] {
-						t.Errorf("verdict: want %s; got %s", f[1], summarize(d))
-					}
-				case len(f) == 1 && f[0] == "no-confirmed":
-					for _, x := range d.Findings {
-						if x.Status == stampede.Confirmed {
-							t.Errorf("confirmed finding: %s", summarize(d))
-						}
-					}
-				default:
-					t.Fatalf("%s: bad line %q", w, line)
-				}
-			}
-		})
-	}
-}
-
-// TestRecordDjangoLocust records the Locust fixtures: with
-// STAMPEDE_RECORD_LOCUST=DIR (normally internal/diagnose/testdata/django-locust,
-// from the repository root) it runs Debian's Locust with the target's
-// locustfile against every mode (or the modes listed in
-// STAMPEDE_RECORD_MODES, comma-separated) and writes DIR/MODE/: the CSVs of
-// "locust --csv DIR/MODE/locust --csv-full-history", each server log cut
-// to the bytes written during the run (PgBouncer's per-connection login and
-// close lines left out), "want" and "about".
-func TestRecordDjangoLocust(t *testing.T) {
-	root := os.Getenv("STAMPEDE_RECORD_LOCUST")
-	if root == "" {
-		t.Skip("set STAMPEDE_RECORD_LOCUST=DIR to record the Django target under Locust")
-	}
-	root, err := filepath.Abs(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	locust, err := exec.LookPath("locust")
-	if err != nil {
-		t.Fatal("locust not installed (apt-get install python3-locust)")
-	}
-	only := map[string]bool{}
-	for _, m := range strings.Split(os.Getenv("STAMPEDE_RECORD_MODES"), ",") {
-		if m = strings.TrimSpace(m); m != "" {
-			only[m] = true
-		}
-	}
-	lf, err := testenv.DjangoFile("locustfile.py")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := testenv.DjangoDatabase(t)
-	for _, m := range testenv.DjangoModes() {
-		if len(only) > 0 && !only[m.Name] {
-			continue
-		}
-		t.Run(m.Name, func(t *testing.T) {
-			tmp := t.TempDir()
-			d := testenv.DjangoTarget(t, testenv.DjangoOptions{Mode: m.Name, DB: db, Dir: filepath.Join(tmp, "logs")})
-			users := filepath.Join(tmp, "users.csv")
-			accounts := m.Load.Users
-			if m.Load.Accounts > 0 {
-				accounts = m.Load.Accounts
-			}
-			if err := d.WriteUsers(users, accounts); err != nil {
-				t.Fatal(err)
-			}
-			locustfile := filepath.Join(tmp, "locustfile.py")
-			if err := os.WriteFile(locustfile, lf, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			logs := map[string]string{"errors.log": d.ErrorsLog, "access.log": d.AccessLog, "gunicorn.log": d.GunicornLog,
-				"pgbouncer.log": d.PgBouncerLog, "postgresql.log": d.PostgresLog}
-			from := map[string]int64{}
-			for name, p := range logs {
-				from[name] = fileSize(p)
-			}
-			dst := filepath.Join(root, m.Name)
-			if err := os.RemoveAll(dst); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.MkdirAll(dst, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), m.Load.Duration+2*time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, locust, "-f", locustfile, "--headless",
-				"-u", strconv.Itoa(m.Load.Users), "-r", strconv.FormatFloat(m.Load.SpawnRate, 'f', -1, 64),
-				"-t", m.Load.Duration.String(), "--host", d.URL,
-				"--csv", filepath.Join(dst, "locust"), "--csv-full-history", "--only-summary")
-			cmd.Dir = tmp
-			cmd.Env = append(os.Environ(), "DJANGO_USERS="+users)
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			err := cmd.Run()
-			var ee *exec.ExitError
-			if err != nil && (!errors.As(err, &ee) || ee.ExitCode() != 1 || ctx.Err() != nil) {
-				t.Fatalf("locust: %v\n%s", err, out.String())
-			}
-			time.Sleep(time.Second) // the servers' last lines
-			for name, p := range logs {
-				body := readFrom(t, p, from[name])
-				switch name {
-				case "pgbouncer.log":
-					body = dropLines(body, "login attempt: ", "closing because: client close request")
-				case "errors.log":
-					var kept, all int
-					body, kept, all = sampleEvents(body, djangoErrorsLogCap)
-					if kept < all {
-						t.Logf("%s: errors.log: kept %d of %d events, spread over the run", m.Name, kept, all)
-					}
-				}
-				if err := os.WriteFile(filepath.Join(dst, name), []byte(body), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want := "verdict pass\nno-confirmed\n"
-			if m.Want != "" {
-				want = "top " + m.Want + "\n"
-			}
-			if w, ok := djangoLocustWant[m.Name]; ok {
-				want = "top " + w + "\n"
-			}
-			about := fmt.Sprintf("mode %s: %s\nlocust -u %d -r %g -t %s, %d accounts (Debian's Locust, %s)\n",
-				m.Name, m.About, m.Load.Users, m.Load.SpawnRate, m.Load.Duration, accounts, time.Now().UTC().Format("2006-01-02"))
-			for name, body := range map[string]string{"want": want, "about": about} {
-				if err := os.WriteFile(filepath.Join(dst, name), []byte(body), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			t.Logf("%s: recorded in %s\n%s", m.Name, dst, lastLinesOf(out.String(), 14))
-		})
-	}
-}
-
-// djangoLocustWant overrides a mode's expected top finding for its Locust
-// recording, which has the server logs but no probes. With django-redis'
-// IGNORE_EXCEPTIONS no log says Redis refused anything (Redis itself logs
-// no refusals): the lost sessions are all the evidence there is.
-var djangoLocustWant = map[string]string{"redis-connection-limit-ignored": "session-lost"}
-
-// djangoErrorsLogCap bounds a recorded errors.log: a traceback is a few KB
-// and a fault may log hundreds.
-const djangoErrorsLogCap = 160 << 10
-
-// sampleEvents keeps whole events of a Python log (a line starting with a
-// timestamp and the lines after it, its traceback) within max bytes: all
-// of them when they fit, else every k-th one, the first and the last
-// included, so the sample still spans the run. It returns the kept text
-// and the numbers of events kept and found.
-func sampleEvents(body string, max int) (string, int, int) {
+// sampleEvents keeps whole events of a log (a line for which isStart is
+// true and the lines after it, its traceback) within max bytes: all of them
+// when they fit, else every k-th one, the first and the last included, so
+// the sample still spans the run. It returns the kept text and the numbers
+// of events kept and found.
+func sampleEvents(body string, max int, isStart func(string) bool) (string, int, int) {
 	var events []string
 	for _, l := range strings.SplitAfter(body, "\n") {
 		if l == "" {
 			continue
 		}
-		if len(events) == 0 || djangoLogStamp(l) {
+		if len(events) == 0 || isStart(l) {
 			events = append(events, l)
 			continue
 		}
@@ -619,16 +349,6 @@ func sampleEvents(body string, max int) (string, int, int) {
 		}
 	}
 	return b.String(), kept, len(events)
-}
-
-// djangoLogStamp reports whether a line of Django's errors log starts an
-// event ("2026-11-28 21:21:00,920 ERROR ...").
-func djangoLogStamp(l string) bool {
-	if len(l) < 23 {
-		return false
-	}
-	_, err := time.Parse("2006-01-02 15:04:05,000", l[:23])
-	return err == nil
 }
 
 // dropLines removes the lines of body containing any of texts.
@@ -674,7 +394,7 @@ func TestSampleEvents(t *testing.T) {
 		{len(body)/2 + 4, 6, "boom 00", "boom 09"}, // every 2nd (0, 2, .., 8), and the last
 		{len(body)/4 + 4, 4, "boom 00", "boom 09"}, // every 4th (0, 4, 8), and the last
 	} {
-		got, kept, n := sampleEvents(body, tc.max)
+		got, kept, n := sampleEvents(body, tc.max, startsEvent)
 		if n != 10 || kept != tc.kept {
 			t.Errorf("max %d: kept %d of %d, want %d of 10", tc.max, kept, n, tc.kept)
 		}

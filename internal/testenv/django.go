@@ -419,8 +419,8 @@ type DjangoOptions struct {
 // Django is a running Django target: gunicorn serving the project, with
 // PgBouncer and Redis started for its mode.
 type Django struct {
-	// Mode is the mode it runs in.
-	Mode DjangoMode
+	// Config is the mode it runs in.
+	Config DjangoMode
 	// URL is http://127.0.0.1:PORT; NamedURL is http://DjangoHost:PORT,
 	// for clients that resolve DjangoHost to 127.0.0.1.
 	URL, NamedURL string
@@ -471,7 +471,7 @@ func StartDjango(ctx context.Context, opts DjangoOptions) (_ *Django, err error)
 	if err := DjangoInstalled(); err != nil {
 		return nil, err
 	}
-	d := &Django{Mode: mode, DB: opts.DB}
+	d := &Django{Config: mode, DB: opts.DB}
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -661,7 +661,7 @@ func (d *Django) WriteScenario(dir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("django: %w", err)
 	}
-	l := d.Mode.Load
+	l := d.Config.Load
 	accounts, assign := l.Users, "unique"
 	if l.Accounts > 0 && l.Accounts < l.Users {
 		accounts, assign = l.Accounts, "round-robin"
@@ -674,7 +674,7 @@ func (d *Django) WriteScenario(dir string) (string, error) {
 		}
 		// The healthy mode is judged on failures and findings, not on a
 		// latency threshold that a busy test machine can break by itself.
-		if d.Mode.Want == "" && strings.Contains(line, `"p95 < 500ms"`) {
+		if d.Config.Want == "" && strings.Contains(line, `"p95 < 500ms"`) {
 			lines[i] = strings.Replace(line, `, "p95 < 500ms"`, "", 1)
 		}
 	}
@@ -696,7 +696,7 @@ func (d *Django) WriteScenario(dir string) (string, error) {
 // resolved to 127.0.0.1, the three probes, gunicorn's master PID and every
 // log.
 func (d *Django) RunArgs(scenario string) []string {
-	l := d.Mode.Load
+	l := d.Config.Load
 	args := []string{"run", scenario,
 		"--url", d.NamedURL, "--resolve", DjangoHost + "=127.0.0.1",
 		"-u", strconv.Itoa(l.Users), "-r", strconv.FormatFloat(l.SpawnRate, 'f', -1, 64), "-t", l.Duration.String(),

@@ -75,7 +75,7 @@ func TestDjangoWriteScenario(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := &Django{Mode: m, DB: &DjangoDB{Users: 200}}
+		d := &Django{Config: m, DB: &DjangoDB{Users: 200}}
 		dir := t.TempDir()
 		path, err := d.WriteScenario(dir)
 		if err != nil {
