@@ -87,6 +87,8 @@ type ctx struct {
 	slowTotal  int           // slow requests over all endpoints
 	byStart    []span        // requests sorted by start, for joins (lazy)
 	maxLat     time.Duration // the longest request, for joins
+	rowLocks   *[]*rowLockGroup // the queued row-locking statements (lazy)
+	stk        *stackInfo       // the software seen (lazy)
 }
 
 // maxSeconds caps the per-second arrays at a week.

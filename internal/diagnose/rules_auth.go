@@ -3,6 +3,7 @@ package diagnose
 import (
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -62,6 +63,25 @@ func ruleLoginRateLimit(c *ctx) verdict {
 		hidden = c.failing(func(g *group) bool { return g.ep.login && g.class == Class5xx })
 	}
 	evs := c.eventsOf(IDLoginRateLimit, nil)
+	// A throttle in front of the app (a proxy's limit_req answers 503)
+	// or one whose answer the rule did not expect: the failures its own
+	// log lines line up with — same endpoint, same seconds, same counts —
+	// are its, whatever their status.
+	var limiter []*event
+	for _, e := range evs {
+		if !strings.Contains(strings.ToLower(e.Message+e.Exception), "429.html") && e.Signature != "http-429" {
+			limiter = append(limiter, e)
+		}
+	}
+	aligned := c.alignedGroups(limiter, c.failing(func(g *group) bool {
+		return !g.throttle && !g.csrf && !(g.class == ClassTransport && g.refused)
+	}))
+	for _, g := range aligned {
+		// Throttled, not failed by a fault: the server-side rules leave
+		// these to this one.
+		g.throttle = true
+		throttled = append(throttled, g)
+	}
 	if len(throttled) == 0 && len(hidden) == 0 && len(evs) == 0 {
 		var loginFails []*group
 		for _, e := range c.loginEndpoints() {
@@ -100,20 +120,33 @@ func ruleLoginRateLimit(c *ctx) verdict {
 		v.evidence = append(v.evidence, ref)
 	}
 
-	soft, n429 := 0, 0
+	soft, n429, nOther := 0, 0, 0
 	msg := ""
+	statuses := map[int]bool{}
 	for _, g := range throttled {
-		if g.Status == 429 {
+		switch {
+		case g.Status == 429:
 			n429 += g.Count
-		} else {
+		case g.class == ClassContent:
 			soft += g.Count
 			if msg == "" {
 				msg = g.message
 			}
+		default:
+			nOther += g.Count
+			statuses[g.Status] = true
 		}
 	}
+	if len(aligned) > 0 {
+		v.evidence = append(v.evidence, noteRef("join", fmt.Sprintf("%d failed requests (%s) line up with the throttle's own log lines: the same endpoint, the same seconds, about as many lines as failures — the throttle answered them, whatever the status", countOf(aligned), groupsText(aligned))))
+	}
 	switch {
-	case soft > 0 && n429 == 0:
+	case nOther > 0 && soft == 0 && n429 == 0:
+		v.title = fmt.Sprintf("Logins throttled by a rate limit that answers %s", statusList(statuses))
+		if len(limiter) > 0 && strings.Contains(strings.ToLower(limiter[0].Message), "limiting requests") {
+			v.title = fmt.Sprintf("Logins throttled by the proxy's rate limit (nginx limit_req answers %s)", statusList(statuses))
+		}
+	case soft > 0 && n429 == 0 && nOther == 0:
 		v.title = fmt.Sprintf("Logins throttled: the server answers with the login page again (%q)", msg)
 	case n429 > 0 && soft == 0:
 		v.title = "Logins throttled: the server answers 429 Too Many Requests"
@@ -128,21 +161,129 @@ func ruleLoginRateLimit(c *ctx) verdict {
 	if ips == 0 {
 		ips = 1
 	}
+	st := c.stack()
+	limiterName := throttleName(st, limiter, throttled)
 	if perMin > 0 {
-		v.evidence = append(v.evidence, noteRef("arithmetic", fmt.Sprintf("peak %.0f login attempts per minute from %d source address(es) = %.0f per address per minute; allauth allows 30/m/ip for login (≥0.63) and 10/m/ip plus 5 per 300 s per account for login_failed (≥0.61)", perMin, ips, perMin/float64(ips))))
+		text := fmt.Sprintf("peak %.0f login attempts per minute from %d source address(es) = %.0f per address per minute", perMin, ips, perMin/float64(ips))
+		if limiterName == "allauth" {
+			text += "; allauth allows 30/m/ip for login (≥0.63) and 10/m/ip plus 5 per 300 s per account for login_failed (≥0.61)"
+		}
+		v.evidence = append(v.evidence, noteRef("arithmetic", text))
 	}
 	shared := lf.Assignment == AssignShared || (lf.Accounts > 0 && lf.Users > lf.Accounts)
 	if lf.Users > 0 && lf.Accounts > 0 && lf.Users > lf.Accounts {
-		v.evidence = append(v.evidence, noteRef("arithmetic", fmt.Sprintf("%d virtual users on %d account(s) (%s): %.1f users per account; more than 5 logins in flight per account trip allauth's per-account counter even with correct passwords", lf.Users, lf.Accounts, orUnknown(lf.Assignment), float64(lf.Users)/float64(lf.Accounts))))
+		text := fmt.Sprintf("%d virtual users on %d account(s) (%s): %.1f users per account", lf.Users, lf.Accounts, orUnknown(lf.Assignment), float64(lf.Users)/float64(lf.Accounts))
+		if limiterName == "allauth" {
+			text += "; more than 5 logins in flight per account trip allauth's per-account counter even with correct passwords"
+		}
+		v.evidence = append(v.evidence, noteRef("arithmetic", text))
+	}
+	v.fix, v.next = throttleAdvice(limiterName, shared, ips)
+	return v
+}
+
+// throttleName says which throttle answered: the proxy's (nginx
+// limit_req), or the app's limiter of the stack seen.
+func throttleName(st stackInfo, limiter []*event, throttled []*group) string {
+	for _, e := range limiter {
+		m := strings.ToLower(e.Message)
+		switch {
+		case strings.Contains(m, "limiting requests") || strings.Contains(m, "limiting connections"):
+			return "nginx"
+		case strings.Contains(m, "axes"):
+			return "axes"
+		}
+	}
+	for _, g := range throttled {
+		switch {
+		case strings.Contains(g.text, "too many failed login attempts") || strings.Contains(g.text, "terlalu banyak"):
+			return "allauth"
+		case strings.Contains(g.text, "retry later"):
+			return "rack-attack"
+		case strings.Contains(g.text, "account locked"):
+			return "axes"
+		case strings.Contains(g.text, "too many attempts") && st.framework == "laravel":
+			return "laravel"
+		}
+	}
+	switch st.framework {
+	case "django":
+		return "allauth"
+	case "rails":
+		return "rack-attack"
+	case "flask":
+		return "flask-limiter"
+	case "express":
+		return "express-rate-limit"
+	case "laravel":
+		return "laravel"
+	}
+	return ""
+}
+
+// throttleAdvice is the fix and next experiment for a throttle: give each
+// virtual user its own account when they shared some, else make the
+// throttle count clients, not the generator's address.
+func throttleAdvice(name string, shared bool, ips int) (fix, next string) {
+	where := map[string]string{
+		"allauth":            "ACCOUNT_RATE_LIMITS (and ACCOUNT_LOGIN_ATTEMPTS_LIMIT on allauth < 0.62) in the test settings, with the counters in a shared cache",
+		"axes":               "AXES_FAILURE_LIMIT / AXES_ENABLED in the test settings",
+		"rack-attack":        "the Rack::Attack.throttle rule on the sign-in path (its limit and period, or Rack::Attack.enabled = false in the load environment), with Rack::Attack.cache.store shared by every process",
+		"flask-limiter":      "the Flask-Limiter limit on the login view (RATELIMIT_ENABLED=False or a higher limit in the load environment), with its storage in Redis shared by every worker",
+		"express-rate-limit": "the express-rate-limit options on the login route (windowMs, max or limit) and its store",
+		"laravel":            "the throttle middleware on the login route (RateLimiter::for('login') or ThrottlesLogins' maxAttempts/decayMinutes)",
+		"nginx":              "nginx's limit_req zone and its burst on the login location (limit_req_zone … rate=, limit_req … burst= nodelay), or a geo/map that gives the generator's addresses an empty key so they are not limited",
+	}[name]
+	if where == "" {
+		where = "the login rate limit (the app's limiter or the proxy's) in the load environment only"
 	}
 	if shared {
-		v.fix = "Give each virtual user its own account (a users_file with one row per user, user_assignment: unique); in the load environment only, raise or disable the login limits (ACCOUNT_RATE_LIMITS, ACCOUNT_LOGIN_ATTEMPTS_LIMIT) and use a shared cache for the counters."
-		v.next = "Rerun with one account per user: the throttle failures should vanish; if they remain, the per-IP limit is next — rerun with ACCOUNT_RATE_LIMITS = False in the test settings."
-	} else {
-		v.fix = fmt.Sprintf("All logins come from %d source address(es), so the per-IP limit throttles them: configure the trusted proxy (ALLAUTH_TRUSTED_PROXY_COUNT / get_client_ip) so each client counts on its own, spread the load over more source addresses, or raise the login limits in the load environment only.", ips)
-		v.next = "Rerun with ACCOUNT_RATE_LIMITS = False (ACCOUNT_LOGIN_ATTEMPTS_LIMIT = None on allauth 0.51) in the test settings: the throttle failures should vanish while capacity failures, if any, remain."
+		fix = "Give each virtual user its own account (a users_file with one row per user, user_assignment: unique); in the load environment only, raise or disable " + where + "."
+		next = "Rerun with one account per user: the throttle failures should vanish; if they remain, the per-address limit is next — rerun with it raised in the test environment."
+		return fix, next
 	}
-	return v
+	trusted := "configure the trusted proxy so each client counts on its own (X-Forwarded-For with the proxy trusted)"
+	switch name {
+	case "allauth":
+		trusted = "configure the trusted proxy (ALLAUTH_TRUSTED_PROXY_COUNT / get_client_ip) so each client counts on its own"
+	case "nginx":
+		trusted = "key the zone on a client identity the load varies (not $binary_remote_addr alone when every virtual user comes from one address)"
+	}
+	fix = fmt.Sprintf("All logins come from %d source address(es), so the per-address limit throttles them: %s, spread the load over more source addresses, or raise %s.", ips, trusted, where)
+	next = fmt.Sprintf("Rerun with %s raised (or off) in the test environment only: the throttle failures should vanish while capacity failures, if any, remain.", where)
+	return fix, next
+}
+
+// groupsText names the statuses and reasons of gs briefly.
+func groupsText(gs []*group) string {
+	var parts []string
+	for i, g := range gs {
+		if i == 3 {
+			parts = append(parts, fmt.Sprintf("%d more", len(gs)-3))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%d× %q on %s", g.Count, clipText(g.Reason, 60), g.Name))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// statusList writes the statuses as "HTTP 503" or "HTTP 502 and 503".
+func statusList(st map[int]bool) string {
+	var ns []int
+	for n := range st {
+		if n > 0 {
+			ns = append(ns, n)
+		}
+	}
+	if len(ns) == 0 {
+		return "without a response"
+	}
+	sort.Ints(ns)
+	var ss []string
+	for _, n := range ns {
+		ss = append(ss, strconv.Itoa(n))
+	}
+	return "HTTP " + strings.Join(ss, " and ")
 }
 
 func orUnknown(s string) string {

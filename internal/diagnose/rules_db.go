@@ -357,7 +357,18 @@ func ruleLock(c *ctx) verdict {
 	in := c.read("postgres", "wait:Lock", ws, false)
 	out := c.read("postgres", "wait:Lock", ws, true)
 	waited := in.n > 0 && in.max >= 1 && in.mean > out.mean
-	if len(evs) == 0 && !waited {
+	// Row-locking statements that PostgreSQL logged as slow while their
+	// peers ran: their words say they waited (see rowlock.go).
+	var rowGroups []*rowLockGroup
+	for _, g := range c.rowLockWaits() {
+		for _, iv := range g.ivs {
+			if inWindows(iv.to, ws) {
+				rowGroups = append(rowGroups, g)
+				break
+			}
+		}
+	}
+	if len(evs) == 0 && !waited && len(rowGroups) == 0 {
 		what := "failure burst"
 		if len(cand) == 0 {
 			what = "stretch of slow requests"
@@ -371,10 +382,23 @@ func ruleLock(c *ctx) verdict {
 	}
 	v.status, v.conf = stampede.Confirmed, 0.9
 	v.title = "Requests wait on database locks"
+	if len(rowGroups) > 0 {
+		g := rowGroups[0]
+		v.title = fmt.Sprintf("Requests wait on a row lock of %s", g.lock.table)
+		if g.lock.row != "" {
+			v.title += fmt.Sprintf(" (%s)", clipText(g.lock.row, 60))
+		}
+	}
 
 	// Where and how long sessions waited: the probe's waiters and the
-	// waits the log reports, per second.
+	// waits the log reports, per second; without log_lock_waits, the
+	// row-locking statements' own runs.
 	waits := c.lockWaits()
+	if len(waits) == 0 {
+		for _, g := range rowGroups {
+			waits = append(waits, g.ivs...)
+		}
+	}
 	queued := episodes(waits) // what a request waited in all, holder after holder
 	x := c.sampleSeries("postgres", "wait:Lock")
 	for s, n := range c.intervalSeries(waits) {
@@ -482,8 +506,17 @@ func ruleLock(c *ctx) verdict {
 		}
 		v.evidence = append(v.evidence, noteRef("postgres", fmt.Sprintf("lock waiters averaged %.1f in the failure or slow windows against %.1f outside them", in.mean, out.mean)))
 	}
+	for i, g := range rowGroups {
+		if i == 2 {
+			break
+		}
+		h := heaviest(g.ivs)
+		ref := eventRef(h.ev)
+		ref.Text = g.describe()
+		v.evidence = append(v.evidence, ref)
+	}
 	v.evidence = append(v.evidence, eventRefs(evs, "lock waits")...)
-	if len(waits) > 0 {
+	if len(waits) > 0 && len(c.lockWaits()) > 0 {
 		v.evidence = append(v.evidence, noteRef("postgres-log", fmt.Sprintf("%d lock waits logged (log_lock_waits), median %s, longest %s; one after another, a session waited a median of %s in all (longest %s)", len(waits), secs(medianMs(waits)), secs(maxMs(waits)), secs(medianMs(queued)), secs(maxMs(queued)))))
 	}
 	v.fix = "Shorten the transactions that hold the lock (often an idle-in-transaction session or a hot row updated by every request, e.g. a last_login or counter row taken FOR UPDATE), keep slow work (password hashing, HTTP calls) out of the transaction, avoid select_for_update on hot rows, order updates consistently, run migrations outside the load window; set idle_in_transaction_session_timeout and lock_timeout on the app role."
@@ -528,10 +561,16 @@ func ruleSlowQuery(c *ctx) verdict {
 	}
 	var stmts []interval
 	lockWaits := c.lockWaits()
+	rowLockRuns := 0
 	for _, iv := range c.slowStatements() {
-		if inWindows(iv.to, ws) && !waitedOnLock(iv, lockWaits) {
-			stmts = append(stmts, iv)
+		if !inWindows(iv.to, ws) || waitedOnLock(iv, lockWaits) {
+			continue
 		}
+		if c.isRowLockWait(iv) {
+			rowLockRuns++ // its time is the row lock's (db-lock-contention)
+			continue
+		}
+		stmts = append(stmts, iv)
 	}
 	// The probe: long active queries without a lock wait, and
 	// pg_stat_statements' heaviest statements.
@@ -554,6 +593,9 @@ func ruleSlowQuery(c *ctx) verdict {
 	switch {
 	case len(stmts) > 0 || len(timeouts) > 0:
 		v.status, v.conf = stampede.Confirmed, 0.85
+	case rowLockRuns > 0 && longSample == nil:
+		v.ruledOut = fmt.Sprintf("the %d slow statements logged in these windows lock one row each and queued on it (db-lock-contention): none was slow by its own plan", rowLockRuns)
+		return v
 	case longSample != nil && (longSample.Info["active"] != "" || stmtSample != nil):
 		v.status, v.conf = stampede.Likely, 0.6
 	case oldest.n > 0 && oldest.max < 1:

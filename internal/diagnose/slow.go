@@ -19,11 +19,17 @@ import (
 //     percentile of its successful requests started in the run's quiet
 //     seconds (at most a quarter of the peak concurrency), the fastest of
 //     them when fewer than ten started then, or the tenth percentile of
-//     all its successful requests when none did;
+//     all its successful requests when none did — and never above its
+//     earliest requests' (the median of its first earlyRequests successes,
+//     sent before the ramp could queue them);
 //   - an endpoint whose floor is already SlowBySelf or more is slow by
 //     itself: its requests of SlowBySelf or more are slow, and only those
 //     above max(SlowFactor × floor, floor + SlowMargin) are blamed on the
-//     load.
+//     load. It is never slow by itself when its fastest request took a
+//     tenth of its floor or less (selfRatio): a page that can answer in
+//     25 ms is not slow by itself at 3 s, its floor was read too late,
+//     once the load had ramped; its floor is then brought down to a tenth
+//     of what was read, or to that fastest request when it is slower.
 //
 // SlowBySelf is the seed's criterion (p95 < 500 ms): a page that takes
 // longer even when the server has nothing else to do is slow for its
@@ -75,6 +81,14 @@ const floorQuantile = 0.10
 // with fewer, every successful request counts.
 const minFloorSamples = 10
 
+// earlyRequests is how many of an endpoint's first successful requests (by
+// start) stand for its latency before the load ramped.
+const earlyRequests = 10
+
+// selfRatio: an endpoint whose fastest request took 1/selfRatio of its
+// floor or less is not slow by itself (see setBar).
+const selfRatio = 10
+
 // slowState is an endpoint's slowness: its floor and bar and its slow
 // requests by the second they completed in.
 type slowState struct {
@@ -83,6 +97,7 @@ type slowState struct {
 	self       bool
 	streamed   bool          // slow by itself because it streams: nothing to explain
 	limit      string        // the threshold defining the bar, if any
+	lateFloor  time.Duration // the floor as read, when it was read under load (see setBar)
 	series     []float64     // slow requests per second
 	loadSeries []float64     // those of them slowed by the load, per second
 	latSum     []float64     // their latency in seconds, per second
@@ -108,19 +123,31 @@ func (c *ctx) limitFor(name string) (time.Duration, string) {
 	return best, text
 }
 
-// setBar sets the endpoint's bars from its floor and limit.
-func (c *ctx) setBar(e *endpoint, floor time.Duration) {
+// setBar sets the endpoint's bars from its floor and limit. fastest is
+// the endpoint's fastest (successful) request, 0 when unknown: an
+// endpoint that answered selfRatio times faster than its floor once is not
+// slow by itself — the floor was read under load — and its floor comes
+// down to a tenth of what was read, or to fastest when that is slower.
+func (c *ctx) setBar(e *endpoint, floor, fastest time.Duration) {
+	if fastest > 0 && fastest*selfRatio <= floor {
+		e.slow.lateFloor = floor
+		floor = max(fastest, floor/selfRatio)
+	}
 	e.slow.floor = floor
 	e.slow.loadBar = max(SlowFactor*floor, floor+SlowMargin)
 	limit, text := c.limitFor(e.Name)
 	switch {
 	case limit > 0:
 		e.slow.bar, e.slow.limit = limit, text
-		e.slow.self = floor >= limit && floor >= SlowBySelf
+		e.slow.self = floor >= limit && floor >= SlowBySelf && e.slow.lateFloor == 0
 		if !e.slow.self {
 			// Fast alone, over its threshold under load: the load's.
 			e.slow.loadBar = limit
 		}
+	case e.slow.lateFloor > 0 && floor >= SlowBySelf:
+		// Read under load and still high after the correction: not slow
+		// by itself (it answered fast once), slow above the load's bar.
+		e.slow.bar = e.slow.loadBar
 	case floor >= SlowBySelf && e.TTFB > 0 && e.Mean > 0 && e.TTFB < e.Mean/3:
 		// A response that streams (its first byte comes early): its time
 		// goes into sending by design, not into waiting. Slow by itself,
@@ -165,7 +192,10 @@ func (c *ctx) slowFromResults(rs []stampede.Result) {
 		peak = max(peak, run)
 	}
 	quiet := int32(max(2, math.Floor(quietShare*float64(peak))))
-	type floors struct{ ok, quiet Histogram }
+	type floors struct {
+		ok, quiet Histogram
+		early     []*stampede.Result // the first successes by start, at most earlyRequests
+	}
 	fl := make(map[*endpoint]*floors, len(c.eps))
 	for _, e := range c.eps {
 		fl[e] = &floors{}
@@ -184,6 +214,7 @@ func (c *ctx) slowFromResults(rs []stampede.Result) {
 		if active[c.sec(r.Start)] <= quiet {
 			f.quiet.Add(r.Latency)
 		}
+		f.early = keepEarliest(f.early, r)
 	}
 	for _, e := range c.eps {
 		f := fl[e]
@@ -200,7 +231,18 @@ func (c *ctx) slowFromResults(rs []stampede.Result) {
 		if f.ok.Count() == 0 {
 			floor = e.Latency.Quantile(floorQuantile)
 		}
-		c.setBar(e, floor)
+		var fastest time.Duration
+		if f.ok.Count() > 0 {
+			fastest = f.ok.Quantile(0)
+			if len(f.early) >= 3 {
+				lat := make([]time.Duration, len(f.early))
+				for i, r := range f.early {
+					lat[i] = r.Latency
+				}
+				floor = min(floor, medianOf(lat))
+			}
+		}
+		c.setBar(e, floor, fastest)
 	}
 	for i := range rs {
 		r := &rs[i]
@@ -251,6 +293,24 @@ func (c *ctx) significant(e *endpoint) {
 	}
 }
 
+// keepEarliest adds r to early, the requests that started first, keeping
+// at most earlyRequests of them.
+func keepEarliest(early []*stampede.Result, r *stampede.Result) []*stampede.Result {
+	if len(early) < earlyRequests {
+		return append(early, r)
+	}
+	latest := 0
+	for i, x := range early {
+		if x.Start.After(early[latest].Start) {
+			latest = i
+		}
+	}
+	if r.Start.Before(early[latest].Start) {
+		early[latest] = r
+	}
+	return early
+}
+
 // secCeilMid returns the first second whose middle is at or after t.
 func (c *ctx) secCeilMid(t time.Time) int {
 	d := t.Sub(c.start) - time.Second/2
@@ -289,7 +349,9 @@ func (c *ctx) slowFromHistory() {
 		if floor == 0 {
 			floor = max(e.Min, e.Median/SlowFactor)
 		}
-		c.setBar(e, floor)
+		// Locust's minimum response time is the one reading of the
+		// endpoint with nothing in its way that an import has.
+		c.setBar(e, floor, e.Min)
 		bar := e.slow.bar
 		if bar <= 0 {
 			continue
