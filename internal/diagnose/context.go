@@ -84,9 +84,9 @@ type ctx struct {
 	failed     int
 	anatomy    *Anatomy
 	found      map[string]*verdict
-	slowTotal  int           // slow requests over all endpoints
-	byStart    []span        // requests sorted by start, for joins (lazy)
-	maxLat     time.Duration // the longest request, for joins
+	slowTotal  int              // slow requests over all endpoints
+	byStart    []span           // requests sorted by start, for joins (lazy)
+	maxLat     time.Duration    // the longest request, for joins
 	rowLocks   *[]*rowLockGroup // the queued row-locking statements (lazy)
 	stk        *stackInfo       // the software seen (lazy)
 }
