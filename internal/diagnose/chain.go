@@ -42,7 +42,12 @@ func canCause(r, v *verdict) bool {
 	case r.id == IDCPUSaturation:
 		return r.status == stampede.Confirmed
 	case r.id == IDSlowQuery && v.id == IDCPUSaturation:
-		return r.dominance >= 0.5
+		// The query burns the CPU when its runs take most of the cores,
+		// or when PostgreSQL is the CPU's main consumer.
+		return r.dominance >= 0.5 || v.consumer == "postgres"
+	case r.id == IDPasswordHashCPU && v.id == IDCPUSaturation:
+		// Hashing burns the app's CPU, not the database's.
+		return v.consumer == "" || v.consumer == "app"
 	case r.id == IDLockContention && v.id == IDPasswordHashCPU:
 		// Logins queued on a lock taken around the hash: the lock
 		// serialises them, the hash is the slow work it is held across.

@@ -34,8 +34,12 @@ type verdict struct {
 	latency  string
 	causedBy string
 	// dominance is, for a slow query, the share of the cores' time its
-	// logged runs took: whether it can be what burns the CPU.
+	// logged runs took, or PostgreSQL's share of the busy CPU: whether it
+	// can be what burns the CPU.
 	dominance float64
+	// consumer is, for the CPU, the process group that burns most of it
+	// ("postgres", "app", "stampede"), when one does (see cpu.go).
+	consumer string
 	ruledOut  string
 	// ruledOutIfExplained rules the hypothesis out when, in the end, every
 	// server-side failure is explained by a confirmed finding.

@@ -343,7 +343,7 @@ func cpuHigh(s *stampede.Sample, cores float64) bool {
 	if s.Values["cpu_busy_pct"] >= 85 {
 		return true
 	}
-	return cores > 0 && s.Values["proc_cpu_pct"] >= 85*cores
+	return cores > 0 && appCPU(s) >= 85*cores
 }
 
 // loginWindows returns the windows in which logins were in flight.
@@ -408,7 +408,7 @@ func rulePasswordHash(c *ctx) verdict {
 			hot = true
 			// The target's own processes, measured, not the host as a
 			// whole (which may be the generator's or another tenant's).
-			procHot = procHot || (cores > 0 && s.Values["proc_cpu_pct"] >= 85*cores)
+			procHot = procHot || (cores > 0 && appCPU(s) >= 85*cores)
 			if hotSample == nil || s.Values["cpu_busy_pct"] > hotSample.Values["cpu_busy_pct"] {
 				hotSample = s
 			}
@@ -424,6 +424,14 @@ func rulePasswordHash(c *ctx) verdict {
 	slow := login.Median >= 250*time.Millisecond && (otherMed == 0 || login.Median >= 5*otherMed ||
 		(hot && sh.Linear && login.Median >= 2*otherMed) || (hot && login.Median >= 3*otherMed))
 	evs := c.eventsOf(IDPasswordHashCPU, nil)
+	// Who burned the CPU while logins were in flight: hashing burns the
+	// app's; a CPU held by PostgreSQL (a missing index) or the generator
+	// is not the hash's, however slow the logins.
+	sp := c.cpuSplitIn(lws, func(s *stampede.Sample) bool { return cpuHigh(s, cores) })
+	if dom, ok := sp.dominant(); ok && dom != "app" && len(evs) == 0 {
+		v.ruledOut = fmt.Sprintf("while logins were in flight the CPU went to %s, not to the app's workers (%s): hashing is not what burns it", groupNames[dom], sp.text())
+		return v
+	}
 	// Capacity arithmetic: hashing can only make logins queue if the
 	// logins' demand for CPU (completions per second × the cost of one
 	// login at its floor) reaches the cores (one, when unknown).
@@ -512,6 +520,9 @@ func rulePasswordHash(c *ctx) verdict {
 			text = fmt.Sprintf("%s latency against logins in flight: slope %s, r²=%.2f (not a clean line)", login.Name, secs(sh.Slope), sh.R2)
 		}
 		v.evidence = append(v.evidence, noteRef("latency", text))
+	}
+	if sp.n > 0 {
+		v.evidence = append(v.evidence, sp.ref("while logins were in flight"))
 	}
 	if hotSample != nil {
 		text := fmt.Sprintf("host CPU %.0f%% busy", hotSample.Values["cpu_busy_pct"])

@@ -565,7 +565,12 @@ func ruleCPU(c *ctx) verdict {
 	proc := c.read("host", "proc_cpu_pct", ws, false)
 	procHot := cores > 0 && proc.max >= 90*cores
 	hot := func(s *stampede.Sample) bool {
-		return s.Values["cpu_busy_pct"] >= 90 || (cores > 0 && s.Values["proc_cpu_pct"] >= 90*cores)
+		return s.Values["cpu_busy_pct"] >= 90 || (cores > 0 && appCPU(s) >= 90*cores)
+	}
+	for _, s := range c.samples["host"] {
+		if s.Err == "" && inWindows(s.Time, ws) && cores > 0 && s.Values["cpu_pct:app"] >= 90*cores {
+			procHot = true
+		}
 	}
 	switch {
 	case procHot:
@@ -590,8 +595,41 @@ func ruleCPU(c *ctx) verdict {
 		v.claims = append(v.claims, claim{eps: slowEps, ws: v.active})
 		v.evidence = append(v.evidence, c.slowRef(slowEps, v.active))
 	}
+	// Who burns it: one consumer holding most of it is the root's
+	// business (the query, the hash, the generator); the CPU is a root
+	// only when none does.
+	sp := c.cpuSplitIn(v.active, hot)
+	if sp.n > 0 {
+		v.evidence = append(v.evidence, sp.ref("while it was saturated"))
+		if dom, ok := sp.dominant(); ok {
+			v.consumer = dom
+			switch dom {
+			case "postgres":
+				v.title = "The target host's CPU is saturated by PostgreSQL"
+				v.fix = "Find the statements that burn the database's CPU and cut their cost: pg_stat_statements ordered by total_exec_time, the slow-statement log (log_min_duration_statement), EXPLAIN (ANALYZE, BUFFERS) — a missing index turns every request of a page into sequential scans; then give PostgreSQL its own cores, apart from the app and the generator."
+				v.next = "Rerun with log_min_duration_statement=250ms and pg_stat_statements (or the PostgreSQL probe, which samples them): the statement holding the CPU will be named; EXPLAIN it, fix its plan, rerun: PostgreSQL's share of the CPU should fall with it."
+			case "app":
+				v.title = "The target host's CPU is saturated by the app's workers"
+				if sp.app != "" {
+					v.title += " (" + sp.app + ")"
+				}
+				v.fix = "Find what the app's workers burn the CPU on and cut it, or give the app more cores: " + c.stack().profileAdvice() + "; CPU-bound work (hashing, rendering, serialising) scales only with cores."
+				v.next = "Profile the app under the same load, then rerun with half the load or twice the cores: failure and slowness onset should move with the CPU budget."
+			case "stampede":
+				v.title = "The host's CPU is saturated by stampede itself"
+				v.status, v.conf = stampede.Possible, 0.3
+				v.evidence = append(v.evidence, noteRef("disagreement", "most of the busy CPU is the generator's own: the target shares its host with the load, and its latency includes waiting for cores the generator holds (see load-generator-saturation)"))
+				v.fix = "Run the generator on another machine than the target, or give it fewer users per core; its figures on a shared, saturated host are the generator's as much as the target's."
+				v.next = "Rerun with the generator on its own host: if the target's latency drops, the generator was starving it."
+			default:
+				v.title = "The target host's CPU is saturated by " + groupNames[dom]
+			}
+		} else if len(sp.shares) > 1 {
+			v.evidence = append(v.evidence, noteRef("host", "no single consumer holds half of the busy CPU: the machine itself is short of cores for what runs on it together"))
+		}
+	}
 	peak := busy.peak
-	if procHot {
+	if procHot && proc.peak != nil {
 		peak = proc.peak
 	}
 	v.evidence = append(v.evidence, probeRef(peak, fmt.Sprintf("host CPU %.0f%% busy (iowait %.0f%%, steal %.0f%%), target process %.0f%% (100 = one core), load1 %.1f on %.0f cores", peak.Values["cpu_busy_pct"], peak.Values["cpu_iowait_pct"], peak.Values["cpu_steal_pct"], peak.Values["proc_cpu_pct"], peak.Values["load1"], cores)))
@@ -602,8 +640,10 @@ func ruleCPU(c *ctx) verdict {
 	if g := c.read("generator", "cpu_pct", ws, false); g.n > 0 && cores > 0 && g.max/cores >= 25 {
 		v.evidence = append(v.evidence, noteRef("disagreement", fmt.Sprintf("the generator itself used %.0f%% of a core (%.0f%% of the host): if it runs on the target's host, part of this CPU is the generator's", g.max, g.max/cores)))
 	}
-	v.fix = "Find what burns the CPU (py-spy top / perf on the app process) and cut it, or scale out; keep the generator off the target's host."
-	v.next = "Profile the app process under the same load (py-spy record); rerun with twice the cores or half the load: failure onset should move with the CPU budget."
+	if v.fix == "" {
+		v.fix = "Find what burns the CPU (" + c.stack().profileAdvice() + ", perf, or the host probe's per-process CPU with --pid) and cut it, or scale out; keep the generator off the target's host."
+		v.next = "Rerun with twice the cores or half the load: failure onset should move with the CPU budget; probe the host (host: true) to see which process holds the CPU."
+	}
 	return v
 }
 

@@ -590,9 +590,25 @@ func ruleSlowQuery(c *ctx) verdict {
 			stmtSample = s
 		}
 	}
+	// Who burns the CPU: PostgreSQL holding most of it while requests
+	// were slow, with the probe's sessions on the CPU naming the query,
+	// is the query's own cost even when no run lasted a second.
+	sp := c.cpuSplitIn(ws, nil)
+	pgDom := false
+	if dom, ok := sp.dominant(); ok && dom == "postgres" {
+		pgDom = true
+		v.dominance = max(v.dominance, sp.of("postgres")/max(sp.total(), sp.busy))
+	}
+	var ash []stmtLoad
+	if pgDom {
+		ash = c.ashCPU(ws)
+	}
+	ashNamed := len(ash) > 0 && ash[0].backendSeconds >= 2
 	switch {
 	case len(stmts) > 0 || len(timeouts) > 0:
 		v.status, v.conf = stampede.Confirmed, 0.85
+	case pgDom && (ashNamed || stmtSample != nil):
+		v.status, v.conf = stampede.Confirmed, 0.8
 	case rowLockRuns > 0 && longSample == nil:
 		v.ruledOut = fmt.Sprintf("the %d slow statements logged in these windows lock one row each and queued on it (db-lock-contention): none was slow by its own plan", rowLockRuns)
 		return v
@@ -649,6 +665,25 @@ func ruleSlowQuery(c *ctx) verdict {
 				v.evidence = append(v.evidence, noteRef("join", fmt.Sprintf("%.0f%% of the %d logged runs of %s fall inside requests on %s (far above chance): it issues them", 100*is.r, len(g.ivs), clipText(g.text, 80), is.e.Name)))
 				break
 			}
+		}
+	} else if pgDom {
+		// The seconds PostgreSQL held the CPU; the endpoint whose
+		// requests in flight move with its CPU issues the query.
+		pgHot := func(s *stampede.Sample) bool {
+			return s.Values["cpu_pct:postgres"] >= dominantShare*s.Values["cpu_busy_pct"]*max(s.Values["cores"], 1)
+		}
+		v.active = windowsWith(ws, nil, c.samples["host"], pgHot)
+		// Every request that needs the database, or a core, waits for
+		// it: the slow requests of those seconds are the query's, on
+		// whichever page.
+		for _, e := range slowEps {
+			if n, _ := c.slowIn(e, v.active); n >= 1 {
+				issuers = append(issuers, e)
+			}
+		}
+		if len(issuers) > 0 {
+			v.claims = append(v.claims, claim{eps: issuers, ws: v.active})
+			v.evidence = append(v.evidence, noteRef("join", "no statement was logged with its duration, so the page that issues the query is not told apart: every page slow while PostgreSQL held the CPU waited for it (log_min_duration_statement names the issuer)"))
 		}
 	} else {
 		v.active = windowsWith(ws, nil, c.samples["postgres"], longQ)
@@ -708,12 +743,17 @@ func ruleSlowQuery(c *ctx) verdict {
 		query = heavy.text
 	} else if len(stmts) > 0 {
 		query = statementOf(heaviest(stmts).ev)
+	} else if ashNamed {
+		query = ash[0].query
 	} else if stmtSample != nil {
 		query = fieldOfLine(firstLine(stmtSample.Info["statements"]), 3)
 	} else if longSample != nil {
 		query = fieldOfLine(firstLine(longSample.Info["active"]), 2)
 	}
 	v.title = fmt.Sprintf("A slow query dominates %s", where)
+	if pgDom && len(stmts) == 0 {
+		v.title = "A query burns the database's CPU and slows every page"
+	}
 	if query != "" {
 		v.title += ": " + clipText(query, 100)
 	}
@@ -728,6 +768,16 @@ func ruleSlowQuery(c *ctx) verdict {
 		v.evidence = append(v.evidence, noteRef("postgres-log", fmt.Sprintf("%d statements logged slower than log_min_duration_statement in these windows, median %s, longest %s", len(stmts), secs(medianMs(stmts)), secs(maxMs(stmts)))))
 	}
 	v.evidence = append(v.evidence, eventRefs(timeouts, "statement or query timeouts")...)
+	if pgDom {
+		v.evidence = append(v.evidence, sp.ref("while requests were slow"))
+		if ashNamed {
+			total := 0.0
+			for _, a := range ash {
+				total += a.backendSeconds
+			}
+			v.evidence = append(v.evidence, probeRef(ash[0].sample, fmt.Sprintf("postgres: sessions on the CPU (no wait event), summed over the samples: %.0f backend-seconds of %.0f ran %s", ash[0].backendSeconds, total, clipText(ash[0].query, 200))))
+		}
+	}
 	if stmtSample != nil {
 		v.evidence = append(v.evidence, probeRef(stmtSample, "pg_stat_statements, heaviest in the interval (calls, total ms, mean ms, query): "+clipText(firstLine(stmtSample.Info["statements"]), 300)))
 	}

@@ -1,0 +1,119 @@
+package diagnose
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stampede-load/stampede"
+)
+
+// hostSplit adds host samples with the CPU of each process group.
+func (s *sim) hostSplit(from, to int, busy float64, groups map[string]float64, info map[string]string) {
+	for sec := from; sec < to; sec++ {
+		v := map[string]float64{"cores": 2, "cpu_busy_pct": busy, "load1": 3}
+		for g, x := range groups {
+			v["cpu_pct:"+g] = x
+		}
+		s.sample(sec, "host", v, info, "")
+	}
+}
+
+// A dropped index: the recap's statements become sequential scans and
+// PostgreSQL burns the CPU; logins and every page slow down with it. The
+// machine is busy, but the root is what PostgreSQL does — the statement
+// its sessions run on the CPU — not the CPU, and not password hashing.
+func TestCPUBurnedByPostgres(t *testing.T) {
+	s := newSim(60 * time.Second)
+	slowAfter := func(fast, slow time.Duration) func(int) time.Duration {
+		return func(sec int) time.Duration {
+			if sec < 8 {
+				return fast
+			}
+			return slow + time.Duration(sec%5)*ms(40)
+		}
+	}
+	s.reqs(0, 60, 2, "GET", "[AUTH] Login GET", slowAfter(ms(15), ms(900)), nil)
+	s.reqs(0, 60, 2, "POST", "[AUTH] Login POST", slowAfter(ms(60), ms(1400)), nil)
+	s.reqs(0, 60, 3, "GET", "GET /dashboard/", slowAfter(ms(25), ms(1100)), nil)
+	s.reqs(0, 60, 2, "GET", "GET /recap/", slowAfter(ms(150), ms(4200)), nil)
+	const q = "SELECT sum(a.cost) FROM work_analysis a WHERE a.work_item_id = $1"
+	for sec := 0; sec < 62; sec++ {
+		info := map[string]string{"active": "1\tCPU\tSELECT ? FROM django_session WHERE session_key = $1"}
+		busy, groups := 30.0, map[string]float64{"postgres": 20, "app": 25, "stampede": 10}
+		if sec >= 8 {
+			info = map[string]string{"active": "6\tCPU\t" + q + "\n1\tIO:DataFileRead\t" + q}
+			busy, groups = 97, map[string]float64{"postgres": 150, "app": 28, "stampede": 14, "other": 2}
+		}
+		s.sample(sec, "postgres", map[string]float64{"backends": 12, "state:active": 7, "wait:Lock": 0, "wait:CPU": 6, "oldest_query_s": 0.6}, info, "")
+		s.hostSplit(sec, sec+1, busy, groups, map[string]string{"cpu_app": "gunicorn", "cpu_top": "4242\tpostgres\tpostgres\t49.5\n4243\tpostgres\tpostgres\t48.0"})
+	}
+	d := Diagnose(s.input())
+	t.Log(describe(d))
+	if len(d.Findings) == 0 || d.Findings[0].ID != IDSlowQuery || d.Findings[0].Status != stampede.Confirmed {
+		t.Fatalf("want slow-query confirmed on top; got %s", describe(d))
+	}
+	top := d.Findings[0]
+	if !strings.Contains(top.Title, "work_analysis") {
+		t.Errorf("the title should name the statement: %q", top.Title)
+	}
+	if !hasEvidence(&top, "of 2 cores, app ") || !hasEvidence(&top, "host CPU by consumer while requests were slow") {
+		t.Errorf("the evidence should print the split: %+v", top.Evidence)
+	}
+	if top.Explains.Slow < 400 {
+		t.Errorf("slow-query explains %d slow requests: want every page slowed while PostgreSQL held the CPU", top.Explains.Slow)
+	}
+	if f := findingOf(d, IDPasswordHashCPU); f != nil && f.CausedBy == "" && f.Explains.Total() > 0 {
+		t.Errorf("password-hash-cpu stands as a root: %s", describe(d))
+	}
+	if f := findingOf(d, IDCPUSaturation); f != nil && f.CausedBy == "" && f.Explains.Total() > 0 {
+		t.Errorf("cpu-saturation stands as a root beside the query that burns the CPU: %s", describe(d))
+	}
+}
+
+// Hashing: the app's workers hold the CPU while logins are in flight.
+func TestCPUBurnedByTheAppHashing(t *testing.T) {
+	s := newSim(60 * time.Second)
+	s.reqs(0, 60, 2, "POST", "[AUTH] Login POST", func(sec int) time.Duration {
+		if sec < 5 {
+			return ms(600)
+		}
+		return ms(3000 + 100*(sec%6))
+	}, nil)
+	s.reqs(0, 60, 3, "GET", "GET /dashboard/", func(sec int) time.Duration {
+		if sec < 5 {
+			return ms(20)
+		}
+		return ms(700)
+	}, nil)
+	s.hostSplit(0, 62, 98, map[string]float64{"app": 180, "postgres": 6, "stampede": 8}, map[string]string{"cpu_app": "gunicorn"})
+	d := Diagnose(s.input())
+	t.Log(describe(d))
+	if len(d.Findings) == 0 || d.Findings[0].ID != IDPasswordHashCPU {
+		t.Fatalf("want password-hash-cpu on top; got %s", describe(d))
+	}
+	if !hasEvidence(&d.Findings[0], "app 90% of 2 cores (gunicorn)") {
+		t.Errorf("the evidence should print the split: %+v", d.Findings[0].Evidence)
+	}
+}
+
+// No single consumer: the CPU itself is the root, and says so.
+func TestCPUSharedByMany(t *testing.T) {
+	s := newSim(60 * time.Second)
+	s.reqs(0, 60, 3, "GET", "GET /dashboard/", func(sec int) time.Duration {
+		if sec < 5 {
+			return ms(20)
+		}
+		return ms(900)
+	}, nil)
+	s.hostSplit(0, 62, 97, map[string]float64{"app": 70, "postgres": 60, "stampede": 30, "other": 34}, nil)
+	d := Diagnose(s.input())
+	t.Log(describe(d))
+	f := findingOf(d, IDCPUSaturation)
+	if f == nil || f.CausedBy != "" {
+		t.Fatalf("want cpu-saturation as a root; got %s", describe(d))
+	}
+	if !hasEvidence(f, "no single consumer") {
+		t.Errorf("the evidence should say no single consumer holds it: %+v", f.Evidence)
+	}
+}
