@@ -40,7 +40,7 @@ type verdict struct {
 	// consumer is, for the CPU, the process group that burns most of it
 	// ("postgres", "app", "stampede"), when one does (see cpu.go).
 	consumer string
-	ruledOut  string
+	ruledOut string
 	// ruledOutIfExplained rules the hypothesis out when, in the end, every
 	// server-side failure is explained by a confirmed finding.
 	ruledOutIfExplained string
