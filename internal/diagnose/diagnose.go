@@ -144,6 +144,7 @@ func Diagnose(in *Input) stampede.Diagnosis {
 		v.total = c.tally(cls, false)
 	}
 	sort.SliceStable(found, func(i, j int) bool { return less(found[i], found[j]) })
+	noteClose(found)
 	for _, v := range found {
 		d.Findings = append(d.Findings, v.finding())
 	}
@@ -169,8 +170,14 @@ func Diagnose(in *Input) stampede.Diagnosis {
 	return d
 }
 
-// less orders findings: roots first; then explaining something before
-// nothing; then by status, requests explained, confidence and id.
+// less orders findings (docs/diagnosis.md, "Ranking"): roots first; then
+// explaining something before nothing; then by status; then a material
+// difference in failures explained, then in failures plus slow requests;
+// when two findings are close on both (closeRank), a specific mechanism
+// before a generic resource (the CPU); then failures, slow requests,
+// confidence and id. Counts that differ by a few requests are noise of the
+// run, not a ranking: without closeRank the same fault, run twice, could
+// put the CPU first once and the lock the next time.
 func less(a, b *verdict) bool {
 	if ra, rb := a.causedBy == "", b.causedBy == ""; ra != rb {
 		return ra
@@ -181,8 +188,17 @@ func less(a, b *verdict) bool {
 	if ra, rb := statusRank(a.status), statusRank(b.status); ra != rb {
 		return ra > rb
 	}
-	// A failed request weighs more than a slow one: a finding that explains
-	// failures comes before one that explains only slowness.
+	// A failed request weighs more than a slow one: a finding that
+	// explains materially more failures comes first.
+	if fa, fb := a.total.failures, b.total.failures; !closeRank(fa, fb) {
+		return fa > fb
+	}
+	if sa, sb := a.total.failures+a.total.slow, b.total.failures+b.total.slow; !closeRank(sa, sb) {
+		return sa > sb
+	}
+	if ga, gb := generic[a.id], generic[b.id]; ga != gb {
+		return gb
+	}
 	if fa, fb := a.total.failures, b.total.failures; fa != fb {
 		return fa > fb
 	}
@@ -200,6 +216,45 @@ func less(a, b *verdict) bool {
 		return a.conf > b.conf
 	}
 	return a.id < b.id
+}
+
+// closeRank reports whether two counts of explained requests are too close
+// to rank by: within closeShare of the larger, or within closeAbs.
+func closeRank(a, b int) bool {
+	lo, hi := min(a, b), max(a, b)
+	return hi-lo <= closeAbs || float64(lo) >= (1-closeShare)*float64(hi)
+}
+
+// Two counts are close when they differ by at most closeAbs requests or by
+// at most closeShare of the larger.
+const (
+	closeAbs   = 5
+	closeShare = 0.25
+)
+
+// noteClose tells two roots of the same status whose counts are close
+// (closeRank on failures and on all requests) that they are: the order
+// between them is the tie-break's, and both are shown.
+func noteClose(found []*verdict) {
+	for i, a := range found {
+		if a.causedBy != "" || a.total.failures+a.total.slow == 0 {
+			continue
+		}
+		for _, b := range found[i+1:] {
+			if b.causedBy != "" || b.total.failures+b.total.slow == 0 || statusRank(a.status) != statusRank(b.status) {
+				continue
+			}
+			if !closeRank(a.total.failures, b.total.failures) || !closeRank(a.total.failures+a.total.slow, b.total.failures+b.total.slow) {
+				continue
+			}
+			why := "the more specific mechanism first"
+			if generic[a.id] == generic[b.id] {
+				why = "then by failures, slow requests and confidence"
+			}
+			a.evidence = append(a.evidence, noteRef("ranking", fmt.Sprintf("close to %s (%d failures and %d slow requests against %d and %d): ranked first by the tie-break, %s; both are shown, and both may need fixing", b.id, a.total.failures, a.total.slow, b.total.failures, b.total.slow, why)))
+			b.evidence = append(b.evidence, noteRef("ranking", fmt.Sprintf("close to %s (%d failures and %d slow requests against %d and %d): ranked after it by the tie-break, %s; both are shown, and both may need fixing", a.id, b.total.failures, b.total.slow, a.total.failures, a.total.slow, why)))
+		}
+	}
 }
 
 func statusRank(s string) int {
