@@ -45,6 +45,10 @@ func canCause(r, v *verdict) bool {
 		// The query burns the CPU when its runs take most of the cores,
 		// or when PostgreSQL is the CPU's main consumer.
 		return r.dominance >= 0.5 || v.consumer == "postgres"
+	case r.id == IDSlowQuery && v.id == IDWorkerSaturation && v.culprit != "":
+		// Workers blocked by a page: the query is the root only when it
+		// is most of that page's time, not a step of its own work.
+		return r.stmtShare >= 0.5
 	case r.id == IDPasswordHashCPU && v.id == IDCPUSaturation:
 		// Hashing burns the app's CPU, not the database's.
 		return v.consumer == "" || v.consumer == "app"

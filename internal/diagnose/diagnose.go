@@ -40,6 +40,11 @@ type verdict struct {
 	// consumer is, for the CPU, the process group that burns most of it
 	// ("postgres", "app", "stampede"), when one does (see cpu.go).
 	consumer string
+	// culprit is, for blocked workers, the endpoint that holds them.
+	culprit string
+	// stmtShare is, for a slow query, the share of its issuers' latency
+	// its logged statement takes: whether the query is what holds them.
+	stmtShare float64
 	ruledOut string
 	// ruledOutIfExplained rules the hypothesis out when, in the end, every
 	// server-side failure is explained by a confirmed finding.

@@ -320,7 +320,14 @@ func ruleWorkers(c *ctx) verdict {
 	cand := c.failing(serverSide)
 	if len(cand) == 0 {
 		if es := c.loadSlowEndpoints(); len(es) > 0 {
-			return c.queueBeforeApp(es)
+			q := c.queueBeforeApp(es)
+			if q.status != "" {
+				return q
+			}
+			if b := c.blockedWorkers(es); b.status != "" {
+				return b
+			}
+			return q
 		}
 		return v
 	}

@@ -574,8 +574,12 @@ func ruleSlowQuery(c *ctx) verdict {
 	}
 	// The probe: long active queries without a lock wait, and
 	// pg_stat_statements' heaviest statements.
+	// A query active for long while its backend waits on the client
+	// (Client:ClientRead/ClientWrite) is the app not reading, not the
+	// query working: a blocked worker, not a slow plan.
 	longQ := func(s *stampede.Sample) bool {
-		return s.Values["oldest_query_s"] >= 1 && s.Values["wait:Lock"] == 0
+		return s.Values["oldest_query_s"] >= 1 && s.Values["wait:Lock"] == 0 &&
+			s.Values["wait:Client"] < max(1, s.Values["state:active"]-s.Values["wait:Client"])
 	}
 	oldest := c.read("postgres", "oldest_query_s", ws, false)
 	var longSample, stmtSample *stampede.Sample
@@ -735,6 +739,7 @@ func ruleSlowQuery(c *ctx) verdict {
 			}
 			if n >= 1 {
 				v.latency = fmt.Sprintf("slow requests on %s spent a median of %s in the logged statement of their mean %s", where, secs(medianMs(heavy.ivs)), secs(time.Duration(sum/n*float64(time.Second))))
+				v.stmtShare = medianMs(heavy.ivs).Seconds() / (sum / n)
 			}
 		}
 	}
