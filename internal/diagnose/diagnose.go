@@ -45,7 +45,7 @@ type verdict struct {
 	// stmtShare is, for a slow query, the share of its issuers' latency
 	// its logged statement takes: whether the query is what holds them.
 	stmtShare float64
-	ruledOut string
+	ruledOut  string
 	// ruledOutIfExplained rules the hypothesis out when, in the end, every
 	// server-side failure is explained by a confirmed finding.
 	ruledOutIfExplained string
