@@ -393,7 +393,7 @@ func ruleWorkers(c *ctx) verdict {
 		}
 		v.evidence = append(v.evidence, noteRef("host", fmt.Sprintf("host CPU peaked at %.0f%% in the failure windows: %s", cpu.max, kind)))
 	}
-	v.fix = "Run enough workers for the concurrency (sync workers ≈ 2–4× cores, or gthread/async for I/O-bound views), align timeouts (app DB/Redis timeouts < gunicorn timeout < nginx proxy_read_timeout), raise backlog with net.core.somaxconn; do not serve load from runserver."
+	v.fix = workerPoolFix(c.stack())
 	v.next = "Rerun with twice the workers: if throughput doubles and the 502/504s drop while CPU stays below 100%, it was too few workers; if throughput stays flat with CPU at 100%, it is CPU."
 	return v
 }
@@ -668,4 +668,22 @@ func outageSpan(gs []*group) (from, to time.Time) {
 		}
 	}
 	return from, to
+}
+
+// workerPoolFix says how to size the app server's pool and align its
+// timeouts, in the words of the server seen.
+func workerPoolFix(st stackInfo) string {
+	switch st.server {
+	case "gunicorn":
+		return "Run enough gunicorn workers for the concurrency (sync workers ≈ 2–4× cores, or gthread/async workers for I/O-bound views), align timeouts (the app's DB/Redis timeouts < gunicorn's timeout < the proxy's read timeout), raise the backlog with net.core.somaxconn."
+	case "uwsgi":
+		return "Give uWSGI enough processes and threads for the concurrency (processes, threads, cheaper), set harakiri below the proxy's read timeout and the app's DB/Redis timeouts below harakiri, and size listen (with net.core.somaxconn) so a full pool fails fast."
+	case "puma":
+		return "Give Puma enough capacity for the concurrency (workers × threads, with the database pool at least the threads per process), time requests out (Rack::Timeout) below the proxy's read timeout, and raise the backlog only with headroom."
+	case "php-fpm":
+		return "Raise pm.max_children within memory (pm = dynamic/static), set request_terminate_timeout below the proxy's fastcgi_read_timeout, and size listen.backlog so a full pool fails fast."
+	case "passenger":
+		return "Raise passenger_max_pool_size within memory and passenger_max_request_queue_size with care; keep request timeouts below the proxy's."
+	}
+	return "Run enough app workers for the concurrency (processes for CPU-bound work, threads or async for I/O-bound work), align timeouts (the app's DB/Redis timeouts < the app server's request timeout < the proxy's read timeout), and raise the listen backlog (net.core.somaxconn) only with headroom."
 }

@@ -55,16 +55,17 @@ func ruleUnexplained(c *ctx) verdict {
 			noTrace = false
 		}
 	}
+	st := c.stack()
 	switch {
 	case len(c.events) == 0:
 		v.evidence = append(v.evidence, noteRef("disagreement", "the client saw these failures but no server log was given: nothing on the server side can confirm or rule out a cause"))
-		capture = append(capture, "tail the app's error log and the proxy's and pooler's logs (--log NAME=PATH); with Django and DEBUG=False, add a LOGGING handler writing django.request at ERROR to a file — by default tracebacks go only to mail_admins")
+		capture = append(capture, "tail the app's error log and the proxy's and pooler's logs (--log NAME=PATH): "+st.errorLogAdvice())
 	case len(errs) == 0:
 		v.evidence = append(v.evidence, noteRef("disagreement", fmt.Sprintf("the client saw these failures but none of the %d log events falls in their windows with an error: the errors are not logged where stampede reads", len(c.events))))
-		capture = append(capture, "point --log at the log that receives django.request (or the app server's error log) and check it records exceptions, not only access lines")
+		capture = append(capture, "point --log at the log that records the app's exceptions, not only access lines: "+st.errorLogAdvice())
 	case noTrace:
-		v.evidence = append(v.evidence, noteRef("disagreement", "the server logged the errors without a traceback: the exception that caused them is not captured"))
-		capture = append(capture, "log the exception with its traceback (logger.exception / exc_info=True, a LOGGING handler for django.request at ERROR)")
+		v.evidence = append(v.evidence, noteRef("disagreement", "the server logged the errors without a traceback or stack trace: the exception that caused them is not captured"))
+		capture = append(capture, "log the exception with its stack trace: "+st.errorLogAdvice())
 	default:
 		capture = append(capture, "read the traceback quoted above: its final exception line names the failing component; add its signature to the catalog")
 	}
@@ -139,10 +140,11 @@ func ruleUnexplainedSlowness(c *ctx) verdict {
 	if !pgLog {
 		capture = append(capture, "tail PostgreSQL's log with log_min_duration_statement=250ms and log_lock_waits=on (--log postgres=PATH): slow statements and lock waits land there with their SQL")
 	}
+	st := c.stack()
 	if !access {
-		capture = append(capture, "log the app server's own request time (gunicorn access_log_format ending in %(L)s, nginx $request_time) and tail it (--log access=PATH): client time minus server time is the queue before the app")
+		capture = append(capture, st.serverTimeAdvice())
 	}
-	capture = append(capture, "profile the app process during the load (py-spy top / record, perf) to see where a slow request spends its time")
+	capture = append(capture, st.profileAdvice()+" to see where a slow request spends its time")
 	v.fix = "None yet: the cause of the slowness is not in the evidence. Capture it first."
 	v.next = "Rerun the same load with: " + strings.Join(capture, "; ") + "."
 	return v
