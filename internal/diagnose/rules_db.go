@@ -147,6 +147,16 @@ func rulePoolWait(c *ctx) verdict {
 			bouncerText = true
 		}
 	}
+	appEvs := 0
+	lib := ""
+	for _, e := range allEvs {
+		if k, l := poolKind(e); k == "app" {
+			appEvs++
+			if lib == "" {
+				lib = l
+			}
+		}
+	}
 	appSide := !bouncerText && !probeQueued && len(allEvs) > 0
 	v.title = "Requests fail waiting for a pooled database connection"
 	if bouncerText || probeQueued {
@@ -154,6 +164,17 @@ func rulePoolWait(c *ctx) verdict {
 	}
 	if appSide {
 		v.title = "Requests fail waiting for a connection from the app's own database pool"
+		if lib != "" {
+			v.title += " (" + lib + ")"
+		}
+		// Joined with the probes: where PgBouncer and PostgreSQL had
+		// capacity at the failures' moments, the queue was in the app.
+		if note, ok := c.appPoolCapacity(ws); ok {
+			v.evidence = append(v.evidence, note)
+		}
+	}
+	if bouncerText && appEvs > 0 {
+		v.evidence = append(v.evidence, noteRef("disagreement", fmt.Sprintf("%d of the pool timeouts are the app's own pool's and the others PgBouncer's: both queues filled; PgBouncer's pool is behind the app's", appEvs)))
 	}
 	v.evidence = append(v.evidence, c.groupRef(cand))
 	v.evidence = append(v.evidence, eventRefs(evs, "pool wait timeouts")...)
@@ -214,8 +235,9 @@ func rulePoolWait(c *ctx) verdict {
 	v.fix = "Give connections back sooner and size the pool to what PostgreSQL can run at once (about cores×2–4): pool_mode=transaction if the app allows it, CONN_MAX_AGE=0 behind a session-mode bouncer, no transaction held across slow work such as the password hash; set query_wait_timeout below the app and proxy timeouts so the error stays attributable."
 	v.next = fmt.Sprintf("Rerun with %s ×2: failure onset should move later or vanish while PostgreSQL CPU stays low; if PostgreSQL saturates instead, the database is the bottleneck.", size)
 	if appSide {
-		v.fix = "Make the app's pool at least as large as the threads that use it (pool_size + max_overflow ≥ threads per process), hold no connection across slow work (the password hash, HTTP calls), and look for leaked connections; keep its timeout below the app server's."
-		v.next = "Rerun with the app pool ×2 (pool_size/max_overflow, or the pool's max_size): failure onset should move while PgBouncer and PostgreSQL stay quiet; if it does not, connections leak."
+		setting := appPoolSetting(lib, c.stack())
+		v.fix = fmt.Sprintf("Make the app's pool at least as large as the threads that use it (%s ≥ threads per process; processes × that ≤ what PgBouncer or PostgreSQL accept), hold no connection across slow work (the password hash, HTTP calls), and look for leaked connections; keep its acquire timeout below the app server's request timeout.", setting)
+		v.next = fmt.Sprintf("Rerun with %s doubled: failure onset should move while PgBouncer and PostgreSQL stay quiet; if it does not, connections leak (held across requests or never returned).", setting)
 	}
 	return v
 }
@@ -933,4 +955,107 @@ func containsEp(es []*endpoint, e *endpoint) bool {
 		}
 	}
 	return false
+}
+
+// poolKind says whose pool an event's timeout is: "app" for an
+// application-side pool's acquire timeout (the catalog's "…-pool-timeout"
+// entries and the pool-timeout shape), "pgbouncer" for PgBouncer's queue,
+// "" when unknown; and the library the catalog names.
+func poolKind(e *event) (kind, lib string) {
+	sig := e.Signature
+	text := strings.ToLower(e.Message + " " + e.Exception)
+	switch {
+	case strings.HasPrefix(sig, "pgbouncer-") || strings.Contains(sig, "query-wait-timeout") ||
+		strings.Contains(text, "query_wait_timeout") || strings.Contains(text, "no server connection available"):
+		return "pgbouncer", "PgBouncer"
+	case sig == "app-pool-timeout-shape":
+		return "app", ""
+	case strings.HasSuffix(sig, "-pool-timeout"):
+		return "app", poolLibs[strings.TrimSuffix(sig, "-pool-timeout")]
+	}
+	for _, l := range []struct{ text, lib string }{
+		{"queuepool limit", "SQLAlchemy"}, {"pooltimeout", "psycopg_pool"}, {"couldn't get a connection after", "psycopg_pool"},
+		{"connection is not available, request timed out", "HikariCP"}, {"could not obtain a connection from the pool", "ActiveRecord"},
+	} {
+		if strings.Contains(text, l.text) {
+			return "app", l.lib
+		}
+	}
+	return "", ""
+}
+
+// poolLibs names the libraries of the catalog's pool-timeout entries.
+var poolLibs = map[string]string{
+	"node-postgres": "node-postgres", "knex": "knex", "tarn": "knex/tarn", "sequelize": "Sequelize", "prisma": "Prisma",
+	"hikaricp": "HikariCP", "sqlalchemy": "SQLAlchemy", "psycopg": "psycopg_pool", "activerecord": "ActiveRecord",
+	"npgsql": "Npgsql", "sqlclient": "SqlClient", "hyperf": "Hyperf", "go-acquire": "pgxpool or database/sql",
+	"doctrine": "Doctrine", "pdo": "PDO",
+}
+
+// appPoolSetting names the pool size setting of the library or stack.
+func appPoolSetting(lib string, st stackInfo) string {
+	switch lib {
+	case "SQLAlchemy":
+		return "pool_size + max_overflow (create_engine)"
+	case "psycopg_pool":
+		return "the pool's max_size"
+	case "HikariCP":
+		return "maximumPoolSize"
+	case "ActiveRecord":
+		return "database.yml's pool (with RAILS_MAX_THREADS)"
+	case "node-postgres":
+		return "the pg Pool's max"
+	case "knex", "knex/tarn":
+		return "knex's pool.max"
+	case "Sequelize":
+		return "Sequelize's pool.max"
+	case "Prisma":
+		return "connection_limit in the datasource URL"
+	case "Npgsql", "SqlClient":
+		return "Max Pool Size in the connection string"
+	case "pgxpool or database/sql":
+		return "pgxpool's MaxConns (or database/sql's SetMaxOpenConns)"
+	}
+	switch st.framework {
+	case "rails":
+		return "database.yml's pool (with RAILS_MAX_THREADS)"
+	case "flask", "fastapi":
+		return "SQLAlchemy's pool_size + max_overflow"
+	case "spring":
+		return "maximumPoolSize"
+	case "express":
+		return "the pool's max"
+	}
+	return "the app's pool size"
+}
+
+// appPoolCapacity says, from the probes, whether PgBouncer and PostgreSQL
+// had capacity while the app's pool timed out: no client waiting in
+// PgBouncer and PostgreSQL's backends below max_connections mean the queue
+// was in the app.
+func (c *ctx) appPoolCapacity(ws []window) (stampede.EvidenceRef, bool) {
+	wait := c.read("pgbouncer", "cl_waiting", ws, false)
+	idle := c.read("pgbouncer", "sv_idle", ws, false)
+	backends := c.read("postgres", "backends", ws, false)
+	maxConn := c.setting("postgres", "max_connections")
+	var parts []string
+	var at *stampede.Sample
+	if wait.n > 0 && wait.max == 0 {
+		parts = append(parts, fmt.Sprintf("PgBouncer had no client waiting (%d samples, up to %.0f idle server connections)", wait.n, idle.max))
+		at = wait.peak
+	}
+	if backends.n > 0 && maxConn > 0 && backends.max < maxConn {
+		parts = append(parts, fmt.Sprintf("PostgreSQL had %.0f of max_connections %.0f backends", backends.max, maxConn))
+		if at == nil {
+			at = backends.peak
+		}
+	}
+	if len(parts) == 0 {
+		return stampede.EvidenceRef{}, false
+	}
+	text := "while the app's pool timed out, " + strings.Join(parts, " and ") + ": the wait was in the app's own pool, not in PgBouncer's queue or at PostgreSQL's connection limit"
+	if at != nil {
+		return probeRef(at, text), true
+	}
+	return noteRef("probes", text), true
 }
