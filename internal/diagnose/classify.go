@@ -97,6 +97,12 @@ var throttleTexts = []string{
 }
 
 // Texts of Django's CSRF failure page and its log reasons (§7).
+// Other frameworks' words: Rails (InvalidAuthenticityToken, "Can't
+// verify CSRF token authenticity", its 422 page), Flask-WTF ("The CSRF
+// token is missing.", "The CSRF tokens do not match."), Laravel ("CSRF
+// token mismatch.", its 419 "Page Expired"), Express csurf ("invalid csrf
+// token"), Spring Security ("Invalid CSRF Token"), ASP.NET Core
+// (antiforgery).
 var csrfTexts = []string{
 	"csrf verification failed",
 	"csrf cookie not set",
@@ -106,6 +112,18 @@ var csrfTexts = []string{
 	"csrf cookie has",
 	"origin checking failed",
 	"referer checking failed",
+	"invalidauthenticitytoken",
+	"can't verify csrf token authenticity",
+	"the change you wanted was rejected",
+	"the csrf token is missing",
+	"the csrf tokens do not match",
+	"the csrf session token is missing",
+	"the csrf token has expired",
+	"csrf token mismatch",
+	"invalid csrf token",
+	"ebadcsrftoken",
+	"antiforgery token",
+	"antiforgery cookie",
 }
 
 // Texts of a request sent back to the login page after a login (the

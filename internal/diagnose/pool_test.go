@@ -32,7 +32,7 @@ func TestAppPoolTimeout(t *testing.T) {
 			e := stampede.Evidence{Time: s.at(float64(sec) + 1.9 + 0.01*float64(k)), Source: "app", Signature: "sqlalchemy-pool-timeout",
 				Class: IDPoolWaitTimeout, Level: "ERROR", Message: "Exception on /items/ [GET]",
 				Exception: "sqlalchemy.exc.TimeoutError: QueuePool limit of size 2 overflow 0 reached, connection timed out, timeout 2.00",
-				Ref: "app.log:1"}
+				Ref:       "app.log:1"}
 			s.ev = append(s.ev, e)
 		}
 	}

@@ -568,8 +568,17 @@ func ruleCSRF(c *ctx) verdict {
 	if all := append(append([]*group{}, texts...), f403...); len(all) > 0 {
 		evs = c.eventsOf(IDCSRFFailure, c.windows(all))
 	}
+	// The client's own evidence: a cookie it refused (the CSRF cookie,
+	// or the session that holds the token) before the login form was
+	// rejected with a status CSRF protection answers with.
+	rejected := c.failing(func(g *group) bool { return !g.throttle && loginLike(g) && (g.csrf || csrfStatus(g.Status)) })
+	cookies := c.cookieCauses(rejected)
+	var fromCookie []*group
+	if len(cookies) > 0 {
+		fromCookie = rejected
+	}
 	switch {
-	case len(texts) > 0 || len(evs) > 0:
+	case len(texts) > 0 || len(evs) > 0 || len(fromCookie) > 0:
 		v.status, v.conf = stampede.Confirmed, 0.95
 	case len(f403) > 0 && anyLogin(f403):
 		v.status, v.conf = stampede.Possible, 0.3
@@ -580,9 +589,31 @@ func ruleCSRF(c *ctx) verdict {
 		return v
 	}
 	v.title = "Requests rejected by CSRF protection (403 CSRF verification failed)"
+	if st := statusesOf(append(append([]*group{}, texts...), fromCookie...)); st != "" && st != "HTTP 403" {
+		v.title = fmt.Sprintf("Requests rejected by CSRF protection (%s)", st)
+	}
 	if len(texts) > 0 {
 		v.claims = append(v.claims, claim{groups: texts, all: true})
 		v.evidence = append(v.evidence, c.groupRef(texts))
+	}
+	if len(fromCookie) > 0 {
+		v.claims = append(v.claims, claim{groups: fromCookie, all: true})
+		if len(texts) == 0 {
+			v.evidence = append(v.evidence, c.groupRef(fromCookie))
+		}
+		r := cookies[0]
+		v.title = fmt.Sprintf("Logins rejected by CSRF protection: the client dropped the cookie %q (%s)", r.name, r.why())
+		for i, r := range cookies {
+			if i == 3 {
+				break
+			}
+			v.evidence = append(v.evidence, r.ref())
+		}
+		v.fix = cookieFix(r, c.stack())
+		v.next = cookieNext(r)
+		if len(texts) == 0 && len(evs) == 0 {
+			v.evidence = append(v.evidence, noteRef("join", fmt.Sprintf("the login was rejected with %s after the client refused the cookie: without it the server could not match the form's token (the CSRF cookie, or the session that holds the token)", statusesOf(fromCookie))))
+		}
 	}
 	if len(evs) > 0 {
 		v.claims = append(v.claims, claim{groups: f403, ws: windowsWith(c.windows(f403), evs, nil, nil)})
@@ -595,6 +626,9 @@ func ruleCSRF(c *ctx) verdict {
 	v.evidence = append(v.evidence, eventRefs(evs, "CSRF rejections")...)
 	if ref, ok := c.accessStatus("POST", true, '4', "answered the login form's POST with a 4xx (the CSRF failure page is a 403)"); ok && len(evs) == 0 {
 		v.evidence = append(v.evidence, ref)
+	}
+	if len(fromCookie) > 0 {
+		return v
 	}
 	reason := ""
 	for _, e := range evs {
@@ -683,6 +717,19 @@ func ruleSessionLost(c *ctx) verdict {
 	}
 	if ref, ok := c.accessStatus("GET", false, '3', "redirected GET requests for pages other than the login (3xx): logged-in pages sending the user to the login form"); ok {
 		v.evidence = append(v.evidence, ref)
+	}
+	if cookies := c.cookieCauses(lost); len(cookies) > 0 {
+		r := cookies[0]
+		v.title = fmt.Sprintf("Sessions lost after login: the client dropped the cookie %q (%s)", r.name, r.why())
+		for i, r := range cookies {
+			if i == 3 {
+				break
+			}
+			v.evidence = append(v.evidence, r.ref())
+		}
+		v.fix = cookieFix(r, c.stack())
+		v.next = cookieNext(r)
+		return v
 	}
 	bursts := c.bursts(c.claimSeries(v.claims))
 	biggest := Burst{}
@@ -782,4 +829,18 @@ func (c *ctx) serverTime(method string, login bool) (stampede.EvidenceRef, bool)
 		text += fmt.Sprintf(", %s on the other requests: the time is spent inside the app, not queued in front of it", secs(medianOf(others)))
 	}
 	return stampede.EvidenceRef{Source: first.Source, Time: first.Time, Text: text, Ref: first.Ref}, true
+}
+
+// statusesOf names the statuses of gs ("HTTP 422"), "" when none.
+func statusesOf(gs []*group) string {
+	st := map[int]bool{}
+	for _, g := range gs {
+		if g.Status > 0 {
+			st[g.Status] = true
+		}
+	}
+	if len(st) == 0 {
+		return ""
+	}
+	return statusList(st)
 }
