@@ -28,7 +28,9 @@ import (
 // diagnosis that missed it.
 //
 // scripts/test runs one representative mode per stack live (ModeInfo's
-// Representative); scripts/accuracy runs them all (STAMPEDE_MODES=all).
+// Representative); scripts/accuracy runs them all (STAMPEDE_MODES=all),
+// the modes that used to flip three times each (STAMPEDE_REPEATS=1 and
+// ModeInfo's Repeats).
 // STAMPEDE_MODES also takes a list: "rails:all,flask:slow-query,django:healthy".
 
 // liveRun is what a fault check reads of a live run.
@@ -110,14 +112,26 @@ func TestE2ETargets(t *testing.T) {
 			st, sh := testenv.PrepareStack(t, stack)
 			t.Logf("%s: PostgreSQL with schema and seed ready in %.1fs", stack, time.Since(t0).Seconds())
 			for _, m := range modes {
-				t.Run(m.Name, func(t *testing.T) { liveMode(t, st, sh, m) })
+				runs := 1
+				if os.Getenv("STAMPEDE_REPEATS") != "" && m.Repeats > 1 {
+					runs = m.Repeats
+				}
+				for k := 1; k <= runs; k++ {
+					name := m.Name
+					if runs > 1 {
+						name = fmt.Sprintf("%s#%d", m.Name, k)
+					}
+					t.Run(name, func(t *testing.T) { liveMode(t, st, sh, m, name) })
+				}
 			}
 		})
 	}
 }
 
-// liveMode runs one mode of a target live and judges the diagnosis.
-func liveMode(t *testing.T, st testenv.Starter, sh testenv.Shared, m testenv.ModeInfo) {
+// liveMode runs one mode of a target live and judges the diagnosis; run
+// names the run in the accuracy table ("db-lock-contention#2" for a
+// repeated mode).
+func liveMode(t *testing.T, st testenv.Starter, sh testenv.Shared, m testenv.ModeInfo, run string) {
 	start := time.Now()
 	dir := t.TempDir()
 	pgFrom := fileSize(sh.PostgresLog())
@@ -135,8 +149,8 @@ func liveMode(t *testing.T, st testenv.Starter, sh testenv.Shared, m testenv.Mod
 		m.Stack, m.Name, ready.Seconds(), len(rs), failureSummary(rs), time.Since(start).Seconds())
 	t.Logf("%s/%s: client latency %s", m.Stack, m.Name, latencySummary(rs))
 	t.Logf("%s/%s: diagnosis %s", m.Stack, m.Name, summarize(diag))
-	keepArtifacts(t, m.Stack+"-"+m.Name, dir)
-	recordAccuracy(t, stackLabel(m.Stack)+" (live)", m.Name, m.Want, diag)
+	keepArtifacts(t, m.Stack+"-"+run, dir)
+	recordAccuracy(t, stackLabel(m.Stack)+" (live)", run, m.Want, diag)
 	check := faultChecks[m.Stack]
 	if check == nil {
 		t.Fatalf("no fault check for stack %s", m.Stack)

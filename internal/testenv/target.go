@@ -39,6 +39,10 @@ type ModeInfo struct {
 	// Representative marks the one mode of the target that scripts/test
 	// runs live (the others run in scripts/accuracy).
 	Representative bool
+	// Repeats is how many times scripts/accuracy runs the mode live (0 or
+	// 1: once): the modes whose top finding used to flip between runs
+	// run three times, and must give the same answer each time.
+	Repeats int
 }
 
 // WantFromLocust returns the finding expected on top of a Locust recording.
@@ -160,8 +164,13 @@ func StarterFor(stack string) (Starter, error) {
 
 // info is the Django mode as a ModeInfo.
 func (m DjangoMode) info() ModeInfo {
-	return ModeInfo{Stack: "django", Name: m.Name, Want: m.Want, LocustWant: djangoLocustWant[m.Name],
+	info := ModeInfo{Stack: "django", Name: m.Name, Want: m.Want, LocustWant: djangoLocustWant[m.Name],
 		About: m.About, Load: m.Load, Representative: m.Name == "db-pool-wait-timeout"}
+	if m.Name == "db-lock-contention" || m.Name == "password-hash-cpu" {
+		// Both used to flip with cpu-saturation between runs.
+		info.Repeats = 3
+	}
+	return info
 }
 
 // djangoLocustWant overrides a mode's expected top finding for its Locust
