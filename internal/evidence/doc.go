@@ -13,8 +13,60 @@
 // and Go's log ("2026/01/11 12:59:17 [error] ..."), access logs
 // ("[11/Jan/2026:12:59:17 +0000]"), RFC 3339, slog/logfmt ("time=..."),
 // Ruby's Logger ("E, [2026-01-11T12:59:17.123456 #1]"), Django runserver
-// ("[27/Nov/2025 09:26:00]"). Times without a zone are read in the
-// parser's location.
+// ("[27/Nov/2025 09:26:00]"), uWSGI ("Sun Dec  6 10:00:00 2026 - ..." and
+// its request lines), php-fpm ("[06-Dec-2026 10:00:00] WARNING: ..."),
+// Passenger ("[ E 2026-12-06 10:00:12.1234 1021/T8 file.cpp:248 ]: ..."),
+// HAProxy's log line after a syslog prefix. Times without a zone are read
+// in the parser's location. A syslog line without a year ("Dec  6
+// 10:00:06 host prog[12]: ...") is an event of its own, without a time.
+//
+// Structured logs: a line that is one JSON object is one event, complete
+// in itself (a log may interleave plain text lines; they are read as
+// above). Its fields are read by the names the common loggers write:
+//
+//   - time: "time" (pino and bunyan, epoch ms or ISO; logrus; lograge),
+//     "ts" (zap, epoch seconds or ISO), "timestamp" (structlog, winston),
+//     "asctime" (python-json-logger), "@t" (Serilog CLEF), "@timestamp"
+//     (ECS, logstash), "Timestamp" (Serilog's JsonFormatter), "date". A
+//     number is seconds, milliseconds, microseconds or nanoseconds since
+//     1970 by its size.
+//   - level: "level" (pino/bunyan numbers 10-60, or a word in any case),
+//     "severity", "lvl", "@l", "log.level", "levelname", "Level".
+//   - message: "msg", "message", "@m", "RenderedMessage", "event"
+//     (structlog), "@mt" and "MessageTemplate" (rendered with the event's
+//     properties and CLEF's "@r").
+//   - logger (Field logger): "logger", "logger_name", "log.logger", "name",
+//     "SourceContext".
+//   - the error: an object "err", "error", "exception", "exc" or "thrown"
+//     holding a type ("type", "name", "class", "kind"), a message
+//     ("message", "msg") and a stack ("stack", "stack_trace",
+//     "stacktrace", "backtrace": a string, or an array of frames);
+//     structlog's dict_tracebacks ("exception": [{"exc_type", "exc_value",
+//     "is_cause", "frames"}]); the strings "stack", "stack_trace",
+//     "stacktrace", "exception", "exc_info", "@x", "Exception",
+//     "errorVerbose", "error", "err". ECS's dotted keys and nested
+//     objects are the same key ("error.stack_trace"). A trace held in a
+//     string (a Python traceback, a Node, Java, .NET or Ruby trace, a Go
+//     stack from zap or pkg/errors) is read line by line by the same code
+//     as a text log's, so that a JSON error gets the Exception, Stack and
+//     Signature of its text twin; Field error_type is the error's type, or
+//     the class of its exception line.
+//   - a request: method ("method", "req.method", "http.request.method",
+//     "RequestMethod", or "request": "GET /path"), path ("path",
+//     "req.url", "url.path", "url.original", "uri", "url", "RequestPath"),
+//     status ("status", "status_code", "statusCode", "res.statusCode",
+//     "http.response.status_code", "StatusCode") and the server's time:
+//     milliseconds in "responseTime" (pino-http, morgan-json's
+//     "response-time"), "duration" (lograge; seconds in zap's lines),
+//     "duration_ms", "response_time_ms", "elapsed_ms", "Elapsed"
+//     (Serilog); seconds in "request_time" (nginx); nanoseconds in
+//     "event.duration" (ECS). Such a line is a timed request line, as an
+//     access log's (Fields method, path, status, server_ms).
+//   - the other top-level values become Fields as a logfmt line's do
+//     (not "v", "pid", "hostname" and the like).
+//
+// A line that is not such an object (bad JSON, an array, nesting deeper
+// than 20, a line cut at 64 KiB) is read as text.
 //
 // A line with a timestamp starts an event; the lines without one that
 // follow belong to it. A line without a timestamp that does not look like
@@ -54,8 +106,11 @@
 //     (milliseconds), or else the line's last field after the request,
 //     status and bytes: "0.123" (seconds, a '.' required: an integer has no
 //     unit and is ignored), "12.3 ms" or "12.3ms". Request lines are access
-//     logs (common, combined, gunicorn with %(L)s, nginx, morgan) and
-//     logfmt/slog lines with method= and path=.
+//     logs (common, combined, gunicorn with %(L)s, nginx, morgan), uWSGI's
+//     request log ("GET /p => generated 1234 bytes in 56 msecs (HTTP/1.1
+//     200)"), Envoy's default access log (its %DURATION%; Field
+//     response_flags holds %RESPONSE_FLAGS%, "UO", "UT,URX"), JSON request
+//     lines (see above) and logfmt/slog lines with method= and path=.
 //   - With Parser.Timings set (Watch, ParseFile and ParseText set it), the
 //     timed request lines of a log, kept or not, are aggregated into one
 //     Evidence per second per (method, normalized path), signature
@@ -81,6 +136,7 @@
 //	go test -run='^$' -fuzz=FuzzKeywordSet -fuzztime=60s ./internal/evidence
 //	go test -run='^$' -fuzz=FuzzPGHead -fuzztime=60s ./internal/evidence
 //	go test -run='^$' -fuzz=FuzzAccessTiming -fuzztime=60s ./internal/evidence
+//	go test -run='^$' -fuzz=FuzzJSONLine -fuzztime=60s ./internal/evidence
 //
 // Seed corpora and any crashers found are kept in testdata/fuzz. The
 // fixtures in testdata/parse hold a log excerpt above a "=== want ===" line
@@ -91,6 +147,15 @@
 // PostgreSQL ones, real-postgres-latency*.log included).
 // real-gunicorn-access.log was written by gunicorn 20.1 with
 // --access-logformat '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(L)s'.
+// The json-*.log fixtures were written by the loggers themselves, around
+// real pool timeouts against PostgreSQL 15 (pino 9.14 with pino-http 10.5,
+// bunyan 1.8, winston 3.19, @elastic/ecs-pino-format 1.5, each logging
+// pg-pool 3.14 and Knex 3.3 errors; structlog 22.3 and python-json-logger
+// 2.0 logging SQLAlchemy 1.4's QueuePool timeout; zap 1.28 and logrus 1.10
+// logging pgxpool's; lograge 0.10 logging ActiveRecord 6.1's), but for
+// json-serilog.log and json-mixed.log, written to Serilog's documented
+// layouts and by hand; uwsgi-captured.log was written by uWSGI 2.0.21 with
+// harakiri = 2.
 //
 // Benchmarks (MB per CPU-second of the process, steady on a shared machine):
 //

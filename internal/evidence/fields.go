@@ -226,3 +226,112 @@ func parsePgBouncerPrefix(msg string, dst []kv) (string, []kv) {
 	dst = append(dst, kv{k: "db", v: tok[:slash]}, kv{k: "user", v: tok[slash+1 : at]}, kv{k: peer, v: tok[at+1:]})
 	return after, dst
 }
+
+// parseUWSGIRequestTail reads the rest of a uWSGI request line,
+// "GET /p?q=1 => generated 1234 bytes in 56 msecs (HTTP/1.1 200) 2 headers in 79 bytes (1 switches on core 0)"
+// (also "... in 56 msecs via sendfile() (HTTP/1.1 200) ..." and
+// "micros" with --log-micros), into method, path, status and bytes; the
+// tail is its time, "56 msecs".
+func parseUWSGIRequestTail(s string, dst []kv) ([]kv, string, bool) {
+	method, rest, ok := strings.Cut(s, " ")
+	if !ok || !isMethod(method) {
+		return dst, "", false
+	}
+	path, rest, ok := strings.Cut(rest, " => generated ")
+	if !ok {
+		return dst, "", false
+	}
+	bytes, rest, ok := strings.Cut(rest, " bytes in ")
+	if !ok {
+		return dst, "", false
+	}
+	n, rest, _ := strings.Cut(rest, " ")
+	unit, rest, _ := strings.Cut(rest, " ")
+	dst = append(dst, kv{k: "method", v: method}, kv{k: "path", v: path})
+	open := strings.IndexByte(rest, '(')
+	for open >= 0 && open+1 < len(rest) && rest[open+1] == ')' {
+		// " via sendfile() ": not the protocol's parenthesis.
+		next := strings.IndexByte(rest[open+2:], '(')
+		if next < 0 {
+			open = -1
+			break
+		}
+		open += 2 + next
+	}
+	if open >= 0 {
+		if cl := strings.IndexByte(rest[open:], ')'); cl > 0 {
+			proto := rest[open+1 : open+cl]
+			if sp := strings.LastIndexByte(proto, ' '); sp >= 0 && len(proto)-sp-1 == 3 {
+				dst = append(dst, kv{k: "status", v: proto[sp+1:]})
+			}
+		}
+	}
+	if isDecimal(bytes) {
+		dst = append(dst, kv{k: "bytes", v: bytes})
+	}
+	return dst, n + " " + unit, true
+}
+
+// envoyTail reads what Envoy's default access log writes after the
+// request line and status: %RESPONSE_FLAGS% ("UO", "UT,URX" or "-"), then
+// (after Istio's %RESPONSE_CODE_DETAILS% and the like) %BYTES_RECEIVED%
+// %BYTES_SENT% %DURATION% (milliseconds). It returns the flags ("" for
+// "-") and the duration.
+func envoyTail(tail string) (flags, durationMS string, ok bool) {
+	tok, rest, _ := strings.Cut(tail, " ")
+	if !isEnvoyFlags(tok) {
+		return "", "", false
+	}
+	if tok != "-" {
+		flags = tok
+	}
+	durationMS, ok = envoyCounts(rest)
+	if !ok {
+		return "", "", false
+	}
+	return flags, durationMS, true
+}
+
+// envoyCounts finds, in the text after Envoy's response flags, the first
+// run of three integers (bytes received, bytes sent, duration) and
+// returns the duration.
+func envoyCounts(rest string) (string, bool) {
+	var ints [3]string
+	n := 0
+	for k := 0; k < 8 && rest != ""; k++ {
+		var t string
+		t, rest, _ = strings.Cut(rest, " ")
+		if t != "" && decimalLen(t) == len(t) && strings.IndexByte(t, '.') < 0 {
+			ints[n] = t
+			n++
+			if n == 3 {
+				return ints[2], true
+			}
+		} else {
+			n = 0
+		}
+	}
+	return "", false
+}
+
+// isEnvoyFlags recognises Envoy's response flags: "-", or short
+// upper-case codes joined by commas ("UO", "UT,URX", "UAEX").
+func isEnvoyFlags(s string) bool {
+	if s == "-" {
+		return true
+	}
+	if s == "" || len(s) > 40 {
+		return false
+	}
+	for _, part := range strings.Split(s, ",") {
+		if len(part) < 2 || len(part) > 5 {
+			return false
+		}
+		for i := 0; i < len(part); i++ {
+			if part[i] < 'A' || part[i] > 'Z' {
+				return false
+			}
+		}
+	}
+	return true
+}

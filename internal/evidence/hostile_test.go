@@ -143,6 +143,27 @@ func TestHostileLogs(t *testing.T) {
 				t.Errorf("access timings count %d requests, want the 6 lines", n)
 			}
 		}},
+		{"json-hostile.log", func(t *testing.T, evs []stampede.Evidence) {
+			// JSON nested past the limits, cut, with thousands of keys or
+			// frames, invalid UTF-8, NUL and lone surrogates: each line is
+			// read (as JSON or as text), and the line after them is too.
+			var msgs []string
+			for _, ev := range evs {
+				msgs = append(msgs, ev.Message)
+				if len(ev.Stack) > maxFrames || len(ev.Fields) > maxFields+8 {
+					t.Errorf("%s: %d frames, %d fields", ev.Ref, len(ev.Stack), len(ev.Fields))
+				}
+				if strings.Contains(ev.Message+ev.Exception, "secretvalue1") || strings.Contains(ev.Fields["password"], "secretvalue1") {
+					t.Errorf("%s: a password is not masked", ev.Ref)
+				}
+			}
+			all := strings.Join(msgs, "\n")
+			for _, want := range []string{"many", "huge string", "bad utf8", "nul ", "the line after"} {
+				if !strings.Contains(all, want) {
+					t.Errorf("no event with %q", want)
+				}
+			}
+		}},
 		{"deep-traceback.log", func(t *testing.T, evs []stampede.Evidence) {
 			for _, ev := range evs {
 				if ev.Exception == "RecursionError: maximum recursion depth exceeded" {

@@ -65,6 +65,9 @@ type Parser struct {
 	body   []string
 	pg     []kv
 	rt     reqTiming // server time of the current request line
+	jf     []jfield  // the fields of a JSON line
+	jexc   string    // a JSON event's error text, when its lines show no exception
+	jtype  string    // a JSON event's error type
 }
 
 // event is the pending, not yet complete, event.
@@ -86,6 +89,7 @@ type event struct {
 
 	inTB, pyDone, lastMarker, afterBlank bool
 	goDone                               bool // "exit status N" seen
+	json                                 bool // a JSON line: its fields are in Parser.jf
 }
 
 // frame is one stack frame: a function and its location.
@@ -127,6 +131,11 @@ func (p *Parser) Feed(line string, lineNo int) []stampede.Evidence {
 		// A copy: the rest of a long line (a piece of megabytes from a
 		// tailer) is not kept alive by a pending event.
 		line = strings.Clone(line[:maxLineLen])
+	}
+	if len(line) > 1 && line[0] == '{' {
+		if out, ok := p.feedJSON(line, lineNo); ok {
+			return out
+		}
 	}
 	if len(line) > 0 && line[0] != ' ' && line[0] != '\t' {
 		if t, pre, rest, ok := parseStamp(line, p.loc); ok {
@@ -280,6 +289,52 @@ func (p *Parser) flush() []stampede.Evidence {
 	p.pg = p.pg[:0]
 	p.rt = reqTiming{}
 
+	var pgh pgHead
+	if e.json {
+		msg = p.jsonHead(e)
+	} else {
+		msg, pgh = p.textHead(e, msg)
+	}
+
+	// Stack trace and continuation lines.
+	final, root := p.analyse(e, pgh.kind == pgDuration)
+	headline := e.msg
+	if pgh.kind != pgNone {
+		p.pgFields(e, &pgh)
+		headline = msg[:pgh.headLen] // without the SQL text
+	} else if p.hasPG("STATEMENT") {
+		p.kv = append(p.kv, kv{k: "statement", v: p.pgText("STATEMENT")})
+	}
+	if e.json {
+		if final == "" && p.jexc != "" {
+			final, root = p.jexc, p.jexc
+			p.excs = append(p.excs, final)
+		}
+		if t := p.jtype; t != "" || final != "" {
+			if t == "" {
+				t = errorType(final)
+			}
+			if t != "" && len(p.kv) < maxFields {
+				p.kv = append(p.kv, kv{k: "error_type", v: t})
+			}
+		}
+		p.body = p.jsonBody(p.body)
+	}
+	if final == "" {
+		final, root = headException(msg)
+	}
+	if (isTracebackStart(msg) || isGroupStart(msg) || e.kind == kindNode || (e.json && msg == "")) && final != "" {
+		// A bare traceback: its exception is the better headline.
+		msg = final
+	}
+	return p.classify(e, msg, headline, final, root)
+}
+
+// textHead reads the fields of a text event's headline into p.kv (access
+// logs, Ruby's Logger, PgBouncer's and nginx's prefixes and tails,
+// key=value pairs), hands a timed request line to p.Timings, and returns
+// the message and what a PostgreSQL headline says of time spent.
+func (p *Parser) textHead(e *event, msg string) (string, pgHead) {
 	// Fields of the headline.
 	var tail string // after an access line's request, status and bytes
 	request := false
@@ -292,7 +347,27 @@ func (p *Parser) flush() []stampede.Evidence {
 			}
 		}
 	case len(msg) > 0 && msg[0] == '"':
-		p.kv, tail, request = parseRequestTail(msg, p.kv) // Django runserver
+		p.kv, tail, request = parseRequestTail(msg, p.kv) // Django runserver, Envoy
+		if request {
+			if flags, dur, ok := envoyTail(tail); ok {
+				if flags != "" {
+					p.kv = append(p.kv, kv{k: "response_flags", v: flags})
+				}
+				tail = dur + "ms"
+			} else if n := len(p.kv); p.kv[n-1].k == "bytes" && p.kv[n-1].v == "-" {
+				// Envoy's "-" (no flags) was read as the bytes.
+				if dur, ok := envoyCounts(tail); ok {
+					p.kv = p.kv[:n-1]
+					tail = dur + "ms"
+				}
+			}
+		}
+	}
+	if !request && e.pre != "" && e.level == "" && strings.Contains(e.rest, " => generated ") {
+		// uWSGI's request log.
+		if p.kv, tail, request = parseUWSGIRequestTail(e.rest, p.kv); request {
+			p.kv = append(p.kv, kv{k: "client", v: e.pre})
+		}
 	}
 	if rest, ok := strings.CutPrefix(msg, "-- "); ok {
 		// Ruby's Logger: "-- progname: message".
@@ -333,24 +408,12 @@ func (p *Parser) flush() []stampede.Evidence {
 	if e.timed && isPGMain(e.level) {
 		pgh, _ = parsePGHead(msg)
 	}
+	return msg, pgh
+}
 
-	// Stack trace and continuation lines.
-	final, root := p.analyse(e, pgh.kind == pgDuration)
-	headline := e.msg
-	if pgh.kind != pgNone {
-		p.pgFields(e, &pgh)
-		headline = msg[:pgh.headLen] // without the SQL text
-	} else if p.hasPG("STATEMENT") {
-		p.kv = append(p.kv, kv{k: "statement", v: p.pgText("STATEMENT")})
-	}
-	if final == "" {
-		final, root = headException(msg)
-	}
-	if (isTracebackStart(msg) || isGroupStart(msg) || e.kind == kindNode) && final != "" {
-		// A bare traceback: its exception is the better headline.
-		msg = final
-	}
-
+// classify matches the event's parts against the catalog and, when the
+// event is worth keeping, builds its Evidence.
+func (p *Parser) classify(e *event, msg, headline, final, root string) []stampede.Evidence {
 	// Classification.
 	m := &p.m
 	m.reset(p.cat)
@@ -538,8 +601,18 @@ func (p *Parser) analyse(e *event, sqlFirst bool) (final, root string) {
 			addFrame(t[3:], "")
 		case strings.HasPrefix(t, "from ") && line != t:
 			addFrame(t[5:], "")
-		case strings.HasPrefix(t, "... ") && strings.HasSuffix(t, " more"):
-		case strings.HasPrefix(t, "Caused by: "):
+		case strings.HasPrefix(t, "... ") && strings.HasSuffix(t, " more"),
+			strings.HasPrefix(t, "--- End of inner exception stack trace ---"):
+		case strings.HasPrefix(t, "---> ") && looksLikeException(t[len("---> "):]):
+			// .NET: an inner exception, the cause of the one above.
+			x := t[len("---> "):]
+			p.excs = append(p.excs, x)
+			root = x
+			if final == "" {
+				final = x
+			}
+		case strings.HasPrefix(t, "Caused by: ") || strings.HasPrefix(t, "caused by: "):
+			// Java's cause; pino's serialized err.cause.
 			reverse()
 			x := t[len("Caused by: "):]
 			p.excs = append(p.excs, x)
@@ -836,8 +909,25 @@ func startsOwnEvent(line, headMsg string) bool {
 		return true
 	case isNodeHead(line):
 		return true
+	case strings.HasPrefix(line, "DAMN ! worker "):
+		return true // uWSGI writes it without a time, after timed lines
 	}
-	return isRubyHead(line)
+	return isRubyHead(line) || isSyslogHead(line)
+}
+
+// isSyslogHead recognises a line with a syslog prefix and no year,
+// "Dec  6 10:00:06 host prog[12]: ": an event of its own, though its time
+// cannot be read.
+func isSyslogHead(s string) bool {
+	if len(s) < 17 || s[3] != ' ' || month(s[:3]) == 0 || s[6] != ' ' || s[9] != ':' || s[12] != ':' || s[15] != ' ' {
+		return false
+	}
+	host, rest, ok := strings.Cut(s[16:], " ")
+	if !ok || host == "" {
+		return false
+	}
+	tag, _, ok := strings.Cut(rest, ": ")
+	return ok && tag != "" && strings.IndexByte(tag, ' ') < 0
 }
 
 // isRubyHead recognises "app.rb:3:in 'connect': message (Class)".

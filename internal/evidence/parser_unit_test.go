@@ -213,6 +213,9 @@ func FuzzParser(f *testing.F) {
 	f.Add("2026-01-11 12:59:17.100 UTC [7] app@app LOG:  duration: 12.500 ms  statement: UPDATE a\n\t SET b = 1\n2026-01-11 12:59:17.100 UTC [7] app@app DETAIL:  parameters: $1 = 'x'\n\tmore\n")
 	f.Add("2026-01-11 12:59:17 UTC [7]: [2-1] user=a,db=b LOG:  process 7 still waiting for ShareLock on transaction 9 after 100.0 ms\n2026-01-11 12:59:17 UTC [7]: [3-1] user=a,db=b DETAIL:  Processes holding the lock: 1, 2. Wait queue: 7.\n")
 	f.Add("10.0.0.1 - - [11/Jan/2026:12:59:17 +0000] \"GET /items/42?x=1 HTTP/1.1\" 502 5 \"-\" \"k6\" rt=0.2 urt=\"0.1, 0.05\"\n")
+	f.Add("{\"level\":50,\"time\":1796551200123,\"msg\":\"x\",\"err\":{\"type\":\"Error\",\"message\":\"m\",\"stack\":\"Error: m\\n    at f (a.js:1:1)\"}}\nplain text\n{\"req\":{\"method\":\"GET\",\"url\":\"/a\"},\"res\":{\"statusCode\":502},\"responseTime\":3,\"time\":\"2026-12-06T10:00:00Z\"}\n")
+	f.Add("[pid: 1|app: 0|req: 1/1] 127.0.0.1 () {2 vars in 2 bytes} [Sun Dec  6 05:34:32 2026] POST /l => generated 5 bytes in 7 msecs via sendfile() (HTTP/1.1 502) 1 headers in 4 bytes (1 switches on core 0)\nDAMN ! worker 1 (pid: 2) died\n")
+	f.Add("[2026-12-06T10:00:08.123Z] \"GET /i HTTP/1.1\" 503 UO 0 81 0 - \"-\" \"k6\"\n[2026-12-06T10:00:08.123Z] \"GET /i HTTP/1.1\" 200 - 0 81 4 3 \"-\"\n")
 	f.Fuzz(func(t *testing.T, text string) {
 		p := NewParser("fuzz", "f.log", nil, time.UTC)
 		p.KeepAll = true

@@ -31,6 +31,12 @@ func parseStamp(s string, loc *time.Location) (t time.Time, pre, rest string, ok
 		if t, rest, ok = parseBracketed(s, loc); ok {
 			return t, "", rest, true
 		}
+		if strings.HasPrefix(s, "[pid: ") {
+			return parseUWSGIRequest(s, loc)
+		}
+		if len(s) > 30 && s[1] == ' ' && s[3] == ' ' {
+			return parsePassenger(s, loc)
+		}
 		return
 	case c == 't' && strings.HasPrefix(s, "time="):
 		// slog and logfmt: time=2026-01-11T12:59:17.123Z level=ERROR msg=...
@@ -44,6 +50,17 @@ func parseStamp(s string, loc *time.Location) (t time.Time, pre, rest string, ok
 		}
 		return
 	case c >= 'A' && c <= 'Z':
+		// uWSGI's "Sun Dec  6 10:00:00 2026 - msg" (ctime).
+		if len(s) > 27 && s[3] == ' ' && s[24] == ' ' && s[25] == '-' && s[26] == ' ' {
+			if t, ok = parseCtime(s[:24], loc); ok {
+				return t, "", trimBlank(s[27:]), true
+			}
+		}
+		// A syslog prefix before a bracketed time: HAProxy's
+		// "Dec  6 10:00:00 host haproxy[12]: 10.0.0.1:5 [06/Dec/2026:10:00:00.123] ...".
+		if len(s) > 4 && s[3] == ' ' && month(s[:3]) != 0 {
+			return parseAccess(s, loc)
+		}
 		// Ruby's Logger: "E, [2026-01-11T12:59:17.123456 #1234] ERROR -- : msg".
 		if len(s) > 4 && s[1] == ',' && s[2] == ' ' && s[3] == '[' {
 			if t, r, ok2 := parseISOish(s[4:], loc); ok2 {
@@ -279,6 +296,8 @@ func parseBracketed(s string, loc *time.Location) (time.Time, string, bool) {
 		} else {
 			t, rest, ok = parseDayMonYear(in, '/', ' ', loc)
 		}
+	} else if len(in) > 12 && in[2] == '-' {
+		t, rest, ok = parseDayMonYear(in, '-', ' ', loc) // php-fpm
 	}
 	if !ok || len(rest) == 0 || rest[0] != ']' {
 		return time.Time{}, "", false
@@ -293,9 +312,17 @@ func parseAccess(s string, loc *time.Location) (time.Time, string, string, bool)
 	if len(lim) > 120 {
 		lim = lim[:120]
 	}
-	i := strings.IndexByte(lim, '[')
-	if i <= 0 || s[i-1] != ' ' || i+13 > len(s) || s[i+3] != '/' || !isDigit(s[i+1]) {
-		return time.Time{}, "", "", false
+	i := -1
+	for from := 0; ; {
+		k := strings.Index(lim[from:], " [")
+		if k < 0 {
+			return time.Time{}, "", "", false
+		}
+		i = from + k + 1
+		if i+13 <= len(s) && s[i+3] == '/' && isDigit(s[i+1]) {
+			break
+		}
+		from = i
 	}
 	t, rest, ok := parseBracketed(s[i:], loc)
 	if !ok {
@@ -340,4 +367,84 @@ func trimBlank(s string) string {
 		s = s[1:]
 	}
 	return s
+}
+
+// parseCtime reads C's ctime, "Sun Dec  6 10:00:00 2026" (24 bytes, the
+// day padded with a blank), in loc.
+func parseCtime(s string, loc *time.Location) (time.Time, bool) {
+	if len(s) != 24 || s[3] != ' ' || s[7] != ' ' || s[10] != ' ' || s[13] != ':' || s[16] != ':' || s[19] != ' ' {
+		return time.Time{}, false
+	}
+	mo := month(s[4:7])
+	day := s[8:10]
+	if day[0] == ' ' {
+		day = day[1:]
+	}
+	d, ok1 := atoi(day)
+	h, ok2 := atoi(s[11:13])
+	mi, ok3 := atoi(s[14:16])
+	sec, ok4 := atoi(s[17:19])
+	y, ok5 := atoi(s[20:24])
+	if mo == 0 || !(ok1 && ok2 && ok3 && ok4 && ok5) {
+		return time.Time{}, false
+	}
+	t, _, ok := mkTime(y, mo, d, h, mi, sec, 0, loc, "")
+	return t, ok
+}
+
+// parseUWSGIRequest reads uWSGI's request log line,
+// "[pid: 12|app: 0|req: 5/9] 10.0.0.1 () {34 vars in 612 bytes} [Sun Dec  6 10:00:00 2026] GET /p => generated ...":
+// the time is the bracketed ctime, pre the client address, rest the text
+// from the method on.
+func parseUWSGIRequest(s string, loc *time.Location) (time.Time, string, string, bool) {
+	end := strings.Index(s, "] ")
+	if end < 0 || end > 80 {
+		return time.Time{}, "", "", false
+	}
+	after := s[end+2:]
+	client, _, _ := strings.Cut(after, " ")
+	lim := after
+	if len(lim) > 300 {
+		lim = lim[:300]
+	}
+	i := strings.Index(lim, "} [")
+	if i < 0 || i+3+25 > len(after) || after[i+3+24] != ']' {
+		return time.Time{}, "", "", false
+	}
+	t, ok := parseCtime(after[i+3:i+3+24], loc)
+	if !ok {
+		return time.Time{}, "", "", false
+	}
+	return t, client, trimBlank(after[i+3+25:]), true
+}
+
+// parsePassenger reads Passenger's "[ E 2026-12-06 10:00:12.1234 1021/T8 file.cpp:248 ]: msg":
+// the letter is the level (returned as pre), the time has no zone.
+func parsePassenger(s string, loc *time.Location) (time.Time, string, string, bool) {
+	var level string
+	switch s[2] {
+	case 'C':
+		level = "CRITICAL"
+	case 'E':
+		level = "ERROR"
+	case 'W':
+		level = "WARNING"
+	case 'N':
+		level = "NOTICE"
+	case 'I':
+		level = "INFO"
+	case 'D':
+		level = "DEBUG"
+	default:
+		return time.Time{}, "", "", false
+	}
+	t, rest, ok := parseISOish(s[4:], loc)
+	if !ok {
+		return time.Time{}, "", "", false
+	}
+	end := strings.Index(rest, " ]: ")
+	if end < 0 || end > 120 {
+		return time.Time{}, "", "", false
+	}
+	return t, level, rest[end+4:], true
 }

@@ -104,6 +104,9 @@ func FuzzParseStamp(f *testing.F) {
 		"2026/01/11 12:59:17 [error] 1#1: x", `1.2.3.4 - - [11/Jan/2026:12:59:17 +0000] "GET / HTTP/1.1" 200 1`,
 		"2026-01-11T12:59:17.123+01:00 x", "time=2026-01-11T12:59:17Z level=INFO", "[27/Nov/2025 09:26:00] x",
 		"E, [2026-01-11T12:59:17.1 #1] ERROR -- : x", "WARN 2026-01-11 12:59:17,1 x",
+		"[pid: 12|app: 0|req: 1/1] 127.0.0.1 () {24 vars in 269 bytes} [Sun Dec  6 05:34:32 2026] GET / => generated 5 bytes in 0 msecs (HTTP/1.1 200) 1 headers in 45 bytes (1 switches on core 0)",
+		"Sun Dec  6 05:34:35 2026 - *** HARAKIRI ON WORKER 1 (pid: 4684, try: 1) ***", "[06-Dec-2026 10:00:00] WARNING: [pool www] x",
+		"[ E 2026-12-06 10:00:12.1234 1021/T8 a.cpp:248 ]: x", "Dec  6 10:00:05 lb haproxy[812]: 10.0.0.9:5 [06/Dec/2026:10:00:00.123] fe be/s 0/0/0/0/0 200 1 - - ---- 1/1/1/1/0 0/0 \"GET / HTTP/1.1\"",
 	} {
 		f.Add(s)
 	}

@@ -84,10 +84,15 @@ func trailingTime(tail string) (float64, bool) {
 	}
 	i := strings.LastIndexAny(s, " \t")
 	last := s[i+1:]
-	if last == "ms" && i > 0 {
+	if (last == "ms" || last == "msecs" || last == "micros") && i > 0 {
+		// "12.3 ms"; uWSGI's "56 msecs", "56000 micros".
 		s = strings.TrimRight(s[:i], " \t")
 		j := strings.LastIndexAny(s, " \t")
-		return parseMS(s[j+1:])
+		v, ok := parseMS(s[j+1:])
+		if last == "micros" {
+			v /= 1000
+		}
+		return v, ok
 	}
 	if v, ok := strings.CutSuffix(last, "ms"); ok {
 		return parseMS(v)
