@@ -41,6 +41,8 @@ type Engine struct {
 	aborted  atomic.Int64 // requests cut off by the end of the run
 	lost     atomic.Int64 // sessions lost after a login
 	relogins atomic.Int64 // logins made again after a lost session
+
+	cookies cookieRefusals // the cookies the users' browsers refused
 }
 
 // New returns an engine for the plan.
@@ -98,7 +100,10 @@ func (e *Engine) newVU(n int, out chan<- stampede.Result) *vu {
 			v.fast = fc
 		}
 	}
-	v.b = session.New(session.Options{Transport: e.transport, Timeout: e.plan.Timeout})
+	v.b = session.New(session.Options{Transport: e.transport, Timeout: e.plan.Timeout,
+		// Called during v.b.Do, on the user's goroutine: v.endpoint is
+		// the step whose response set the cookie.
+		CookieRefused: func(r session.CookieRefusal) { e.cookies.add(&r, v.endpoint) }})
 	v.vars.row = e.plan.row(n)
 	v.vars.header = e.plan.Header
 	v.vars.n = n
@@ -194,9 +199,10 @@ type vu struct {
 	out      chan<- stampede.Result
 	rng      *rand.Rand
 	vars     vars
-	started  bool // on_start done
-	loggedIn bool // a not_login_page step succeeded
-	relogin  bool // the session was lost: on_start runs again, marked so
+	started  bool   // on_start done
+	loggedIn bool   // a not_login_page step succeeded
+	relogin  bool   // the session was lost: on_start runs again, marked so
+	endpoint string // name of the step whose request is under way
 	// sent are the values of the secret fields (csrfmiddlewaretoken,
 	// password) of the last form the user submitted, masked in its reasons
 	// with its cookies.
@@ -379,6 +385,7 @@ func (v *vu) step(ctx context.Context, s *Step, intended time.Time) bool {
 	if v.fast != nil {
 		page.Status, page.Size, tm, err = v.fast.Get(ctx)
 	} else {
+		v.endpoint = s.Name
 		page, tm, err = v.b.Do(ctx, &req)
 	}
 	end := time.Now()

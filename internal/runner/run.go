@@ -146,6 +146,7 @@ func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 			case now := <-tick.C:
 				sec := m.Tick(now, engine.Users())
 				m.SetDropped(engine.Dropped())
+				writeClientEvidence(engine, secrets, w.evidence)
 				w.second(m, sec, now)
 			}
 		}
@@ -160,6 +161,7 @@ func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 	}
 	close(results)
 	<-recDone
+	writeClientEvidence(engine, secrets, w.evidence)
 	interrupted := ctx.Err() != nil
 	end := time.Now()
 	// Let the probes take one more reading and the followers read the last

@@ -1,4 +1,5 @@
-// Package session is a virtual user's browser: its own cookie jar,
+// Package session is a virtual user's browser: its own cookie jar (which
+// refuses the cookies a browser refuses, and says which: CookieRefusal),
 // redirects, forms with their hidden inputs, and per-phase timings of every
 // request through net/http/httptrace.
 package session
@@ -12,7 +13,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptrace"
 	"net/url"
 	"strings"
@@ -75,7 +75,7 @@ func NewTransport(maxConns int, insecure bool, hosts Hosts) *http.Transport {
 // each virtual user owns one.
 type Browser struct {
 	client  http.Client
-	jar     *cookiejar.Jar
+	jar     *jar
 	body    bytes.Buffer
 	maxBody int64
 	// Last is the previous response, for submit_form and extract.
@@ -149,12 +149,16 @@ type Options struct {
 	// MaxBody caps the bytes of a body kept for checks (the rest is
 	// counted, not kept); 0 means 8 MiB.
 	MaxBody int64
+	// CookieRefused, if not nil, is called with every cookie a response
+	// sets that the browser refuses (see CookieRefusal), on the goroutine
+	// that called Do, before Do returns. A refused cookie is never stored,
+	// whether or not it is reported.
+	CookieRefused func(CookieRefusal)
 }
 
 // New returns a browser with an empty cookie jar.
 func New(o Options) *Browser {
-	jar, _ := cookiejar.New(nil) // cookiejar.New never fails with nil options
-	b := &Browser{jar: jar, maxBody: o.MaxBody}
+	b := &Browser{jar: newJar(o.CookieRefused), maxBody: o.MaxBody}
 	if b.maxBody <= 0 {
 		b.maxBody = 8 << 20
 	}
@@ -166,7 +170,13 @@ func New(o Options) *Browser {
 	if to <= 0 {
 		to = 60 * time.Second
 	}
-	b.client = http.Client{Transport: rt, Jar: jar, Timeout: to}
+	if o.CookieRefused != nil {
+		// Go's client drops a Set-Cookie line it cannot parse before the
+		// jar sees it: the lines are looked at on their way out of the
+		// transport.
+		rt = &checkSetCookie{rt: rt, jar: b.jar}
+	}
+	b.client = http.Client{Transport: rt, Jar: b.jar, Timeout: to}
 	return b
 }
 

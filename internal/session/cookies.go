@@ -1,0 +1,413 @@
+package session
+
+import (
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/publicsuffix"
+)
+
+// The reasons a browser refuses a cookie, as CookieRefusal.Reason names
+// them. Each is a rule of RFC 6265bis that browsers (and, for some, Go's
+// net/http/cookiejar) apply when a response sets a cookie: the cookie is
+// then ignored entirely, as if the Set-Cookie line had not been sent.
+const (
+	// RefusedSecureOverHTTP: a Secure cookie set by a plain-HTTP response
+	// from a host that is not a secure origin (localhost, *.localhost and
+	// loopback addresses are, as browsers and Go's jar treat them). Go's
+	// jar would store it and never send it over HTTP; this browser does not
+	// store it.
+	RefusedSecureOverHTTP = "secure-over-http"
+	// RefusedDomainMismatch: a Domain attribute the response's host does
+	// not domain-match (www.a.test setting Domain=b.test), a public suffix
+	// (Domain=test, Domain=co.uk), any other domain on an IP-address host,
+	// or a malformed one (Domain=..a.test, a trailing dot, non-ASCII).
+	RefusedDomainMismatch = "domain-mismatch"
+	// RefusedSameSiteNoneInsecure: SameSite=None without Secure.
+	RefusedSameSiteNoneInsecure = "samesite-none-insecure"
+	// RefusedTooLarge: a name and value longer than MaxCookieSize bytes.
+	RefusedTooLarge = "too-large"
+	// RefusedPrefix: a __Secure- cookie without Secure, or a __Host- cookie
+	// without Secure, with a Domain, or without Path=/.
+	RefusedPrefix = "prefix-violation"
+	// RefusedInvalid: a Set-Cookie line net/http cannot parse (no '=', a
+	// name that is not a token, a value with a quote, backslash or control
+	// byte): Go's client drops it without a word.
+	RefusedInvalid = "invalid"
+)
+
+// MaxCookieSize is the most bytes of name and value together a browser
+// keeps (RFC 6265bis 5.6, step 4: longer cookies are ignored entirely).
+const MaxCookieSize = 4096
+
+// CookieRefusal is one Set-Cookie a response carried and the browser
+// refused. It never holds the cookie's value.
+type CookieRefusal struct {
+	// Time is when the response set it.
+	Time time.Time
+	// Name is the cookie's name (at most 128 bytes); empty when the line
+	// has none that could be read.
+	Name string
+	// Attribute is what the refusal is about: "Secure", "Domain=VALUE",
+	// "SameSite=None", "size", the prefix "__Secure-" or "__Host-", or for
+	// an unparsable line "name", "value" or "line".
+	Attribute string
+	// Reason is one of the Refused… codes.
+	Reason string
+	// URL is the URL of the response that set it, scheme://host/path,
+	// without its query (which may carry a secret).
+	URL string
+	// Detail says why in words, to be followed by " by " and the URL:
+	// "Secure cookie set over plain HTTP".
+	Detail string
+}
+
+// jar is a browser's cookie jar: Go's net/http/cookiejar (with the public
+// suffix list), behind a check of every cookie a response sets against the
+// rules of RFC 6265bis. A refused cookie is not stored, so it is never sent,
+// and it is reported to refused.
+type jar struct {
+	inner   *cookiejar.Jar
+	refused func(CookieRefusal) // nil: refusals are enforced, not reported
+	// psDomain and psSuffix are the last Domain attribute looked up in the
+	// public suffix list and its suffix: a server sends the same one again
+	// and again, and the list's look-up allocates. mu guards them (a
+	// CookieJar must be safe for concurrent use).
+	mu                 sync.Mutex
+	psDomain, psSuffix string
+}
+
+var _ http.CookieJar = (*jar)(nil)
+
+func newJar(refused func(CookieRefusal)) *jar {
+	// cookiejar.New never fails.
+	inner, _ := cookiejar.New(&cookiejar.Options{PublicSuffixList: publicsuffix.List})
+	return &jar{inner: inner, refused: refused}
+}
+
+// Cookies returns the cookies to send to u.
+func (j *jar) Cookies(u *url.URL) []*http.Cookie { return j.inner.Cookies(u) }
+
+// SetCookies stores the cookies a response from u set, except those a
+// browser refuses. It is called only for a response with cookies; when
+// none is refused it allocates nothing of its own.
+func (j *jar) SetCookies(u *url.URL, cookies []*http.Cookie) {
+	j.setCookies(u, cookies, time.Now())
+}
+
+func (j *jar) setCookies(u *url.URL, cookies []*http.Cookie, now time.Time) {
+	host, ok := jarHost(u)
+	if !ok {
+		// Not http(s) or no host: Go's jar ignores the cookies too.
+		j.inner.SetCookies(u, cookies)
+		return
+	}
+	https := u.Scheme == "https"
+	kept := cookies
+	for i, c := range cookies {
+		reason, attr := j.check(c, host, https)
+		if reason == "" {
+			if len(kept) < len(cookies) {
+				kept = append(kept, c)
+			}
+			continue
+		}
+		if len(kept) == len(cookies) {
+			// The first refusal: keep the cookies before it in a copy
+			// (the caller's slice is not ours to change).
+			kept = append(make([]*http.Cookie, 0, len(cookies)-1), cookies[:i]...)
+		}
+		if j.refused != nil {
+			j.refused(CookieRefusal{Time: now, Name: clipName(c.Name), Attribute: attr, Reason: reason,
+				URL: responseURL(u), Detail: detail(c, reason, attr, host)})
+		}
+	}
+	if len(kept) > 0 {
+		j.inner.SetCookies(u, kept)
+	}
+}
+
+// jarHost is u's host as Go's jar canonicalises it (no port, no trailing
+// dot, lower case); false when the jar ignores u.
+func jarHost(u *url.URL) (string, bool) {
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", false
+	}
+	h := strings.TrimSuffix(u.Hostname(), ".")
+	if h == "" {
+		return "", false
+	}
+	return strings.ToLower(h), true // ToLower returns h itself when it has no upper case
+}
+
+// check returns the reason a browser refuses c from host ("" when it
+// does not) and the attribute at fault. The rules are RFC 6265bis 5.6 in
+// its order: size, domain, Secure, SameSite, prefixes.
+func (j *jar) check(c *http.Cookie, host string, https bool) (reason, attr string) {
+	size := len(c.Name) + len(c.Value)
+	if c.Quoted {
+		size += 2
+	}
+	if size > MaxCookieSize {
+		return RefusedTooLarge, "size"
+	}
+	domain, ok := j.cookieDomain(host, c.Domain)
+	if !ok {
+		return RefusedDomainMismatch, "Domain=" + clipName(c.Domain)
+	}
+	if c.Secure && !https && !secureHost(domain) {
+		return RefusedSecureOverHTTP, "Secure"
+	}
+	if c.SameSite == http.SameSiteNoneMode && !c.Secure {
+		return RefusedSameSiteNoneInsecure, "SameSite=None"
+	}
+	if hasPrefixFold(c.Name, "__Secure-") && !c.Secure {
+		return RefusedPrefix, "__Secure-"
+	}
+	if hasPrefixFold(c.Name, "__Host-") && (!c.Secure || c.Domain != "" || c.Path != "/") {
+		return RefusedPrefix, "__Host-"
+	}
+	return "", ""
+}
+
+// cookieDomain returns the domain a cookie with Domain attribute attr set
+// by host belongs to, and false when browsers and Go's jar refuse it: Go's
+// domainAndType with the public suffix list. A non-ASCII host is left to
+// Go's jar (which compares its punycode form).
+func (j *jar) cookieDomain(host, attr string) (string, bool) {
+	if attr == "" {
+		return host, true
+	}
+	if isIP(host) {
+		// An IP address has no subdomains: only itself is allowed.
+		return host, host == attr
+	}
+	if !isASCII(host) {
+		return host, true
+	}
+	d := strings.TrimPrefix(attr, ".")
+	if d == "" || d[0] == '.' || d[len(d)-1] == '.' || !isASCII(d) {
+		return "", false
+	}
+	d = strings.ToLower(d)
+	if ps := j.publicSuffix(d); ps != "" && !hasDotSuffix(d, ps) {
+		// Domain is a public suffix: allowed only as the host itself, and
+		// then a host cookie.
+		return host, host == d
+	}
+	return d, host == d || hasDotSuffix(host, d)
+}
+
+// publicSuffix returns the public suffix of domain.
+func (j *jar) publicSuffix(domain string) string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if domain != j.psDomain {
+		j.psDomain, j.psSuffix = domain, publicsuffix.List.PublicSuffix(domain)
+	}
+	return j.psSuffix
+}
+
+// secureHost reports whether a cookie of domain counts as set and sent
+// over a secure channel even on plain HTTP, as Go's jar (secureMatch) and
+// browsers decide: localhost, a name under .localhost, a loopback address.
+func secureHost(domain string) bool {
+	last := domain
+	if i := strings.LastIndexByte(domain, '.'); i >= 0 {
+		last = domain[i+1:]
+	}
+	if strings.EqualFold(last, "localhost") {
+		return true
+	}
+	if !isIP(domain) {
+		return false
+	}
+	ip, err := netip.ParseAddr(domain)
+	return err == nil && ip.IsLoopback()
+}
+
+// isIP reports whether host is an IP address, as Go's jar decides. A name
+// with a letter is not one: it is told without parsing it (which allocates
+// an error).
+func isIP(host string) bool {
+	if strings.ContainsAny(host, ":%") {
+		return true
+	}
+	for i := 0; i < len(host); i++ {
+		if c := host[i]; c != '.' && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return net.ParseIP(host) != nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// hasDotSuffix reports whether s ends in "."+suffix.
+func hasDotSuffix(s, suffix string) bool {
+	return len(s) > len(suffix) && s[len(s)-len(suffix)-1] == '.' && s[len(s)-len(suffix):] == suffix
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// detail is the refusal's reason in words.
+func detail(c *http.Cookie, reason, attr, host string) string {
+	switch reason {
+	case RefusedTooLarge:
+		return "cookie of " + strconv.Itoa(len(c.Name)+len(c.Value)) + " bytes (name and value; browsers keep at most 4096) set"
+	case RefusedDomainMismatch:
+		d := strings.TrimPrefix(strings.ToLower(c.Domain), ".")
+		switch {
+		case isIP(host):
+			return "cookie with " + attr + " on the IP address " + host + " set"
+		case d == "" || d[0] == '.' || d[len(d)-1] == '.' || !isASCII(d):
+			return "cookie with a malformed " + attr + " set"
+		case publicsuffix.List.PublicSuffix(d) == d:
+			return "cookie with " + attr + ", a public suffix, set"
+		}
+		return "cookie with " + attr + ", which " + host + " does not domain-match, set"
+	case RefusedSecureOverHTTP:
+		return "Secure cookie set over plain HTTP"
+	case RefusedSameSiteNoneInsecure:
+		return "SameSite=None cookie without Secure set"
+	case RefusedPrefix:
+		if attr == "__Secure-" {
+			return "__Secure- cookie without Secure set"
+		}
+		var broken []string
+		if !c.Secure {
+			broken = append(broken, "without Secure")
+		}
+		if c.Domain != "" {
+			broken = append(broken, "with a Domain")
+		}
+		if c.Path != "/" {
+			broken = append(broken, "without Path=/")
+		}
+		return "__Host- cookie " + strings.Join(broken, ", ") + " set"
+	}
+	return reason
+}
+
+// responseURL is u without userinfo, query and fragment:
+// scheme://host/path.
+func responseURL(u *url.URL) string {
+	p := u.EscapedPath()
+	if p == "" {
+		p = "/"
+	}
+	return u.Scheme + "://" + u.Host + p
+}
+
+// clipName cuts a cookie name (or a Domain attribute) to 128 bytes of
+// valid UTF-8: a record must stay small whatever a server sends.
+func clipName(s string) string {
+	if len(s) > 128 {
+		s = s[:128]
+	}
+	return strings.ToValidUTF8(s, "")
+}
+
+// checkSetCookie reports the Set-Cookie lines of a response that net/http
+// cannot parse (its ParseSetCookie rules), which Go's client drops before
+// the jar sees them. It allocates nothing when every line parses.
+type checkSetCookie struct {
+	rt  http.RoundTripper
+	jar *jar
+}
+
+// RoundTrip sends req through the browser's transport and looks at the
+// Set-Cookie lines of the response, if any.
+func (t *checkSetCookie) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.rt.RoundTrip(req)
+	if err != nil || t.jar.refused == nil {
+		return resp, err
+	}
+	lines := resp.Header["Set-Cookie"]
+	if len(lines) == 0 {
+		return resp, err
+	}
+	if _, ok := jarHost(req.URL); !ok {
+		return resp, err
+	}
+	var now time.Time
+	for _, line := range lines {
+		name, attr, why := parseSetCookieError(line)
+		if why == "" {
+			continue
+		}
+		if now.IsZero() {
+			now = time.Now()
+		}
+		t.jar.refused(CookieRefusal{Time: now, Name: clipName(name), Attribute: attr, Reason: RefusedInvalid,
+			URL: responseURL(req.URL), Detail: "unparsable Set-Cookie line (" + why + ") sent"})
+	}
+	return resp, err
+}
+
+// CloseIdleConnections closes the idle connections of the transport.
+func (t *checkSetCookie) CloseIdleConnections() {
+	if c, ok := t.rt.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// parseSetCookieError applies the checks of net/http's ParseSetCookie to a
+// Set-Cookie line and says why it fails ("" when it parses), with the
+// name when one could be read and the part at fault.
+func parseSetCookieError(line string) (name, attr, why string) {
+	line = trimSpace(line)
+	if line == "" {
+		return "", "line", "blank"
+	}
+	first, _, _ := strings.Cut(line, ";")
+	name, value, ok := strings.Cut(trimSpace(first), "=")
+	if !ok {
+		return "", "line", "no '=' in its name=value"
+	}
+	name = trimSpace(name)
+	if !httpguts.ValidHeaderFieldName(name) {
+		return name, "name", "invalid cookie name"
+	}
+	if len(value) > 1 && value[0] == '"' && value[len(value)-1] == '"' {
+		value = value[1 : len(value)-1]
+	}
+	for i := 0; i < len(value); i++ {
+		if b := value[i]; b < 0x20 || b >= 0x7f || b == '"' || b == ';' || b == '\\' {
+			return name, "value", "invalid cookie value"
+		}
+	}
+	return "", "", ""
+}
+
+// trimSpace trims ASCII spaces, tabs and line ends, as
+// net/textproto.TrimString does.
+func trimSpace(s string) string {
+	for len(s) > 0 && isSpace(s[0]) {
+		s = s[1:]
+	}
+	for len(s) > 0 && isSpace(s[len(s)-1]) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
