@@ -218,7 +218,10 @@ var evPatterns = []struct {
 	texts []string
 }{
 	{IDPoolWaitTimeout, []string{"query_wait_timeout", "queuepool limit of size", "pooltimeout", "couldn't get a connection after",
-		"connection is not available, request timed out", "could not obtain a connection from the pool", "no server connection available"}},
+		"connection is not available, request timed out", "could not obtain a connection from the pool", "no server connection available",
+		"timeout exceeded when trying to connect", "timeout acquiring a connection", "connectionacquiretimeouterror",
+		"timed out fetching a new connection from the connection pool", "the connection pool has been exhausted",
+		"prior to obtaining a connection from the pool"}},
 	{IDDBUnavailable, dbDownTexts},
 	{IDConnLimit, []string{"too many clients already", "remaining connection slots are reserved", "no more connections allowed",
 		"client connections exceeded", "too many connections for role", "too many connections for database"}},
@@ -234,8 +237,9 @@ var evPatterns = []struct {
 		"account locked: too many login attempts", "429.html", "limiting requests, excess"}},
 	{IDCSRFFailure, csrfTexts},
 	{IDWorkerSaturation, []string{"worker timeout", "upstream timed out", "upstream prematurely closed", "resource temporarily unavailable",
-		"listen queue of socket", "harakiri", "no live upstreams", "worker_connections are not enough"}},
-	{IDTargetDown, []string{"connect() failed (111", "was sent sigkill", "oom-kill", "out of memory: killed process", "damn ! worker",
+		"listen queue of socket", "harakiri", "worker_connections are not enough", "was sent sigkill", "damn ! worker",
+		"reached pm.max_children", "request queue full", "request queue is full", "request ran for longer than"}},
+	{IDTargetDown, []string{"connect() failed (111", "oom-kill", "out of memory: killed process", "no live upstreams",
 		"worker respawning too fast", "worker failed to boot", "app failed to load"}},
 	{IDPasswordHashCPU, hashTexts},
 	{IDGeneratorSat, []string{"cpu usage above 90%"}},

@@ -161,3 +161,24 @@ func TestEnvoyFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestClassifyCSRF checks the CSRF rejections of other frameworks than
+// Django, on each one's own words.
+func TestClassifyCSRF(t *testing.T) {
+	c := DefaultCatalog()
+	for _, tc := range []struct{ text, sig string }{
+		{"ActionController::InvalidAuthenticityToken (ActionController::InvalidAuthenticityToken):", "rails-invalid-authenticity-token"},
+		{"Can't verify CSRF token authenticity.", "rails-invalid-authenticity-token"},
+		{"400 Bad Request: The CSRF token is missing.", "flask-wtf-csrf"},
+		{"Bad Request: The CSRF tokens do not match.", "flask-wtf-csrf"},
+		{"Illuminate\\Session\\TokenMismatchException: CSRF token mismatch.", "laravel-csrf-mismatch"},
+		{"ForbiddenError: invalid csrf token", "express-csurf-invalid"},
+		{"org.springframework.security.web.csrf.InvalidCsrfTokenException: Invalid CSRF Token 'null' was found on the request parameter '_csrf' or header 'X-CSRF-TOKEN'.", "spring-invalid-csrf"},
+		{"Microsoft.AspNetCore.Antiforgery.AntiforgeryValidationException: The required antiforgery cookie \".AspNetCore.Antiforgery.x\" is not present.", "aspnet-antiforgery"},
+	} {
+		s, _ := c.Classify(tc.text)
+		if s.ID != tc.sig || s.Class != "csrf-failure" {
+			t.Errorf("%q: got %s (%s), want %s (csrf-failure)", tc.text, s.ID, s.Class, tc.sig)
+		}
+	}
+}
