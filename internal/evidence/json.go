@@ -63,6 +63,41 @@ func (p *Parser) feedJSON(line string, lineNo int) ([]stampede.Evidence, bool) {
 	return append(out, p.flush()...), true
 }
 
+// feedPrefixedJSON reads a text line whose message is a JSON object —
+// Ruby's Logger around lograge ("I, [2026-12-06T06:18:09.630269 #29809]
+// INFO -- : {"method":"GET",...}"), Python's logging with a JSON message
+// ("2026-12-06 06:18:09,630 INFO {...}") — as the JSON event it holds, the
+// line's own time and level standing in for fields the object lacks.
+func (p *Parser) feedPrefixedJSON(msg string, lineNo int, t time.Time, level string) ([]stampede.Evidence, bool) {
+	if rest, ok := strings.CutPrefix(msg, "-- "); ok {
+		// Ruby's Logger: "-- progname: message".
+		if i := strings.Index(rest, ": "); i >= 0 && !strings.ContainsAny(rest[:i], " {") {
+			rest = rest[i+2:]
+		} else if strings.HasPrefix(rest, ":") {
+			rest = rest[1:]
+		}
+		msg = rest
+	}
+	msg = strings.TrimSpace(msg)
+	if len(msg) < 2 || msg[0] != '{' || msg[len(msg)-1] != '}' {
+		return nil, false
+	}
+	fields, ok := scanJSON(msg, p.jf)
+	p.jf = fields
+	if !ok || len(fields) == 0 {
+		return nil, false
+	}
+	out := p.flush()
+	p.startJSON(lineNo)
+	if !p.cur.timed {
+		p.cur.t, p.cur.timed = t, true
+	}
+	if p.cur.level == "" {
+		p.cur.level = level
+	}
+	return append(out, p.flush()...), true
+}
+
 // startJSON makes the pending event of the JSON line in p.jf: its time,
 // level and message, and as its continuation lines the error's text and
 // trace, written as a text log would hold them, for analyse to read.

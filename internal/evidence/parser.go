@@ -146,6 +146,9 @@ func (p *Parser) Feed(line string, lineNo int) []stampede.Evidence {
 				p.add(rest[lvAt:])
 				return nil
 			}
+			if out, ok := p.feedPrefixedJSON(msg, lineNo, t, level); ok {
+				return out
+			}
 			out := p.flush()
 			p.start(line, lineNo, t, true, level, msg, pre, rest)
 			return out
