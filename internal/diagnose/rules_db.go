@@ -452,12 +452,31 @@ func ruleLock(c *ctx) verdict {
 		}
 	}
 	for _, is := range iss {
-		if is.e.slow.loadN > 0 {
+		// Slow by the load, or slow by itself and queued too (a login
+		// whose hash is heavy, waiting on the row besides).
+		if is.e.slow.loadN > 0 || (is.e.slow.self && is.e.slow.n > 0) {
 			takers = append(takers, is.e)
 		}
 	}
 	if len(iss) == 0 {
 		takers = slowEps // no per-second join possible (an import): all slow endpoints
+	}
+	if len(takers) == 0 && c.spans() == nil {
+		// An import: the endpoints' requests in flight move together (a
+		// user GETs the form and POSTs it), and the best correlated may
+		// not be the slow one. The slow endpoint whose slow requests
+		// overlap the waits most takes them.
+		var best *endpoint
+		bestN := 0.0
+		for _, e := range c.slowEndpoints(nil) {
+			if n, _ := c.slowIn(e, v.active); n > bestN {
+				best, bestN = e, n
+			}
+		}
+		if best != nil {
+			takers = []*endpoint{best}
+			v.evidence = append(v.evidence, noteRef("join", fmt.Sprintf("no request could be matched to the waits one by one; %s is the slow endpoint whose slow requests overlap them most", best.Name)))
+		}
 	}
 	lockSecs := 0.0 // backend-seconds spent waiting on locks
 	for _, n := range x {
