@@ -60,6 +60,8 @@ func stackLabel(stack string) string {
 		return "Rails"
 	case "flask":
 		return "Flask"
+	case "node":
+		return "Node"
 	}
 	return stack
 }
@@ -436,6 +438,9 @@ const recordedLogCap = 160 << 10
 func startsEvent(l string) bool {
 	if l == "" || l[0] == ' ' || l[0] == '\t' || l == "\n" {
 		return false
+	}
+	if l[0] == '{' {
+		return true // a JSON line is an event of its own
 	}
 	for _, p := range []string{"Traceback (", "During handling of", "The above exception", "Caused by: ", "\tfrom ", "DETAIL:", "HINT:", "CONTEXT:", "STATEMENT:"} {
 		if strings.HasPrefix(l, p) {
