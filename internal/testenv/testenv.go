@@ -1,8 +1,12 @@
 // Package testenv starts throwaway PostgreSQL, PgBouncer and Redis servers on
-// free loopback ports, for integration tests and benchmark scripts, and a
-// real Django target on top of them (StartDjango: Debian's Django, allauth
-// and gunicorn serving the project in testdata/django, in a healthy or a
-// faulty configuration).
+// free loopback ports, for integration tests and benchmark scripts, and real
+// reference targets of several stacks on top of them, each in a healthy or a
+// faulty configuration made of settings only: Django (Debian's Django,
+// allauth and gunicorn serving testdata/django), Rails (Devise and Puma,
+// testdata/rails), Flask (uWSGI behind nginx, testdata/flask) and Node
+// (Express, testdata/node). Target, Starter and ModeInfo (target.go) are
+// what every stack offers the end-to-end harness, scripts/accuracy and
+// cmd/reftarget.
 //
 // Tests use Postgres, PgBouncer, Redis, DjangoDatabase and DjangoTarget,
 // which skip the test when a server binary or package is missing (or fail it
