@@ -42,7 +42,7 @@ type runFlags struct {
 	spawn                         float64
 	quiet, authOnly, noDiagnose   bool
 	probePG, probePGB, probeRedis string
-	probeProm                     string
+	probeProm                     []string // --probe-prometheus URLs
 	probeHost                     bool
 	cpuprofile                    string
 	requestsCSV                   string
@@ -67,7 +67,12 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.probePG, "probe-postgres", "", "PostgreSQL DSN to sample during the run")
 	fs.StringVar(&f.probePGB, "probe-pgbouncer", "", "PgBouncer admin console DSN (database pgbouncer)")
 	fs.StringVar(&f.probeRedis, "probe-redis", "", "Redis URL to sample during the run")
-	fs.StringVar(&f.probeProm, "probe-prometheus", "", "metrics URL exporting PgBouncer's pools as pgbouncer_exporter does (instead of the admin console)")
+	// Never an error here: the flag package would print the value, and a
+	// URL may hold a password; the probe rejects a bad URL, redacted.
+	fs.Func("probe-prometheus", "metrics URL of an exporter of the target's servers: pgbouncer_exporter (instead of the admin console), node_exporter, process-exporter, postgres_exporter (repeatable)", func(u string) error {
+		f.probeProm = append(f.probeProm, u)
+		return nil
+	})
 	fs.BoolVar(&f.probeHost, "probe-host", true, "sample this host's CPU, load and memory")
 	fs.IntVar(&f.pid, "pid", 0, "the target's process id, to sample its CPU")
 	fs.DurationVar(&f.interval, "interval", time.Second, "probe sampling interval")
@@ -246,8 +251,9 @@ func runOptions(sc *load.Scenario, f *runFlags) (runner.Options, error) {
 	if f.probeRedis != "" {
 		p.Redis = f.probeRedis
 	}
-	if f.probeProm != "" {
-		p.Prometheus = f.probeProm
+	if len(f.probeProm) > 0 {
+		// runner.Probes.Prometheus holds the URLs separated by spaces.
+		p.Prometheus = strings.Join(f.probeProm, " ")
 	}
 	if f.set["probe-host"] || !p.Host {
 		p.Host = f.probeHost

@@ -5,8 +5,11 @@
 // is evidence too, and is retried with exponential backoff; the run goes on.
 //
 // The probes live in subpackages, one per outside dependency: probe/postgres,
-// probe/pgbouncer, probe/redis and probe/host. Their metric keys are the
-// contract of docs/run-directory.md.
+// probe/pgbouncer, probe/redis, probe/host and probe/prometheus (exporters'
+// metrics standing in for the others when the servers are out of reach).
+// Their metric keys are the contract of docs/run-directory.md. A probe whose
+// one reading covers several sources (a Prometheus endpoint exporting a
+// host's and PostgreSQL's metrics) implements MultiProbe.
 package probe
 
 import (
@@ -28,6 +31,20 @@ type Probe interface {
 	Sample(ctx context.Context, now time.Time) (stampede.Sample, error)
 	// Close releases the probe's connections.
 	Close() error
+}
+
+// MultiProbe is a Probe whose one reading covers several sources. The
+// Sampler calls SampleAll instead of Sample and emits every sample it
+// returns, in order.
+type MultiProbe interface {
+	Probe
+	// SampleAll takes one reading at now and returns one Sample per
+	// source, each with its Source set; a sample whose Err is already set
+	// says that source could not be read while the others could (no
+	// backoff). On error the samples returned name the sources the
+	// failure stands for (the Sampler sets their Err); with none, the
+	// failure is reported under Name().
+	SampleAll(ctx context.Context, now time.Time) ([]stampede.Sample, error)
 }
 
 // ErrText returns err's message with every DSN/URL password and every

@@ -91,7 +91,7 @@ func (s *Sampler) run(ctx context.Context) {
 
 // tick reads every due probe at now and emits the samples.
 func (s *Sampler) tick(ctx context.Context, now time.Time) {
-	out := make([]*stampede.Sample, len(s.probes))
+	out := make([][]stampede.Sample, len(s.probes))
 	var wg sync.WaitGroup
 	for i, st := range s.probes {
 		if now.Before(st.next) {
@@ -100,37 +100,60 @@ func (s *Sampler) tick(ctx context.Context, now time.Time) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			smp := s.read(ctx, st, now)
-			out[i] = &smp
+			out[i] = s.read(ctx, st, now)
 		}()
 	}
 	wg.Wait()
 	if ctx.Err() != nil {
 		return // stopping: a reading cut short by Close is not evidence
 	}
-	for _, smp := range out {
-		if smp != nil {
-			s.emit(*smp)
+	for _, smps := range out {
+		for _, smp := range smps {
+			s.emit(smp)
 		}
 	}
 }
 
-func (s *Sampler) read(ctx context.Context, st *state, now time.Time) stampede.Sample {
+// read takes one reading of a probe: one sample, or one per source of a
+// MultiProbe. A failure is a sample with Err set (one per source the
+// failure stands for) and starts the backoff.
+func (s *Sampler) read(ctx context.Context, st *state, now time.Time) []stampede.Sample {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
-	smp, err := st.p.Sample(ctx, now)
-	smp.Source = st.p.Name()
-	if smp.Time.IsZero() {
-		smp.Time = now
+	var smps []stampede.Sample
+	var err error
+	if mp, ok := st.p.(MultiProbe); ok {
+		smps, err = mp.SampleAll(ctx, now)
+		if err != nil && len(smps) == 0 {
+			smps = []stampede.Sample{{}}
+		}
+	} else {
+		var smp stampede.Sample
+		smp, err = st.p.Sample(ctx, now)
+		smp.Source = st.p.Name()
+		smps = []stampede.Sample{smp}
+	}
+	for i := range smps {
+		smp := &smps[i]
+		if smp.Source == "" {
+			smp.Source = st.p.Name()
+		}
+		if smp.Time.IsZero() {
+			smp.Time = now
+		}
+		if err != nil {
+			smp.Err = ErrText(err)
+		} else if smp.Err != "" {
+			smp.Err = ErrText(errors.New(smp.Err))
+		}
 	}
 	if err != nil {
-		smp.Err = ErrText(err)
 		st.fails++
 		st.next = now.Add(s.backoff(st.fails))
-		return smp
+		return smps
 	}
 	st.fails, st.next = 0, time.Time{}
-	return smp
+	return smps
 }
 
 // backoff returns the wait after the n-th consecutive failure: Interval,

@@ -132,3 +132,88 @@ func TestRedacted(t *testing.T) {
 		t.Error("Redacted(nil) != nil")
 	}
 }
+
+// multi is a MultiProbe reading two sources; fail(n) makes the n-th
+// reading fail, and part(n) makes only its "db" source fail.
+type multi struct {
+	calls atomic.Int32
+	fail  func(n int) bool
+	part  func(n int) bool
+}
+
+func (m *multi) Name() string { return "exporter" }
+func (m *multi) Close() error { return nil }
+func (m *multi) Sample(ctx context.Context, now time.Time) (stampede.Sample, error) {
+	smps, err := m.SampleAll(ctx, now)
+	if len(smps) == 0 {
+		return stampede.Sample{}, err
+	}
+	return smps[0], err
+}
+func (m *multi) SampleAll(_ context.Context, _ time.Time) ([]stampede.Sample, error) {
+	n := int(m.calls.Add(1))
+	switch {
+	case m.fail(n) && n == 1:
+		return nil, errors.New("scrape http://u:hunter2@127.0.0.1:1/metrics: connection refused")
+	case m.fail(n):
+		return []stampede.Sample{{Source: "host"}, {Source: "db"}}, errors.New("scrape: connection refused")
+	case m.part(n):
+		return []stampede.Sample{{Source: "host", Values: map[string]float64{"n": float64(n)}},
+			{Source: "db", Err: "db down: postgres://a:hunter2@h/db"}}, nil
+	}
+	return []stampede.Sample{{Source: "host", Values: map[string]float64{"n": float64(n)}},
+		{Source: "db", Values: map[string]float64{"n": float64(n)}}}, nil
+}
+
+// TestSamplerMultiProbe: a probe reading two sources emits both in order
+// at each tick. Its first reading fails with no source known (reported
+// under its Name), the next three fail for both sources they name, the
+// fifth succeeds but for "db", whose Err is kept without a backoff;
+// passwords are redacted everywhere.
+func TestSamplerMultiProbe(t *testing.T) {
+	m := &multi{fail: func(n int) bool { return n <= 4 }, part: func(n int) bool { return n == 5 }}
+	var got collector
+	s := probe.Start(context.Background(), probe.Options{Interval: 10 * time.Millisecond, MaxBackoff: 400 * time.Millisecond}, got.add, m)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(got.all()) < 13 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.Close()
+	smps := got.all()
+	type row struct {
+		source string
+		err    bool
+		n      float64
+	}
+	want := []row{{"exporter", true, 0}}
+	for range 3 {
+		want = append(want, row{"host", true, 0}, row{"db", true, 0})
+	}
+	want = append(want, row{"host", false, 5}, row{"db", true, 0}, row{"host", false, 6}, row{"db", false, 6})
+	if len(smps) < len(want) {
+		t.Fatalf("%d samples, want %d or more: %v", len(smps), len(want), smps)
+	}
+	for i, w := range want {
+		smp := smps[i]
+		g := row{smp.Source, smp.Err != "", smp.Values["n"]}
+		if g != w {
+			t.Errorf("sample %d = %+v, want %+v (%v)", i, g, w, smp)
+		}
+		if strings.Contains(smp.Err, "hunter2") {
+			t.Errorf("sample %d: password in %q", i, smp.Err)
+		}
+		if i > 0 && smp.Time.Before(smps[i-1].Time) {
+			t.Errorf("sample %d out of time order", i)
+		}
+	}
+	// The partial failure of the fifth reading did not back off: counted
+	// as the fifth failure in a row, it would have delayed the sixth
+	// reading by 160 ms less a tenth of the interval; the fourth failure
+	// delayed the fifth by 80 ms less that.
+	if d := smps[9].Time.Sub(smps[7].Time); d >= 120*time.Millisecond {
+		t.Errorf("reading after a partial failure came %v later, want the next tick", d)
+	}
+	if d := smps[7].Time.Sub(smps[5].Time); d < 70*time.Millisecond {
+		t.Errorf("reading after the fourth failure came %v later, want a backoff of 80 ms", d)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 
 	stampede "github.com/stampede-load/stampede"
 	"github.com/stampede-load/stampede/internal/evidence"
@@ -50,8 +51,11 @@ func startProbes(ctx context.Context, ps Probes, emit func(stampede.Sample)) (st
 		}
 		probes = append(probes, p)
 	}
-	if ps.Prometheus != "" {
-		p, err := prometheus.New(ps.Prometheus)
+	// Prometheus holds one metrics URL or several separated by spaces
+	// (--probe-prometheus, repeated); each is a probe of its own, read and
+	// backed off on its own.
+	for _, url := range strings.Fields(ps.Prometheus) {
+		p, err := prometheus.New(url)
 		if err != nil {
 			return fail("prometheus", err)
 		}

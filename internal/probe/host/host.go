@@ -1,14 +1,23 @@
 // Package host is the probe of the machine the target runs on, read from
-// /proc: CPU use, load, memory, the CPU of the target process and its
-// descendants, the accept queue of the target's listening port, and TCP
-// listen queue overflows. The parsers take file contents, so they are
-// tested from testdata and fuzzed.
+// /proc: CPU use, load, memory, who uses the CPU (by process group), the
+// CPU of the target process and its descendants, the accept queue of the
+// target's listening port, and TCP listen queue overflows. The parsers take
+// file contents, so they are tested from testdata and fuzzed.
 //
 // Metric keys (source "host"), as in docs/run-directory.md:
 //
 //	cpu_busy_pct, cpu_iowait_pct, cpu_steal_pct   percent of all cores,
 //	                                              since the previous reading
 //	cores, load1, mem_used_pct, mem_available_bytes
+//	cpu_pct:GROUP          CPU of each process group since the previous
+//	                       reading, 100 = one core: postgres, pgbouncer,
+//	                       redis, nginx, haproxy, envoy, app, stampede,
+//	                       other (see below); a group with no process is
+//	                       absent
+//	pg_backends            PostgreSQL client backends, by process title
+//	pg_backends_busy       those whose title is not idle ("SELECT",
+//	                       "UPDATE waiting"); both absent when the titles
+//	                       show no activity (update_process_title off)
 //	proc_cpu_pct           CPU of the target pid and all its descendants,
 //	                       100 = one core (only when Options.PID is set)
 //	proc_count             processes in that tree
@@ -19,15 +28,34 @@
 //	                       by net.core.somaxconn), summed likewise
 //	listen_overflows_delta, listen_drops_delta    TcpExt counters
 //
+// Info keys: cpu_app (the app group's command names, sorted, ", "
+// between them), cpu_top (up to 5 processes that used the most CPU since
+// the previous reading, heaviest first, one line each
+// "PID<TAB>COMM<TAB>GROUP<TAB>CPU_PCT", command names only: a command line
+// may carry secrets), cpu_groups_error, pid_error, port_error.
+//
 // Rates and deltas start with the second reading.
+//
+// The groups: every process of /proc is read once a reading (its
+// /proc/PID/stat, and a PostgreSQL process's title in /proc/PID/cmdline)
+// and put in exactly one group, the first that fits: the target
+// (Options.PID) and its descendants are app; stampede's own process
+// (Options.Self) is stampede; PostgreSQL, PgBouncer, Redis and the proxies
+// by command name (probe.CommGroup); stampede's other descendants are
+// stampede; without a target pid, application servers and runtimes by
+// command name are app; anything else is other. A process new since the
+// previous reading counts in full; one that exited counts through what
+// its parent's cutime and cstime gained beyond what was already counted
+// of it (TreeTicks does the same for the target's tree).
 //
 // The process tree: servers that fork workers (gunicorn, uWSGI, PHP-FPM,
 // Apache) do the work in the children, so the target's CPU is the sum over
-// the pid and its descendants, found through /proc/PID/task/TID/children
-// (or, on kernels without it, by scanning every /proc/N/stat for its
-// parent). A process that appeared since the previous reading counts in
-// full; one that exited counts through its parent's cutime and cstime
-// (the CPU of reaped children), less what was already counted of it.
+// the pid and its descendants, found from the parent pid of every process
+// the groups read (or, when /proc cannot be listed, through
+// /proc/PID/task/TID/children). A process that appeared since the previous
+// reading counts in full; one that exited counts through its parent's
+// cutime and cstime (the CPU of reaped children), less what was already
+// counted of it.
 //
 // The listen queue is what "ss -ltn" shows as Recv-Q (the accept queue)
 // and Send-Q (its limit) of the listening sockets, read from the kernel's
@@ -71,6 +99,9 @@ type Options struct {
 	PID int
 	// Port is the target's TCP port (its listening socket); 0 means none.
 	Port int
+	// Self is stampede's own process id, whose CPU (and its descendants')
+	// is cpu_pct:stampede; 0 means this process.
+	Self int
 }
 
 // Probe reads /proc. Create it with New.
@@ -85,6 +116,8 @@ type Probe struct {
 	hasPrev  bool
 	procPrev bool
 	scan     bool // no children files: find children by scanning /proc
+	groups   *cpuGroups
+	treeBuf  map[int]PidStat // a spare tree map to reuse, never prevTree
 }
 
 // New returns a host probe.
@@ -92,21 +125,30 @@ func New(opts Options) *Probe {
 	if opts.Proc == "" {
 		opts.Proc = "/proc"
 	}
-	return &Probe{opts: opts}
+	if opts.Self == 0 {
+		opts.Self = os.Getpid()
+	}
+	return &Probe{opts: opts, groups: newCPUGroups(opts.Self)}
 }
 
 // Name returns "host".
 func (p *Probe) Name() string { return "host" }
 
-// Close does nothing: the probe holds no resources between readings.
-func (p *Probe) Close() error { return nil }
+// Close closes the /proc files the probe holds open between readings.
+func (p *Probe) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.groups.close()
+	return nil
+}
 
 func (p *Probe) read(name string) ([]byte, error) {
 	return os.ReadFile(filepath.Join(p.opts.Proc, name))
 }
 
 // Sample reads /proc/stat, /proc/loadavg, /proc/meminfo, /proc/net/netstat,
-// with a PID the stat of the process tree, and with a Port
+// every process's stat (and PostgreSQL's titles) for the groups and the
+// target's process tree, and with a Port
 // /proc/PID/net/tcp and tcp6. A target process that is gone or unreadable
 // leaves out proc_cpu_pct and says why in Info["pid_error"]; a port that
 // nothing listens on leaves out the listen keys and says so in
@@ -158,8 +200,19 @@ func (p *Probe) Sample(_ context.Context, now time.Time) (stampede.Sample, error
 		}
 		info[k] = val
 	}
+	scanned := p.sampleGroups(now, cpu.Cores, v, setInfo)
 	if p.opts.PID > 0 {
-		tree, err := p.tree()
+		var tree map[int]PidStat
+		var err error
+		if scanned {
+			// The scan read every process: the tree is its app group.
+			tree = p.groups.tree(p.treeBuf)
+			if _, ok := tree[p.opts.PID]; !ok {
+				err = fmt.Errorf("pid %d: no such process in %s", p.opts.PID, p.opts.Proc)
+			}
+		} else {
+			tree, err = p.tree()
+		}
 		switch {
 		case err != nil:
 			setInfo("pid_error", err.Error())
@@ -169,7 +222,7 @@ func (p *Probe) Sample(_ context.Context, now time.Time) (stampede.Sample, error
 			fallthrough
 		default:
 			v["proc_count"] = float64(len(tree))
-			p.prevTree, p.procPrev = tree, true
+			p.prevTree, p.treeBuf, p.procPrev = tree, p.prevTree, true
 		}
 	}
 	if p.opts.Port > 0 {
@@ -187,6 +240,57 @@ func (p *Probe) Sample(_ context.Context, now time.Time) (stampede.Sample, error
 	}
 	p.prevAt, p.prevCPU, p.prevNet, p.hasPrev = now, cpu, net, true
 	return stampede.Sample{Time: now, Source: "host", Values: v, Info: info}, nil
+}
+
+// cpuKeys are the metric keys of the groups, by group.
+var cpuKeys = func() map[string]string {
+	m := map[string]string{}
+	for _, g := range probe.Groups {
+		m[g] = "cpu_pct:" + g
+	}
+	return m
+}()
+
+// sampleGroups reads every process's CPU into v by group (cpu_pct:GROUP,
+// from the second reading on, bounded by the cores), Info["cpu_top"] and
+// Info["cpu_app"], and PostgreSQL's client backends by process title. It
+// reports whether the scan of /proc succeeded; when it did not,
+// Info["cpu_groups_error"] says why.
+func (p *Probe) sampleGroups(now time.Time, cores int, v map[string]float64, setInfo func(k, val string)) bool {
+	g := p.groups
+	if err := g.scan(p.opts.Proc); err != nil {
+		setInfo("cpu_groups_error", err.Error())
+		g.hasPrev = false
+		return false
+	}
+	g.classify(p.opts.PID)
+	secs := now.Sub(g.prevAt).Seconds()
+	// The most CPU the interval holds, with room for the caller's clock
+	// and the kernel's ticks to disagree a little.
+	limit := math.Inf(1)
+	if cores > 0 {
+		limit = secs*clockTicks*float64(cores)*1.1 + clockTicks/10
+	}
+	gt := g.ticks(limit)
+	if g.hasPrev && secs > 0 {
+		for group, t := range gt.ticks {
+			v[cpuKeys[group]] = pct(t, secs)
+		}
+		if top := g.topLines(gt, secs); top != "" {
+			setInfo("cpu_top", top)
+		}
+	}
+	if len(gt.app) > 0 {
+		setInfo("cpu_app", strings.Join(gt.app, ", "))
+	}
+	// With update_process_title off no title shows an activity: the
+	// counts would read "all idle", so they are left out.
+	if gt.pg > 0 && (gt.pgTitle[BackendNoActivity] == 0 || gt.pgTitle[BackendIdle]+gt.pgTitle[BackendBusy] > 0) {
+		v["pg_backends"] = float64(gt.pgTitle[BackendIdle] + gt.pgTitle[BackendBusy] + gt.pgTitle[BackendNoActivity])
+		v["pg_backends_busy"] = float64(gt.pgTitle[BackendBusy])
+	}
+	g.hasPrev, g.prevAt = true, now
+	return true
 }
 
 // maxTree bounds the processes of a tree.
@@ -486,45 +590,11 @@ type PidStat struct {
 	StartTime      uint64
 }
 
-// ParsePidStat parses /proc/PID/stat. The command name (field 2) is in
-// parentheses and may itself contain spaces and parentheses, so fields are
-// counted from the last ')'. Fields past stime (cutime, cstime, starttime)
-// are zero when missing.
+// ParsePidStat parses /proc/PID/stat: ParseProcStat without the command
+// name.
 func ParsePidStat(b []byte) (PidStat, error) {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return PidStat{}, fmt.Errorf("pid stat: %w", errFormat)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// After ')': state is field 3, ppid 4, utime 14, stime 15, cutime 16,
-	// cstime 17, starttime 22.
-	if len(f) < 13 {
-		return PidStat{}, fmt.Errorf("pid stat: %w", errFormat)
-	}
-	u, err1 := strconv.ParseUint(f[11], 10, 64)
-	s, err2 := strconv.ParseUint(f[12], 10, 64)
-	pp, err3 := strconv.Atoi(f[1])
-	if err := errors.Join(err1, err2, err3); err != nil {
-		return PidStat{}, fmt.Errorf("pid stat: %w", err)
-	}
-	// Real tick counts are far below 2^53; larger ones are not a real line.
-	if u > 1<<53 || s > 1<<53 {
-		return PidStat{}, fmt.Errorf("pid stat: %w", errFormat)
-	}
-	ps := PidStat{PPid: pp, UTime: u, STime: s}
-	// cutime and cstime are signed in the kernel's format; never negative
-	// in practice.
-	if len(f) >= 15 {
-		cu, err1 := strconv.ParseInt(f[13], 10, 64)
-		cs, err2 := strconv.ParseInt(f[14], 10, 64)
-		if err1 == nil && err2 == nil && cu >= 0 && cs >= 0 && cu <= 1<<53 && cs <= 1<<53 {
-			ps.CUTime, ps.CSTime = uint64(cu), uint64(cs)
-		}
-	}
-	if len(f) >= 20 {
-		ps.StartTime, _ = strconv.ParseUint(f[19], 10, 64)
-	}
-	return ps, nil
+	_, ps, err := ParseProcStat(b)
+	return ps, err
 }
 
 // ParseChildren appends the pids of a /proc/PID/task/TID/children file
