@@ -193,6 +193,7 @@ func newCtx(in *Input) *ctx {
 		s := &in.Timeline[i]
 		c.samples[s.Source] = append(c.samples[s.Source], s)
 	}
+	c.remoteHost()
 	c.pad = 5 * time.Second
 	for _, ss := range c.samples {
 		sort.SliceStable(ss, func(i, j int) bool { return ss[i].Time.Before(ss[j].Time) })
@@ -751,4 +752,55 @@ func secs(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%d ms", d.Milliseconds())
 	}
+}
+
+// remoteHost sorts out the host samples of a remote target. Exporters
+// (node_exporter, process-exporter, read by --probe-prometheus) describe
+// the target's host; /proc, read alongside by the host probe, is then the
+// generator's machine, kept as source "generator-host". The exporters'
+// samples of one second (one per exporter instance) are merged into one.
+func (c *ctx) remoteHost() {
+	var remote, local []*stampede.Sample
+	for _, s := range c.samples["host"] {
+		if s.Info["via"] == "prometheus" {
+			remote = append(remote, s)
+		} else {
+			local = append(local, s)
+		}
+	}
+	if len(remote) == 0 {
+		return
+	}
+	if len(local) > 0 {
+		c.samples["generator-host"] = local
+	}
+	sort.SliceStable(remote, func(i, j int) bool { return remote[i].Time.Before(remote[j].Time) })
+	var merged []*stampede.Sample
+	for _, s := range remote {
+		if n := len(merged); n > 0 && s.Time.Sub(merged[n-1].Time) < time.Second && merged[n-1].Err == "" && s.Err == "" {
+			m := merged[n-1]
+			for k, v := range s.Values {
+				if _, ok := m.Values[k]; !ok {
+					m.Values[k] = v
+				}
+			}
+			for k, v := range s.Info {
+				if _, ok := m.Info[k]; !ok {
+					m.Info[k] = v
+				}
+			}
+			continue
+		}
+		cp := *s
+		cp.Values = make(map[string]float64, len(s.Values))
+		for k, v := range s.Values {
+			cp.Values[k] = v
+		}
+		cp.Info = make(map[string]string, len(s.Info))
+		for k, v := range s.Info {
+			cp.Info[k] = v
+		}
+		merged = append(merged, &cp)
+	}
+	c.samples["host"] = merged
 }

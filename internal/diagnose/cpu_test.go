@@ -117,3 +117,28 @@ func TestCPUSharedByMany(t *testing.T) {
 		t.Errorf("the evidence should say no single consumer holds it: %+v", f.Evidence)
 	}
 }
+
+// A remote target read through exporters: node_exporter's and
+// process-exporter's samples of one second make one host reading, and the
+// generator's own /proc readings do not mix with them.
+func TestRemoteHostSamples(t *testing.T) {
+	s := newSim(30 * time.Second)
+	s.reqs(0, 30, 2, "GET", "GET /dashboard/", constLat(ms(20)), nil)
+	for sec := 0; sec < 30; sec++ {
+		s.sample(sec, "host", map[string]float64{"cores": 8, "cpu_busy_pct": 12, "cpu_pct:stampede": 90}, nil, "")
+		s.sample(sec, "host", map[string]float64{"cores": 2, "cpu_busy_pct": 97}, map[string]string{"via": "prometheus", "instance": "db:9100"}, "")
+		s.tl = append(s.tl, stampede.Sample{Time: s.at(float64(sec) + 0.2), Source: "host",
+			Values: map[string]float64{"cpu_pct:postgres": 170, "cpu_pct:app": 20}, Info: map[string]string{"via": "prometheus", "instance": "db:9256"}})
+	}
+	c := newCtx(s.input())
+	if n := len(c.samples["host"]); n != 30 {
+		t.Fatalf("%d host samples, want the 30 merged remote ones", n)
+	}
+	if n := len(c.samples["generator-host"]); n != 30 {
+		t.Errorf("%d generator-host samples, want the 30 local ones", n)
+	}
+	sp := c.cpuSplitIn(nil, nil)
+	if dom, ok := sp.dominant(); !ok || dom != "postgres" || sp.cores != 2 {
+		t.Errorf("split %+v: want PostgreSQL dominant on the target's 2 cores", sp)
+	}
+}

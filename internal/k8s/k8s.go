@@ -616,7 +616,9 @@ func warnings(sc *load.Scenario, plan *load.Plan, sz Sizing) []string {
 	for _, l := range sc.Logs {
 		w = append(w, fmt.Sprintf("logs: %s (%s) is read by segment 0's pod: mount it there, or tail it with the target", l.Name, l.Path))
 	}
-	for _, dsn := range []string{sc.Probes.Postgres, sc.Probes.PgBouncer, sc.Probes.Redis, sc.Probes.Prometheus} {
+	dsns := []string{sc.Probes.Postgres, sc.Probes.PgBouncer, sc.Probes.Redis}
+	dsns = append(dsns, strings.Fields(sc.Probes.Prometheus)...) // one URL or several
+	for _, dsn := range dsns {
 		if dsn != "" && stampede.Redact(dsn) != dsn {
 			w = append(w, fmt.Sprintf("a probe's DSN (%s) holds a password: it goes into the ConfigMap as written", stampede.Redact(dsn)))
 		}

@@ -112,8 +112,9 @@ type ProbesSpec struct {
 	Postgres  string `yaml:"postgres"`
 	PgBouncer string `yaml:"pgbouncer"`
 	Redis     string `yaml:"redis"`
-	// Prometheus is a metrics URL exporting PgBouncer's pools as
-	// pgbouncer_exporter names them, when the admin console is out of reach.
+	// Prometheus is an exporter's metrics URL, or several separated by
+	// spaces: pgbouncer_exporter (when the admin console is out of
+	// reach), node_exporter, process-exporter, postgres_exporter.
 	Prometheus string `yaml:"prometheus"`
 	Host       bool   `yaml:"host"`
 	Pid        int    `yaml:"pid"`

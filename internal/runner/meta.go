@@ -74,7 +74,11 @@ func redactScenario(sc *load.Scenario) any {
 	c.Probes.Postgres = secret.Mask(stampede.Redact(c.Probes.Postgres))
 	c.Probes.PgBouncer = secret.Mask(stampede.Redact(c.Probes.PgBouncer))
 	c.Probes.Redis = secret.Mask(stampede.Redact(c.Probes.Redis))
-	c.Probes.Prometheus = secret.Mask(stampede.Redact(c.Probes.Prometheus))
+	var proms []string
+	for _, u := range strings.Fields(c.Probes.Prometheus) { // one URL or several
+		proms = append(proms, secret.Mask(stampede.Redact(u)))
+	}
+	c.Probes.Prometheus = strings.Join(proms, " ")
 	red := func(steps []load.StepSpec) []load.StepSpec {
 		out := make([]load.StepSpec, len(steps))
 		for i, s := range steps {

@@ -2,16 +2,19 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	stampede "github.com/stampede-load/stampede"
+	"github.com/stampede-load/stampede/internal/load"
 )
 
 // TestStartProbesPrometheus starts a probe per metrics URL of
@@ -53,5 +56,26 @@ func TestStartProbesPrometheus(t *testing.T) {
 	var pe *ProbeError
 	if !errors.As(err, &pe) || pe.Probe != "prometheus" || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("bad URL: %v", err)
+	}
+}
+
+// Every exporter URL's password is a secret of the run, the second one's
+// too, and meta.json's scenario carries none of them.
+func TestPrometheusPasswordsMasked(t *testing.T) {
+	urls := "http://a:first-secret@127.0.0.1:9100/metrics http://b:second-secret@127.0.0.1:9187/metrics"
+	got := runSecrets(&load.Plan{}, Options{Probes: Probes{Prometheus: urls}})
+	for _, pw := range []string{"first-secret", "second-secret"} {
+		if !slices.Contains(got, pw) {
+			t.Errorf("runSecrets %q: %s missing", got, pw)
+		}
+	}
+	sc := &load.Scenario{}
+	sc.Probes.Prometheus = urls
+	b, err := json.Marshal(redactScenario(sc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "secret") {
+		t.Errorf("meta.json's scenario holds a password: %s", b)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -314,7 +315,9 @@ func (w *writers) close() error {
 // scenario's literal secrets) and the passwords of the probes' DSNs.
 func runSecrets(plan *load.Plan, o Options) []string {
 	out := plan.Secrets()
-	for _, dsn := range []string{o.Probes.Postgres, o.Probes.PgBouncer, o.Probes.Redis, o.Probes.Prometheus} {
+	dsns := []string{o.Probes.Postgres, o.Probes.PgBouncer, o.Probes.Redis}
+	dsns = append(dsns, strings.Fields(o.Probes.Prometheus)...) // one URL or several
+	for _, dsn := range dsns {
 		if pw := secret.DSNPassword(dsn); pw != "" {
 			out = append(out, pw)
 		}

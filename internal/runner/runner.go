@@ -115,8 +115,10 @@ type Probes struct {
 	PgBouncer string
 	// Redis is a Redis URL.
 	Redis string
-	// Prometheus is a metrics URL exporting PgBouncer's pools as
-	// pgbouncer_exporter does, when the admin console is out of reach.
+	// Prometheus holds metrics URLs, separated by spaces, of exporters
+	// (pgbouncer_exporter when the admin console is out of reach,
+	// node_exporter, process-exporter, postgres_exporter for a remote
+	// target's host and database).
 	Prometheus string
 	// Host samples this host's CPU, load and memory.
 	Host bool
@@ -155,7 +157,7 @@ func (p Probes) Names() []string {
 		n = append(n, "redis")
 	}
 	if p.Prometheus != "" {
-		n = append(n, "pgbouncer (prometheus)")
+		n = append(n, "prometheus exporters")
 	}
 	if p.Host {
 		n = append(n, "host")
