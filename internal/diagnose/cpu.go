@@ -228,3 +228,47 @@ type stmtLoad struct {
 	backendSeconds float64
 	sample         *stampede.Sample
 }
+
+// seqScanRef sums the PostgreSQL probe's sequential scans by table over
+// the samples in ws (pg_stat_user_tables: the tables whose scans read the
+// most rows) and quotes the heaviest: a table read whole, again and again,
+// is the mark of a missing index.
+func (c *ctx) seqScanRef(ws []window) (stampede.EvidenceRef, bool) {
+	type tab struct{ scans, rows, idx float64 }
+	by := map[string]*tab{}
+	var at *stampede.Sample
+	for _, s := range c.samples["postgres"] {
+		if s.Err != "" || !inWindows(s.Time, ws) || s.Info["seq_scans"] == "" {
+			continue
+		}
+		for _, l := range strings.Split(s.Info["seq_scans"], "\n") {
+			f := strings.Split(l, "\t")
+			if len(f) != 4 {
+				continue
+			}
+			n, _ := strconv.ParseFloat(f[1], 64)
+			r, _ := strconv.ParseFloat(f[2], 64)
+			x, _ := strconv.ParseFloat(f[3], 64)
+			t := by[f[0]]
+			if t == nil {
+				t = &tab{}
+				by[f[0]] = t
+			}
+			t.scans, t.rows, t.idx = t.scans+n, t.rows+r, t.idx+x
+			if at == nil {
+				at = s
+			}
+		}
+	}
+	best, bestRows := "", 0.0
+	for name, t := range by {
+		if t.rows > bestRows || (t.rows == bestRows && name < best) {
+			best, bestRows = name, t.rows
+		}
+	}
+	if best == "" || bestRows < 100000 {
+		return stampede.EvidenceRef{}, false
+	}
+	t := by[best]
+	return probeRef(at, fmt.Sprintf("pg_stat_user_tables: %.0f sequential scans of %s read %.0f rows in these seconds (%.0f rows a scan, %.0f index scans): the table is read whole again and again — the mark of a missing index", t.scans, best, t.rows, t.rows/max(t.scans, 1), t.idx)), true
+}

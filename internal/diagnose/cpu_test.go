@@ -42,7 +42,8 @@ func TestCPUBurnedByPostgres(t *testing.T) {
 		info := map[string]string{"active": "1\tCPU\tSELECT ? FROM django_session WHERE session_key = $1"}
 		busy, groups := 30.0, map[string]float64{"postgres": 20, "app": 25, "stampede": 10}
 		if sec >= 8 {
-			info = map[string]string{"active": "6\tCPU\t" + q + "\n1\tIO:DataFileRead\t" + q}
+			info = map[string]string{"active": "6\tCPU\t" + q + "\n1\tIO:DataFileRead\t" + q,
+				"seq_scans": "public.work_analysis\t12\t3600000\t0\npublic.work_item\t2\t4000\t80"}
 			busy, groups = 97, map[string]float64{"postgres": 150, "app": 28, "stampede": 14, "other": 2}
 		}
 		s.sample(sec, "postgres", map[string]float64{"backends": 12, "state:active": 7, "wait:Lock": 0, "wait:CPU": 6, "oldest_query_s": 0.6}, info, "")
@@ -59,6 +60,9 @@ func TestCPUBurnedByPostgres(t *testing.T) {
 	}
 	if !hasEvidence(&top, "of 2 cores, app ") || !hasEvidence(&top, "host CPU by consumer while requests were slow") {
 		t.Errorf("the evidence should print the split: %+v", top.Evidence)
+	}
+	if !hasEvidence(&top, "sequential scans of public.work_analysis read") {
+		t.Errorf("the evidence should name the table read whole: %+v", top.Evidence)
 	}
 	if top.Explains.Slow < 400 {
 		t.Errorf("slow-query explains %d slow requests: want every page slowed while PostgreSQL held the CPU", top.Explains.Slow)

@@ -814,6 +814,9 @@ func ruleSlowQuery(c *ctx) verdict {
 		v.evidence = append(v.evidence, noteRef("postgres-log", fmt.Sprintf("%d statements logged slower than log_min_duration_statement in these windows, median %s, longest %s", len(stmts), secs(medianMs(stmts)), secs(maxMs(stmts)))))
 	}
 	v.evidence = append(v.evidence, eventRefs(timeouts, "statement or query timeouts")...)
+	if ref, ok := c.seqScanRef(ws); ok {
+		v.evidence = append(v.evidence, ref)
+	}
 	if pgDom {
 		v.evidence = append(v.evidence, sp.ref("while requests were slow"))
 		if ashNamed {

@@ -288,3 +288,72 @@ func TestRefused(t *testing.T) {
 	}
 	conns[1].Close(ctx)
 }
+
+// TestSeqScans reads a table by sequential scans between two readings
+// (a filter on a column without an index) and another by its index: the
+// first is named in Info["seq_scans"] with the rows its scans read, and
+// the deltas count both kinds of scans.
+func TestSeqScans(t *testing.T) {
+	t.Parallel()
+	pg := testenv.Postgres(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	app, err := pgx.Connect(ctx, pg.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close(context.Background())
+	if _, err := app.Exec(ctx, `CREATE TABLE analysis (id int PRIMARY KEY, item int, cost int);
+		INSERT INTO analysis SELECT g, g % 100, g FROM generate_series(1, 5000) g;
+		CREATE TABLE item (id int PRIMARY KEY, name text); INSERT INTO item SELECT g, 'x' FROM generate_series(1, 100) g;
+		ANALYZE analysis; ANALYZE item`); err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(pg.SuperDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	first, err := p.Sample(ctx, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := first.Values["seq_scan_delta"]; ok {
+		t.Errorf("first reading has deltas: %v", first.Values)
+	}
+	for i := range 4 {
+		if _, err := app.Exec(ctx, "SELECT sum(cost) FROM analysis WHERE item = $1", i); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := app.Exec(ctx, "SELECT name FROM item WHERE id = $1", i+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A backend publishes its table statistics at a transaction's end at
+	// most once a second (PostgreSQL 15), or once idle for a while: ask
+	// for the next end to publish them.
+	if _, err := app.Exec(ctx, "SELECT pg_stat_force_next_flush()"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	var got stampede.Sample
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if got, err = p.Sample(ctx, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if got.Values["seq_scan_delta"] >= 4 {
+			break
+		}
+		// a reading without them: the next one's deltas start here
+	}
+	t.Logf("seq_scan_delta %v seq_tup_read_delta %v idx_scan_delta %v, Info[seq_scans]: %q", got.Values["seq_scan_delta"], got.Values["seq_tup_read_delta"], got.Values["idx_scan_delta"], got.Info["seq_scans"])
+	if got.Values["seq_scan_delta"] < 4 || got.Values["seq_tup_read_delta"] < 4*5000 {
+		t.Errorf("deltas: %v", got.Values)
+	}
+	f := strings.Split(strings.Split(got.Info["seq_scans"], "\n")[0], "\t")
+	if len(f) != 4 || f[0] != "public.analysis" {
+		t.Errorf("Info[seq_scans] = %q, want public.analysis first", got.Info["seq_scans"])
+	}
+}

@@ -33,6 +33,10 @@
 //	                              milliseconds (the probe's own excluded once
 //	                              recognised)
 //	stmt_calls_delta              pg_stat_statements: calls since then
+//	seq_scan_delta, seq_tup_read_delta, idx_scan_delta
+//	                              pg_stat_user_tables: sequential scans, the
+//	                              rows they read and index scans since the
+//	                              previous reading (tables.go)
 //
 // Info keys:
 //
@@ -56,6 +60,9 @@
 //	            "CALLS\tTOTAL_MS\tMEAN_MS\tQUERY".
 //	statements_error  why pg_stat_statements could not be read (e.g. not in
 //	            shared_preload_libraries); the sample is good otherwise.
+//	seq_scans   the 3 tables whose sequential scans read the most rows since
+//	            the previous reading, "TABLE\tSEQ_SCANS\tROWS_READ\tIDX_SCANS".
+//	tables_error  why pg_stat_user_tables could not be read.
 //
 // Every QUERY is normalized: whitespace collapsed, string and numeric
 // literals replaced by "?", at most 160 characters. pg_stat_statements is
@@ -83,10 +90,11 @@ var _ probe.Probe = (*Probe)(nil)
 
 // Probe reads a PostgreSQL server. Create it with New.
 type Probe struct {
-	mu    sync.Mutex
-	conn  *pgconn.Conn
-	prev  map[string]float64 // pg_stat_database counters of the last reading
-	stmts statements
+	mu     sync.Mutex
+	conn   *pgconn.Conn
+	prev   map[string]float64 // pg_stat_database counters of the last reading
+	stmts  statements
+	tables tables
 }
 
 // New returns a probe of the server at dsn (a URL or key=value string). It
@@ -204,6 +212,7 @@ func (p *Probe) sample(ctx context.Context, now time.Time) (stampede.Sample, err
 	}
 	p.prev = cur
 	p.stmts.sample(ctx, conn, now, &smp)
+	p.tables.sample(ctx, conn, &smp)
 	return smp, nil
 }
 
