@@ -584,6 +584,10 @@ var overlays = []overlay{
 	{chart: "redis", source: "redis", key: "rejected_connections_delta", label: "Redis rejected connections", axis: 1, color: "#d62728", sum: true},
 	{chart: "cpu", source: "host", key: "cpu_busy_pct", label: "host CPU busy (% of all cores)", unit: "%", color: "#1f77b4"},
 	{chart: "cpu", source: "host", key: "proc_cpu_pct", label: "target process CPU (% of one core)", unit: "%", color: "#17becf"},
+	// Who burns the CPU: the host probe's process groups.
+	{chart: "cpu", source: "host", key: "cpu_pct:postgres", label: "PostgreSQL CPU (% of one core)", unit: "%", color: "#9467bd"},
+	{chart: "cpu", source: "host", key: "cpu_pct:app", label: "app CPU (% of one core)", unit: "%", color: "#2ca02c"},
+	{chart: "cpu", source: "host", key: "cpu_pct:redis", label: "Redis CPU (% of one core)", unit: "%", color: "#d62728"},
 	{chart: "cpu", source: "generator", key: "cpu_pct", label: "stampede CPU (% of one core)", unit: "%", color: "#7f7f7f"},
 	{chart: "cpu", source: "generator", key: "lag_ms", label: "stampede timer lag", unit: "ms", axis: 1, color: "#bcbd22", sum: false},
 }
