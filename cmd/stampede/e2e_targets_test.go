@@ -442,6 +442,11 @@ func startsEvent(l string) bool {
 	if l[0] == '{' {
 		return true // a JSON line is an event of its own
 	}
+	if requestTagged(l) {
+		// Rails' tagged logging: the lines after a message's first
+		// carry only the request's tag, "[uuid] ...".
+		return false
+	}
 	for _, p := range []string{"Traceback (", "During handling of", "The above exception", "Caused by: ", "\tfrom ", "DETAIL:", "HINT:", "CONTEXT:", "STATEMENT:"} {
 		if strings.HasPrefix(l, p) {
 			return false
@@ -456,3 +461,19 @@ func startsEvent(l string) bool {
 }
 
 func startsWithDigit(s string) bool { return s != "" && s[0] >= '0' && s[0] <= '9' }
+
+// requestTagged reports whether a line starts with a request id tag, as
+// Rails' tagged logging prefixes each line of a multi-line message:
+// "[d7a937b1-7c5c-4f8a-8b90-d93fac5f9302] activerecord (6.1.7) lib/...".
+func requestTagged(l string) bool {
+	end := strings.Index(l, "] ")
+	if len(l) < 2 || l[0] != '[' || end < 9 {
+		return false
+	}
+	for _, c := range l[1:end] {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

@@ -89,6 +89,9 @@ type event struct {
 
 	inTB, pyDone, lastMarker, afterBlank bool
 	goDone                               bool // "exit status N" seen
+	// worker is the pid a cluster's worker put before its line ("[31653]
+	// 127.0.0.1 - - [...] ..." from Puma's workers), "" when none.
+	worker string
 	json                                 bool // a JSON line: its fields are in Parser.jf
 }
 
@@ -137,6 +140,10 @@ func (p *Parser) Feed(line string, lineNo int) []stampede.Evidence {
 			return out
 		}
 	}
+	worker := ""
+	if w, rest, ok := workerPrefix(line); ok {
+		worker, line = w, rest
+	}
 	if len(line) > 0 && line[0] != ' ' && line[0] != '\t' {
 		if t, pre, rest, ok := parseStamp(line, p.loc); ok {
 			level, msg, lvAt := splitLevel(rest, pre)
@@ -151,6 +158,7 @@ func (p *Parser) Feed(line string, lineNo int) []stampede.Evidence {
 			}
 			out := p.flush()
 			p.start(line, lineNo, t, true, level, msg, pre, rest)
+			p.cur.worker = worker
 			return out
 		}
 	}
@@ -164,6 +172,7 @@ func (p *Parser) Feed(line string, lineNo int) []stampede.Evidence {
 	}
 	level, msg, _ := splitLevel(line, "")
 	p.start(line, lineNo, time.Time{}, false, level, msg, "", line)
+	p.cur.worker = worker
 	return out
 }
 
@@ -291,6 +300,9 @@ func (p *Parser) flush() []stampede.Evidence {
 	p.kv = p.kv[:0]
 	p.pg = p.pg[:0]
 	p.rt = reqTiming{}
+	if e.worker != "" {
+		p.kv = append(p.kv, kv{k: "worker", v: e.worker})
+	}
 
 	var pgh pgHead
 	if e.json {
@@ -1108,4 +1120,23 @@ func headException(msg string) (string, string) {
 		return msg, ""
 	}
 	return "", ""
+}
+
+// workerPrefix splits off the "[PID] " a pre-forking server's worker puts
+// before its lines (Puma in cluster mode before each request-log line):
+// only digits between the brackets, then a blank and a line that goes on.
+func workerPrefix(line string) (pid, rest string, ok bool) {
+	if len(line) < 4 || line[0] != '[' {
+		return "", line, false
+	}
+	end := strings.IndexByte(line, ']')
+	if end < 2 || end > 11 || end+2 > len(line) || line[end+1] != ' ' {
+		return "", line, false
+	}
+	for i := 1; i < end; i++ {
+		if line[i] < '0' || line[i] > '9' {
+			return "", line, false
+		}
+	}
+	return line[1:end], line[end+2:], true
 }

@@ -8,4 +8,8 @@ threads max_threads, max_threads
 bind ENV.fetch("PUMA_BIND", "tcp://127.0.0.1:3000")
 environment ENV.fetch("RAILS_ENV", "production")
 worker_timeout Integer(ENV.fetch("PUMA_WORKER_TIMEOUT", "60"))
+# Puma's request log (`quiet false`): a common-log line per request with its
+# status and the seconds Puma spent on it, whatever answered — rack-attack's
+# 429s too, which never reach Rails' own log.
+log_requests ENV.fetch("PUMA_LOG_REQUESTS", "true") == "true"
 preload_app!
