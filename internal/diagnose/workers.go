@@ -19,6 +19,10 @@ import (
 // does. The endpoint that holds the worker longest is the one whose
 // requests in flight move with the others' latency.
 
+// lightFloor is the floor below which a page does little work: waiting
+// for a worker, it shows the workers blocked, not its own cost.
+const lightFloor = 100 * time.Millisecond
+
 // togetherShare is the share of the seconds with slow requests in which
 // most endpoints with requests were slow at once, for the slowness to be
 // shared rather than one page's.
@@ -55,7 +59,7 @@ func (c *ctx) blockedWorkers(es []*endpoint) verdict {
 				continue
 			}
 			with++
-			if time.Duration(e.lat[s]*float64(time.Second)) > e.slow.loadBar {
+			if e.slow.loadSeries[s] > 0 || time.Duration(e.lat[s]*float64(time.Second)) > e.slow.loadBar {
 				slow++
 			}
 		}
@@ -67,18 +71,28 @@ func (c *ctx) blockedWorkers(es []*endpoint) verdict {
 			together++
 		}
 	}
-	if slowSecs < 3 || float64(together) < togetherShare*float64(slowSecs) {
+	// Or the other pages' latency moves with one heavy page's requests in
+	// flight: the page that holds the workers (what an import's rolling
+	// percentiles show better than second-by-second slowness).
+	culprit, r := c.culprit(es)
+	if slowSecs < 3 || (float64(together) < togetherShare*float64(slowSecs) && culprit == nil) {
 		return v
 	}
-	// A page that does little work slowed too: the fastest endpoint is
-	// among the slow ones.
-	fastest := live[0]
-	for _, e := range live {
+	// A page that does little work slowed too: the lightest slow
+	// endpoint answers in tens of milliseconds alone (lightFloor), or is
+	// the lightest endpoint of all.
+	fastest, lightest := es[0], live[0]
+	for _, e := range es {
 		if e.slow.floor < fastest.slow.floor {
 			fastest = e
 		}
 	}
-	if !containsEp(es, fastest) {
+	for _, e := range live {
+		if e.slow.floor < lightest.slow.floor {
+			lightest = e
+		}
+	}
+	if fastest != lightest && fastest.slow.floor > lightFloor {
 		return v
 	}
 	// The database had capacity: no lock waits, few active sessions, no
@@ -107,14 +121,16 @@ func (c *ctx) blockedWorkers(es []*endpoint) verdict {
 	switch {
 	case dbProbed && (pinned != nil || len(evs) > 0):
 		v.status, v.conf = stampede.Confirmed, 0.8
-	case dbProbed:
+	case dbProbed || culprit != nil:
+		// The database seen idle, or, without a probe of it, the other
+		// pages' latency moving with the heavy page's requests in flight
+		// while no log says the database was busy.
 		v.status, v.conf = stampede.Likely, 0.6
 	default:
 		v.status, v.conf = stampede.Possible, 0.35
 	}
 	v.active = ws
 	v.claims = []claim{{eps: es, ws: ws}}
-	culprit, r := c.culprit(es)
 	v.title = "App workers blocked: every page slows together while the database idles"
 	if culprit != nil {
 		v.culprit = culprit.Name
@@ -125,7 +141,7 @@ func (c *ctx) blockedWorkers(es []*endpoint) verdict {
 		v.title = fmt.Sprintf("App workers blocked by %s: every page slows together while the database idles", culprit.Name)
 	}
 	v.evidence = append(v.evidence, c.slowRef(es, ws))
-	v.evidence = append(v.evidence, noteRef("requests", fmt.Sprintf("slow together: in %d of %d seconds with slow requests most endpoints were slow at once, %s (floor %s) among them — a page that does little work waits for a worker like the heavy ones", together, slowSecs, fastest.Name, secs(fastest.slow.floor))))
+	v.evidence = append(v.evidence, noteRef("requests", fmt.Sprintf("slow together: in %d of %d seconds with slow requests most endpoints were slow at once, %s (floor %s) among the slow ones — a page that does little work waits for a worker like the heavy ones", together, slowSecs, fastest.Name, secs(fastest.slow.floor))))
 	if culprit != nil {
 		v.evidence = append(v.evidence, noteRef("join", fmt.Sprintf("requests in flight on %s move with the other pages' latency (r=%.2f); it takes %s even with little else in flight: it holds the workers longest", culprit.Name, r, secs(culprit.slow.floor))))
 	}
@@ -142,6 +158,13 @@ func (c *ctx) blockedWorkers(es []*endpoint) verdict {
 	}
 	if pinned != nil {
 		v.evidence = append(v.evidence, probeRef(pinned, pinnedText))
+	}
+	if ref, ok := c.lightServerTime(fastest, ws); ok {
+		v.evidence = append(v.evidence, ref)
+	} else if culprit != nil {
+		if ref, ok := c.serverTimeOf(culprit); ok {
+			v.evidence = append(v.evidence, ref)
+		}
 	}
 	v.evidence = append(v.evidence, eventRefs(evs, "worker saturation")...)
 	v.fix, v.next = workerAdvice(c.stack(), culprit, pinned != nil)
@@ -323,4 +346,72 @@ func (c *ctx) startSeries() (map[*endpoint][]int32, map[*endpoint]*startStats) {
 		out[e] = a
 	}
 	return out, starts
+}
+
+// lightServerTime quotes the app's own request time (an access log's) for
+// a light page inside the slow windows against outside them: a page that
+// does little work taking far longer by the server's own clock stalled in
+// the app (an event loop or a worker held by another request), since the
+// database had nothing to do with it.
+func (c *ctx) lightServerTime(e *endpoint, ws []window) (stampede.EvidenceRef, bool) {
+	var in, out []time.Duration
+	var at *event
+	for i := range c.events {
+		ev := &c.events[i]
+		if ev.Signature != "access-timing" || ev.Time.IsZero() || !eventOnEndpoint(ev, e) {
+			continue
+		}
+		p50, err := strconv.ParseFloat(ev.Fields["server_ms_p50"], 64)
+		if err != nil {
+			continue
+		}
+		d := time.Duration(p50 * float64(time.Millisecond))
+		if inWindows(ev.Time, ws) {
+			in = append(in, d)
+			if at == nil || d > medianOf(append([]time.Duration(nil), in...)) {
+				at = ev
+			}
+		} else {
+			out = append(out, d)
+		}
+	}
+	if len(in) < 2 || len(out) < 2 || at == nil {
+		return stampede.EvidenceRef{}, false
+	}
+	mi, mo := medianOf(in), medianOf(out)
+	if mi < 3*mo {
+		return stampede.EvidenceRef{}, false
+	}
+	text := fmt.Sprintf("access log: the server's own time for %s %s was a median of %s while pages were slow, %s otherwise: a page that does little work stalled inside the app", at.Fields["method"], at.Fields["path"], secs(mi), secs(mo))
+	ref := eventRef(at)
+	ref.Text = text
+	return ref, true
+}
+
+// serverTimeOf quotes the app's own request time (an access log's) for an
+// endpoint: for the page that holds the workers, its time is its own work
+// in the app.
+func (c *ctx) serverTimeOf(e *endpoint) (stampede.EvidenceRef, bool) {
+	var ds []time.Duration
+	var at *event
+	for i := range c.events {
+		ev := &c.events[i]
+		if ev.Signature != "access-timing" || !eventOnEndpoint(ev, e) {
+			continue
+		}
+		p50, err := strconv.ParseFloat(ev.Fields["server_ms_p50"], 64)
+		if err != nil {
+			continue
+		}
+		ds = append(ds, time.Duration(p50*float64(time.Millisecond)))
+		if at == nil {
+			at = ev
+		}
+	}
+	if at == nil {
+		return stampede.EvidenceRef{}, false
+	}
+	ref := eventRef(at)
+	ref.Text = fmt.Sprintf("access log: the app itself spent a median of %s on %s %s (its own request time): the page's work is done in the worker, holding it", secs(medianOf(ds)), at.Fields["method"], at.Fields["path"])
+	return ref, true
 }

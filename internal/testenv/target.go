@@ -87,7 +87,7 @@ type Target interface {
 
 // Stacks lists the reference targets' stacks, in the order the accuracy
 // table shows them.
-var Stacks = []string{"django", "rails", "flask"}
+var Stacks = []string{"django", "rails", "flask", "node"}
 
 // Modes returns the modes of a stack's target, healthy first.
 func Modes(stack string) ([]ModeInfo, error) {
