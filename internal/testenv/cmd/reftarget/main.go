@@ -1,5 +1,5 @@
 // Command reftarget starts a reference target — a real application of one
-// stack (Django, Rails or Flask) behind PgBouncer, PostgreSQL and Redis — in
+// stack (Django, Rails, Flask or Node.js) behind PgBouncer, PostgreSQL and Redis — in
 // one of its modes (a healthy configuration or one fault), prints where
 // everything is and the stampede run command line for the mode, and runs
 // until Ctrl-C.
