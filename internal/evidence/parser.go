@@ -92,7 +92,7 @@ type event struct {
 	// worker is the pid a cluster's worker put before its line ("[31653]
 	// 127.0.0.1 - - [...] ..." from Puma's workers), "" when none.
 	worker string
-	json                                 bool // a JSON line: its fields are in Parser.jf
+	json   bool // a JSON line: its fields are in Parser.jf
 }
 
 // frame is one stack frame: a function and its location.
