@@ -11,9 +11,10 @@ import (
 // refused (load.Engine.CookieEvidence), masked with the run's secrets like
 // every other event. The recorder calls it every second, before the files
 // are flushed, and once more when the load is over.
-func writeClientEvidence(e *load.Engine, secrets *secret.Masker, w *rundir.JSONLWriter) {
+func writeClientEvidence(e *load.Engine, secrets *secret.Masker, w *rundir.JSONLWriter, obs observers) {
 	for _, ev := range e.CookieEvidence() {
 		secrets.Evidence(&ev)
 		_ = w.Write(ev)
+		obs.evidence(ev)
 	}
 }

@@ -73,6 +73,8 @@ func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 	engine := load.New(plan)
 	engine.Secrets = secrets
 	m := metrics.New(start)
+	obs := observers(o.Observers)
+	obs.loadChanged(LoadChange{Time: start, Users: plan.Users, SpawnRate: plan.SpawnRate, ArrivalRate: plan.ArrivalRate, By: "plan"})
 
 	// Side goroutines (self-watch, probes, log followers, progress) live
 	// until the load is over; sideCtx ends them.
@@ -82,12 +84,16 @@ func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 		side.Go(func() {
 			sw := load.NewSelfWatch(engine)
 			sw.SharedWithTarget = o.SharedProcess
-			sw.Run(sideCtx, time.Second, func(s stampede.Sample) { _ = w.timeline.Write(s) })
+			sw.Run(sideCtx, time.Second, func(s stampede.Sample) {
+				_ = w.timeline.Write(s)
+				obs.sample(s)
+			})
 		})
 	}
 	stopProbes, err := startProbes(sideCtx, o.Probes, func(s stampede.Sample) {
 		secrets.Sample(&s)
 		_ = w.timeline.Write(s)
+		obs.sample(s)
 	})
 	if err != nil {
 		stopSide()
@@ -95,7 +101,10 @@ func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 		w.close()
 		return nil, err
 	}
-	stopLogs, err := startLogs(sideCtx, o.Logs, secrets, func(e stampede.Evidence) { _ = w.evidence.Write(e) })
+	stopLogs, err := startLogs(sideCtx, o.Logs, secrets, func(e stampede.Evidence) {
+		_ = w.evidence.Write(e)
+		obs.evidence(e)
+	})
 	if err != nil {
 		stopSide()
 		stopProbes()
@@ -144,11 +153,16 @@ func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 					rows++
 				}
 				m.Add(&r)
+				obs.result(&r)
 			case now := <-tick.C:
 				sec := m.Tick(now, engine.Users())
 				m.SetDropped(engine.Dropped())
-				writeClientEvidence(engine, secrets, w.evidence)
+				writeClientEvidence(engine, secrets, w.evidence, obs)
 				w.second(m, sec, now)
+				if len(obs) > 0 {
+					obs.second(&SecondView{Second: sec, Failures: m.Failures(), Users: engine.Users(),
+						InFlight: engine.InFlight(), Dropped: engine.Dropped(), Start: start})
+				}
 			}
 		}
 	}()
@@ -162,7 +176,7 @@ func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 	}
 	close(results)
 	<-recDone
-	writeClientEvidence(engine, secrets, w.evidence)
+	writeClientEvidence(engine, secrets, w.evidence, obs)
 	interrupted := ctx.Err() != nil
 	end := time.Now()
 	// Let the probes take one more reading and the followers read the last
@@ -201,6 +215,7 @@ func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 		thresholds = nil // evaluated once, by the merge of every segment
 	}
 	derive(dir, res, thresholds, o.NoDiagnose || o.ObserveOnly)
+	obs.end(res)
 	return res, nil
 }
 

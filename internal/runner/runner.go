@@ -68,6 +68,9 @@ type Options struct {
 	// duration without any load: the one observer of a split load whose
 	// segments only make load. It writes no diagnosis.
 	ObserveOnly bool
+	// Observers see the run as it goes (see Observer): the live page, the
+	// metrics sent out.
+	Observers []Observer
 }
 
 // StartAtTolerance is how far in the past Options.StartAt may be: a
