@@ -73,8 +73,8 @@ func (p *Parser) feedPrefixedJSON(msg string, lineNo int, t time.Time, level str
 		// Ruby's Logger: "-- progname: message".
 		if i := strings.Index(rest, ": "); i >= 0 && !strings.ContainsAny(rest[:i], " {") {
 			rest = rest[i+2:]
-		} else if strings.HasPrefix(rest, ":") {
-			rest = rest[1:]
+		} else {
+			rest = strings.TrimPrefix(rest, ":")
 		}
 		msg = rest
 	}

@@ -31,8 +31,12 @@ func (r *recorder) Second(s *SecondView) {
 }
 func (r *recorder) Sample(stampede.Sample)     { r.mu.Lock(); r.samples++; r.mu.Unlock() }
 func (r *recorder) Evidence(stampede.Evidence) {}
-func (r *recorder) LoadChanged(c LoadChange)   { r.mu.Lock(); r.loads = append(r.loads, c); r.mu.Unlock() }
-func (r *recorder) End(res *Result)            { r.mu.Lock(); r.ended = res; r.mu.Unlock() }
+func (r *recorder) LoadChanged(c LoadChange) {
+	r.mu.Lock()
+	r.loads = append(r.loads, c)
+	r.mu.Unlock()
+}
+func (r *recorder) End(res *Result) { r.mu.Lock(); r.ended = res; r.mu.Unlock() }
 
 // Every request reaches the observers, the seconds come once a second with
 // the running totals, the generator's own samples arrive, the plan's load
