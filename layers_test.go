@@ -20,7 +20,7 @@ var layers = []struct {
 	{2, []string{"internal/diagnose", "internal/load"}},
 	{3, []string{"internal/report", "internal/locust", "internal/k8s"}},
 	{4, []string{"internal/runner"}},
-	{5, []string{"internal/merge"}},
+	{5, []string{"internal/merge", "internal/live", "internal/metricsout"}},
 	{6, []string{"cmd/", "internal/testenv/cmd/", "internal/faults", "internal/faults/"}},
 }
 
