@@ -89,6 +89,7 @@ type ctx struct {
 	maxLat     time.Duration    // the longest request, for joins
 	rowLocks   *[]*rowLockGroup // the queued row-locking statements (lazy)
 	stk        *stackInfo       // the software seen (lazy)
+	shared     *bool            // the target ran in the generator's process (lazy)
 }
 
 // maxSeconds caps the per-second arrays at a week.

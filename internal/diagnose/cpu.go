@@ -54,6 +54,11 @@ func (c *ctx) cpuSplitIn(ws []window, keep func(*stampede.Sample) bool) cpuSplit
 		has := false
 		for k, v := range s.Values {
 			if g, ok := strings.CutPrefix(k, "cpu_pct:"); ok {
+				if g == "stampede" && c.sharedTarget() {
+					// The target runs inside stampede's process (the
+					// demo's lab): its CPU is the app's.
+					g = "app"
+				}
 				sum[g] += v
 				has = true
 			}
@@ -271,4 +276,20 @@ func (c *ctx) seqScanRef(ws []window) (stampede.EvidenceRef, bool) {
 	}
 	t := by[best]
 	return probeRef(at, fmt.Sprintf("pg_stat_user_tables: %.0f sequential scans of %s read %.0f rows in these seconds (%.0f rows a scan, %.0f index scans): the table is read whole again and again — the mark of a missing index", t.scans, best, t.rows, t.rows/max(t.scans, 1), t.idx)), true
+}
+
+// sharedTarget reports whether the target ran inside the generator's own
+// process (the generator's samples say so: the demo's embedded lab).
+func (c *ctx) sharedTarget() bool {
+	if c.shared == nil {
+		v := false
+		for _, s := range c.samples["generator"] {
+			if s.Info["shared_with_target"] == "true" {
+				v = true
+				break
+			}
+		}
+		c.shared = &v
+	}
+	return *c.shared
 }
