@@ -150,6 +150,7 @@ func Diagnose(in *Input) stampede.Diagnosis {
 	}
 	sort.SliceStable(found, func(i, j int) bool { return less(found[i], found[j]) })
 	noteClose(found)
+	c.noteSteps(found)
 	for _, v := range found {
 		d.Findings = append(d.Findings, v.finding())
 	}

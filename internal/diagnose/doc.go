@@ -12,6 +12,11 @@
 // failure no rule claims is counted under unexplained-server-error, which
 // says what to capture next.
 //
+// The load may change while the run goes (LoadFacts.Steps: the live
+// page's changes): slowness or failures that begin with a step up of the
+// load are read as a capacity reading of the higher load, said so in the
+// finding's evidence, never as a fault appearing by itself mid-run.
+//
 // A finding is confirmed only by direct evidence: a log signature in the
 // failure window, a probe reading that shows the mechanism, or the server's
 // own answer (a 429, a throttle or CSRF message in the page). Symptoms and

@@ -200,6 +200,9 @@ func loadRun(t *testing.T, files map[string]string) *Input {
 		Start time.Time `json:"start"`
 		End   time.Time `json:"end"`
 		Load  LoadFacts `json:"load"`
+		// LoadChanges is meta.json's load_changes: the plan's load, then
+		// the steps (as runner.LoadInput reads them).
+		LoadChanges []LoadStep `json:"load_changes"`
 	}
 	if err := json.Unmarshal([]byte(files["meta.json"]), &meta); err != nil {
 		t.Fatalf("meta.json: %v", err)
@@ -212,6 +215,11 @@ func loadRun(t *testing.T, files map[string]string) *Input {
 		parseLocust(t, in, files)
 	}
 	in.Load = meta.Load
+	for _, st := range meta.LoadChanges {
+		if st.By != "plan" {
+			in.Load.Steps = append(in.Load.Steps, st)
+		}
+	}
 	sc := bufio.NewScanner(strings.NewReader(files["timeline.jsonl"]))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {

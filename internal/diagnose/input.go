@@ -47,6 +47,11 @@ type LoadFacts struct {
 	// LoginEndpoints names the endpoints that submit the login form. When
 	// empty, a POST endpoint whose name mentions login or sign-in is one.
 	LoginEndpoints []string `json:"login_endpoints,omitempty"`
+	// Steps are the changes of the load made while the run ran, in order
+	// (see LoadStep); the load above is the plan's, in force until the
+	// first. A latency step or failures that begin right after a step up
+	// are read as the higher load's, not as a fault's onset.
+	Steps []LoadStep `json:"steps,omitempty"`
 }
 
 // EndpointTotals holds one endpoint's totals over the run, as Locust's

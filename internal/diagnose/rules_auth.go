@@ -731,7 +731,8 @@ func ruleSessionLost(c *ctx) verdict {
 		v.next = cookieNext(r)
 		return v
 	}
-	bursts := c.bursts(c.claimSeries(v.claims))
+	series := c.claimSeries(v.claims)
+	bursts := c.bursts(series)
 	biggest := Burst{}
 	for _, b := range bursts {
 		if b.Failures > biggest.Failures {
@@ -739,7 +740,17 @@ func ruleSessionLost(c *ctx) verdict {
 		}
 	}
 	run := c.end.Sub(c.start)
+	step, stepped := c.stepBefore(series)
 	switch {
+	case share < 0.95 && stepped:
+		// They began when the load went up: the session store could not
+		// keep the sessions of the higher load. Sessions lost together
+		// would otherwise read as a restart or a flush, which a step of
+		// the load is not.
+		v.title = fmt.Sprintf("Sessions lost once the load went up to %s %s: pages after login went back to the login page", number(step.to), step.unit)
+		v.evidence = append(v.evidence, stampede.EvidenceRef{Source: "load", Time: step.at, Text: fmt.Sprintf("the lost sessions began after %s, with none before: the session store lost sessions at the higher load (evicted or refused for lack of room), a capacity reading, not sessions dropped at once by a restart", step.text(c))})
+		v.fix = "Give the session store room for every session of the load: memory and an eviction policy that keeps sessions (Redis maxmemory with volatile-* or noeviction, memcached's size), or keep sessions in the database."
+		v.next = fmt.Sprintf("Rerun at %s and at %s %s with the session store probed (--probe-redis): sessions should be lost only at the higher load, as the store's evictions or refusals grow.", number(step.from), number(step.to), step.unit)
 	case share < 0.95 && len(bursts) > 0 && float64(biggest.Failures) >= 0.8*float64(n) && biggest.End.Sub(biggest.Start) < run*3/10:
 		// Concentrated in time: something dropped the sessions at once.
 		v.title = fmt.Sprintf("Sessions dropped from %s to %s: pages after login went back to the login page", biggest.Start.Format(clock), biggest.End.Format(clock))

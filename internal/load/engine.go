@@ -31,8 +31,10 @@ type Engine struct {
 	// Plan.Secrets and the run's other secrets.
 	Secrets *secret.Masker
 
-	plan      *Plan
-	transport *http.Transport
+	plan       *Plan
+	transports transports
+	ctl        control // the load followed (SetUsers, SetArrivalRate)
+	slots      slots   // the users' numbers
 
 	users    atomic.Int64 // virtual users alive
 	inflight atomic.Int64 // requests in flight
@@ -47,7 +49,15 @@ type Engine struct {
 
 // New returns an engine for the plan.
 func New(p *Plan) *Engine {
-	return &Engine{plan: p, transport: session.NewTransport(p.Users, p.Insecure, p.Hosts)}
+	e := &Engine{plan: p}
+	e.transports = transports{insecure: p.Insecure, hosts: p.Hosts,
+		pools: []*http.Transport{session.NewTransport(p.Users, p.Insecure, p.Hosts)}, bounds: []int{p.Users}}
+	rate := p.SpawnRate
+	if p.Model == Open {
+		rate = p.ArrivalRate
+	}
+	e.ctl.cur = &target{users: p.Users, rate: rate, changed: make(chan struct{})}
+	return e
 }
 
 // Users is the number of live virtual users.
@@ -77,7 +87,7 @@ func (e *Engine) Relogins() int64 { return e.relogins.Load() }
 func (e *Engine) Run(ctx context.Context, out chan<- stampede.Result) error {
 	ctx, cancel := context.WithTimeout(ctx, e.plan.Duration)
 	defer cancel()
-	defer e.transport.CloseIdleConnections()
+	defer e.transports.closeIdle()
 	var wg sync.WaitGroup
 	if e.plan.Model == Open {
 		e.runOpen(ctx, out, &wg)
@@ -88,9 +98,10 @@ func (e *Engine) Run(ctx context.Context, out chan<- stampede.Result) error {
 	return nil
 }
 
-// newVU returns virtual user number n (from 1, numbered as in the whole
-// plan when the plan is a segment).
-func (e *Engine) newVU(n int, out chan<- stampede.Result) *vu {
+// newVU returns the virtual user of slot j (numbered from 1 as in the
+// whole plan when the plan is a segment), when the load wants users.
+func (e *Engine) newVU(j, users int, out chan<- stampede.Result) *vu {
+	n := e.plan.Segment.global(j)
 	v := &vu{e: e, n: n, out: out, rng: rand.New(rand.NewPCG(uint64(n), uint64(time.Now().UnixNano())))}
 	if e.plan.Quick && e.plan.Target.Scheme == "http" {
 		// The quick form's plain GET loop goes through a lean HTTP/1.1
@@ -100,7 +111,7 @@ func (e *Engine) newVU(n int, out chan<- stampede.Result) *vu {
 			v.fast = fc
 		}
 	}
-	v.b = session.New(session.Options{Transport: e.transport, Timeout: e.plan.Timeout,
+	v.b = session.New(session.Options{Transport: e.transports.forSlot(j, users), Timeout: e.plan.Timeout,
 		// Called during v.b.Do, on the user's goroutine: v.endpoint is
 		// the step whose response set the cookie.
 		CookieRefused: func(r session.CookieRefusal) { e.cookies.add(&r, v.endpoint) }})
@@ -110,83 +121,134 @@ func (e *Engine) newVU(n int, out chan<- stampede.Result) *vu {
 	return v
 }
 
+// runClosed starts the plan's users on its schedule, then follows the
+// changes of the load (SetUsers): each change starts a ramp from the users
+// active then to the users wanted, one user started or stopped every
+// 1/rate seconds, the first at once.
 func (e *Engine) runClosed(ctx context.Context, out chan<- stampede.Result, wg *sync.WaitGroup) {
 	p := e.plan
 	start := time.Now()
-	for j := range p.Users {
-		// Spawn on schedule: the j-th user starts at its offset, whatever
-		// happened to the others.
-		if at := p.spawnOffset(j); at > 0 && !sleepUntil(ctx, start.Add(at)) {
-			return
+	t := e.ctl.get()
+	ramp, k := start, 0 // a change's ramp: its start and the steps made
+	for {
+		active := e.slots.count()
+		if active == t.users {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.changed:
+				t, ramp, k = e.ctl.get(), time.Now(), 0
+				continue
+			}
 		}
-		v := e.newVU(p.Segment.global(j), out)
+		// The plan's ramp keeps the plan's schedule (the j-th user at its
+		// offset, whatever happened to the others: the segments of a split
+		// load keep the whole one's); a change's ramp its own.
+		at := start.Add(p.spawnOffset(active))
+		if t.gen > 0 {
+			at = ramp.Add(offset(k, t.rate))
+		}
+		switch waitUntil(ctx, t.changed, at) {
+		case waitDone:
+			return
+		case waitChanged:
+			t, ramp, k = e.ctl.get(), time.Now(), 0
+			continue
+		}
+		k++
+		if active > t.users {
+			e.slots.stopLast()
+			continue
+		}
+		j, quit := e.slots.take()
+		v := e.newVU(j, t.users, out)
 		wg.Add(1)
 		e.users.Add(1)
 		go func() {
 			defer wg.Done()
 			defer e.users.Add(-1)
+			defer e.slots.free(j)
 			defer v.close()
-			v.loop(ctx)
+			v.loop(ctx, quit)
 		}()
 	}
 }
 
+// runOpen starts flows at the plan's arrival rate, then at the rate of
+// each change (SetArrivalRate), from the change on: the first 1/rate after
+// it. A start that finds no free user and no room for a new one (max
+// users) is dropped.
 func (e *Engine) runOpen(ctx context.Context, out chan<- stampede.Result, wg *sync.WaitGroup) {
 	p := e.plan
 	work := make(chan time.Time)
 	start := time.Now()
-	n := 0
-	for i := 0; ; i++ {
-		at := start.Add(p.arrivalOffset(i))
+	t := e.ctl.get()
+	ramp, k := start, 0
+	for {
+		at := start.Add(p.arrivalOffset(k))
+		if t.gen > 0 {
+			at = ramp.Add(offset(k, t.rate))
+		}
 		// Keep the schedule: when the pacer is late it starts the overdue
 		// arrivals at once, each stamped with its intended time.
-		if !sleepUntil(ctx, at) {
+		switch waitUntil(ctx, t.changed, at) {
+		case waitDone:
 			return
+		case waitChanged:
+			t, ramp, k = e.ctl.get(), time.Now(), 1
+			continue
 		}
+		k++
 		select {
 		case work <- at:
 			e.started.Add(1)
 			continue
 		default:
 		}
-		if n >= p.Users {
+		// Only this goroutine adds users: the count cannot pass the max.
+		if e.users.Load() >= int64(t.users) {
 			e.dropped.Add(1)
 			continue
 		}
-		v := e.newVU(p.Segment.global(n), out)
-		n++
+		j, _ := e.slots.take()
+		v := e.newVU(j, t.users, out)
 		wg.Add(1)
 		e.users.Add(1)
 		e.started.Add(1)
 		go func(first time.Time) {
 			defer wg.Done()
-			defer e.users.Add(-1)
+			defer e.slots.free(j)
 			defer v.close()
 			v.iterate(ctx, first)
 			for {
+				cur := e.ctl.get()
+				if e.leave(cur.users) {
+					return
+				}
 				select {
 				case <-ctx.Done():
+					e.users.Add(-1)
 					return
 				case at := <-work:
 					v.iterate(ctx, at)
+				case <-cur.changed:
 				}
 			}
 		}(at)
 	}
 }
 
-func sleepUntil(ctx context.Context, at time.Time) bool {
-	d := time.Until(at)
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
+// leave takes an open-model user out of the count when there are more
+// than max, and reports whether it did: that user leaves.
+func (e *Engine) leave(max int) bool {
+	for {
+		n := e.users.Load()
+		if n <= int64(max) {
+			return false
+		}
+		if e.users.CompareAndSwap(n, n-1) {
+			return true
+		}
 	}
 }
 
@@ -238,12 +300,23 @@ func (v *vu) close() {
 	}
 }
 
-func (v *vu) loop(ctx context.Context) {
+// loop runs the closed model's user until ctx ends or quit is closed. quit
+// is only looked at between tasks: a user told to stop finishes the task
+// it is in, every request of it recorded.
+func (v *vu) loop(ctx context.Context, quit <-chan struct{}) {
 	p := v.e.plan
 	for ctx.Err() == nil {
+		select {
+		case <-quit:
+			return
+		default:
+		}
 		v.iterate(ctx, time.Time{})
 		if p.AuthOnly && v.started {
-			<-ctx.Done()
+			select {
+			case <-ctx.Done():
+			case <-quit:
+			}
 			return
 		}
 		if p.ThinkMax > 0 {
@@ -251,7 +324,7 @@ func (v *vu) loop(ctx context.Context) {
 			if p.ThinkMax > p.ThinkMin {
 				d += time.Duration(v.rng.Int64N(int64(p.ThinkMax - p.ThinkMin)))
 			}
-			if !sleepUntil(ctx, time.Now().Add(d)) {
+			if waitUntil(ctx, quit, time.Now().Add(d)) != waitTime {
 				return
 			}
 		}

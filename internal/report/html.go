@@ -127,7 +127,9 @@ type reportPage struct {
 //	                          "color": "#1f77b4", "values": [12.5, null, ...]}]}],
 //	  "groups": [{"key": "db-pool-wait-timeout / pgbouncer-query-wait-timeout", "color": "#d62728",
 //	              "count": 80, "example": EXCERPT, ...}],
-//	  "markers": [{"t": 1764240012.25, "g": 0, "n": 3, "events": [EXCERPT, ...]}]
+//	  "markers": [{"t": 1764240012.25, "g": 0, "n": 3, "events": [EXCERPT, ...]}],
+//	  "loads": [{"t": 1764240041.2, "label": "→ 200 users (ui)"},   // changes of the load
+//	            {"t": 1764240090.5, "label": "stopped (ui)", "stop": true}]
 //	}
 //
 // EXCERPT is {"time", "source", "level", "message", "exception", "stack", "ref"}.
@@ -139,6 +141,9 @@ type pageData struct {
 	Charts   []chartJSON     `json:"charts"`
 	Groups   []evidenceGroup `json:"groups"`
 	Markers  []markerJSON    `json:"markers"`
+	// Loads are the changes of the load (and a stop) made while the run
+	// ran, drawn on every time chart.
+	Loads []loadMarkJSON `json:"loads,omitempty"`
 }
 
 // runFacts are the run's facts shown in the page's header.
@@ -266,6 +271,7 @@ func buildReportPage(rd *runData, now time.Time) *reportPage {
 		}
 	}
 	p.Data.Groups, p.Data.Markers = evidenceMarkers(rd.Evidence, g)
+	p.Data.Loads = loadMarks(rd.Meta, rd.Timeline)
 	for i, grp := range p.Data.Groups {
 		p.Groups = append(p.Groups, evidenceGroupView{evidenceGroup: grp, Index: i, First: clock(grp.First), Last: clock(grp.Last)})
 	}
@@ -290,6 +296,13 @@ func factsOf(rd *runData) runFacts {
 			f.Logs = append(f.Logs, l.Name+" ("+l.Path+")")
 		}
 		f.Load = loadText(m.Load)
+		if n := len(m.LoadChanges) - 1; n > 0 {
+			f.Load += ", changed " + strconv.Itoa(n) + " time"
+			if n > 1 {
+				f.Load += "s"
+			}
+			f.Load += " during the run (the lines on the charts)"
+		}
 	}
 	if s := rd.Summary; s != nil {
 		if start.IsZero() {
@@ -416,6 +429,9 @@ func probesOf(samples []stampede.Sample) []probeView {
 	var order []string
 	by := map[string]*acc{}
 	for _, s := range samples {
+		if s.Source == controlSource {
+			continue // markers of the changes of the load, not a probe
+		}
 		a := by[s.Source]
 		if a == nil {
 			a = &acc{}

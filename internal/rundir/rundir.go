@@ -79,6 +79,28 @@ type Meta struct {
 	// whatever it says.
 	RequestsCSV  string `json:"requests_csv,omitempty"`
 	RequestsRows int64  `json:"requests_rows"`
+	// LoadChanges are the load of a run that could be changed while it ran
+	// (the live page, its HTTP API): the plan's at the start (by "plan"),
+	// then every change, in order. Absent for a run that could not be
+	// changed: its load is "load" from start to end.
+	LoadChanges []LoadChange `json:"load_changes,omitempty"`
+}
+
+// LoadChange is one entry of meta.json's "load_changes": the load in force
+// from T on, whole (a change's fields left unchanged are carried over):
+//
+//	{"t": "2026-...Z", "users": 200, "spawn_rate": 10, "by": "ui"}       // closed model
+//	{"t": "2026-...Z", "arrival_rate": 50, "max_users": 500, "by": "api"} // open model
+//
+// By is "plan" (the load at the start), "ui" (the live page) or "api" (a
+// script through the page's HTTP endpoints).
+type LoadChange struct {
+	T           time.Time `json:"t"`
+	Users       int       `json:"users,omitempty"`
+	SpawnRate   float64   `json:"spawn_rate,omitempty"`
+	ArrivalRate float64   `json:"arrival_rate,omitempty"`
+	MaxUsers    int       `json:"max_users,omitempty"`
+	By          string    `json:"by"`
 }
 
 // Segment is meta.json's "segment" of one generator's part of a split load:

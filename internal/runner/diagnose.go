@@ -69,9 +69,10 @@ func WriteDiagnosis(dir string, d *stampede.Diagnosis) error {
 }
 
 // LoadInput reads the run directory dir into a diagnosis input: meta.json's
-// load facts, every record of requests.csv, timeline.jsonl and
-// evidence.jsonl. A run killed before it wrote its end ends at its last
-// response. A directory without meta.json is a *NotRunDirError.
+// load facts (with the steps of its load_changes), every record of
+// requests.csv, timeline.jsonl and evidence.jsonl. A run killed before it
+// wrote its end ends at its last response. A directory without meta.json is
+// a *NotRunDirError.
 //
 // A run whose requests.csv is off or sampled (meta.json requests_csv) is
 // read from its aggregates instead, which count every request: the
@@ -124,6 +125,13 @@ func LoadInput(dir string) (*diagnose.Input, error) {
 	l := meta.Load
 	in.Load = diagnose.LoadFacts{Model: l.Model, Users: l.Users, SpawnRate: l.SpawnRate, ArrivalRate: l.ArrivalRate,
 		Accounts: l.Accounts, Assignment: l.Assignment, SourceIPs: l.SourceIPs, LoginEndpoints: l.LoginEndpoints}
+	for _, ch := range meta.LoadChanges {
+		// The plan's entry is the load above; the others are its steps.
+		if ch.By != "plan" {
+			in.Load.Steps = append(in.Load.Steps, diagnose.LoadStep{Time: ch.T, Users: ch.Users, SpawnRate: ch.SpawnRate,
+				ArrivalRate: ch.ArrivalRate, MaxUsers: ch.MaxUsers, By: ch.By})
+		}
+	}
 	if err := thresholdInput(dir, meta.Thresholds, meta.Segment == nil, in); err != nil {
 		return nil, fmt.Errorf("diagnose: %w", err)
 	}

@@ -36,6 +36,16 @@ func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	if c := o.Control; c != nil {
+		// Stop ends the run as Ctrl-C does: through its context.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		if err := c.begin(cancel); err != nil {
+			return nil, err
+		}
+		defer c.end()
+	}
 	if !o.StartAt.IsZero() {
 		if err := CheckStartAt(o.StartAt, time.Now()); err != nil {
 			return nil, fmt.Errorf("run: %w", err)
@@ -74,7 +84,36 @@ func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 	engine.Secrets = secrets
 	m := metrics.New(start)
 	obs := observers(o.Observers)
-	obs.loadChanged(LoadChange{Time: start, Users: plan.Users, SpawnRate: plan.SpawnRate, ArrivalRate: plan.ArrivalRate, By: "plan"})
+	planLoad := planLoadChange(plan, start)
+	obs.loadChanged(planLoad)
+	if o.Control != nil {
+		meta.LoadChanges = []rundir.LoadChange{metaLoadChange(planLoad)}
+		if err := rundir.WriteMeta(dir, meta); err != nil {
+			w.close()
+			return nil, fmt.Errorf("run: %w", err)
+		}
+		o.Control.start(plan.Model.String(), planLoad, controlHooks{
+			apply: func(ch LoadChange) error {
+				if plan.Model == load.Open {
+					return engine.SetArrivalRate(ch.ArrivalRate, ch.MaxUsers)
+				}
+				return engine.SetUsers(ch.Users, ch.SpawnRate)
+			},
+			// Called under the Control's order (one change at a time), and
+			// never after the load is over (Control.end below): meta is
+			// not touched by anything else meanwhile.
+			record: func(ch LoadChange, action string) {
+				s := controlSample(ch, action)
+				_ = w.timeline.Write(s)
+				if action == "load" {
+					meta.LoadChanges = append(meta.LoadChanges, metaLoadChange(ch))
+					_ = rundir.WriteMeta(dir, meta) // kept by a kill -9; rewritten at the end
+					obs.loadChanged(ch)
+				}
+			},
+			noLoad: noLoad(o),
+		})
+	}
 
 	// Side goroutines (self-watch, probes, log followers, progress) live
 	// until the load is over; sideCtx ends them.
@@ -174,6 +213,10 @@ func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 	} else {
 		runErr = engine.Run(ctx, results)
 	}
+	stoppedBy := ""
+	if o.Control != nil {
+		stoppedBy = o.Control.end() // no change from now on
+	}
 	close(results)
 	<-recDone
 	writeClientEvidence(engine, secrets, w.evidence, obs)
@@ -201,7 +244,10 @@ func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 	meta.SessionsLost, meta.Relogins = engine.SessionsLost(), engine.Relogins()
 	meta.RequestsRows = rows
 	meta.EndReason = "duration reached"
-	if interrupted {
+	switch {
+	case stoppedBy != "":
+		meta.EndReason = "stopped by " + stoppedBy
+	case interrupted:
 		meta.EndReason = "interrupted"
 	}
 	errs = append(errs, rundir.WriteMeta(dir, meta))

@@ -71,6 +71,10 @@ type Options struct {
 	// Observers see the run as it goes (see Observer): the live page, the
 	// metrics sent out.
 	Observers []Observer
+	// Control, when not nil, changes the load of the running run and
+	// stops it (the live page, its HTTP API); nil means neither is
+	// possible. A Control serves one run.
+	Control *Control
 }
 
 // StartAtTolerance is how far in the past Options.StartAt may be: a

@@ -10,6 +10,7 @@
   var data = JSON.parse(dataEl.textContent);
   var markers = data.markers || [];
   var groups = data.groups || [];
+  var loads = data.loads || [];
   var hidden = {};
   var charts = [];
   var drawn = 0;
@@ -86,6 +87,35 @@
             ctx.lineTo(x, b.top + 6 * dpr);
             ctx.closePath();
             ctx.fill();
+          }
+          /* The changes of the load: a dashed line with its label at the
+             top, staggered so that close changes stay readable. */
+          ctx.font = (11 * dpr) + "px sans-serif";
+          ctx.textBaseline = "top";
+          ctx.textAlign = "left"; /* uPlot leaves its last axis's alignment */
+          for (var j = 0; j < loads.length; j++) {
+            var l = loads[j];
+            var lx = Math.round(u.valToPos(l.t, "x", true));
+            if (lx < b.left || lx > b.left + b.width) continue;
+            ctx.globalAlpha = 0.8;
+            ctx.strokeStyle = l.stop ? "#d62728" : "#333";
+            ctx.lineWidth = dpr * 1.5;
+            ctx.setLineDash([4 * dpr, 3 * dpr]);
+            ctx.beginPath();
+            ctx.moveTo(lx, b.top);
+            ctx.lineTo(lx, b.top + b.height);
+            ctx.stroke();
+            ctx.setLineDash([]);
+            var tw = ctx.measureText(l.label).width;
+            var ty = b.top + 8 * dpr + (j % 3) * 14 * dpr;
+            var tx = lx + 3 * dpr;
+            if (tx + tw > b.left + b.width) tx = lx - 3 * dpr - tw;
+            ctx.globalAlpha = 0.85;
+            ctx.fillStyle = "#fff";
+            ctx.fillRect(tx - 2 * dpr, ty - 1 * dpr, tw + 4 * dpr, 13 * dpr);
+            ctx.globalAlpha = 1;
+            ctx.fillStyle = l.stop ? "#d62728" : "#333";
+            ctx.fillText(l.label, tx, ty);
           }
           ctx.restore();
           if (!u._stampedeDrawn) {
@@ -277,6 +307,7 @@
     data.charts.forEach(function (c) { charts.push(makeChart(c, xs, width)); });
     root.setAttribute("data-charts", String(charts.length));
     root.setAttribute("data-markers", String(markers.length));
+    root.setAttribute("data-load-marks", String(loads.length));
     var t = null;
     window.addEventListener("resize", function () {
       clearTimeout(t);
