@@ -292,15 +292,29 @@ func redisFull(s *stampede.Sample) bool {
 
 // refusedNotDown reports whether the Redis probe read the server all
 // along, answering PING quickly, and saw it at its client limit (see
-// redisFull): Redis was up, refusing connections.
+// redisFull): Redis was up, refusing connections. As for an outage (see
+// ruleRedisUnavailable), one slow or failed reading is a moment, not a
+// server down — a busy host delays a PING now and then — and a reading
+// taken while the observer itself was starved says nothing of Redis: two
+// bad readings in a row, or a refused connection, are needed.
 func refusedNotDown(c *ctx) bool {
-	refused := false
+	starved := c.observerStarved("redis")
+	refused, run := false, 0
 	for _, s := range c.samples["redis"] {
-		if redisDown(s) || s.Values["ping_ms"] >= redisSlowPing {
-			return false
-		}
 		if redisFull(s) {
 			refused = true
+		}
+		down := redisDown(s) && (refusal(s.Err) || !starved(s.Time))
+		slow := s.Err == "" && s.Values["ping_ms"] >= redisSlowPing && !starved(s.Time)
+		switch {
+		case down && refusal(s.Err):
+			return false
+		case down || slow:
+			if run++; run >= 2 {
+				return false
+			}
+		default:
+			run = 0
 		}
 	}
 	return refused
