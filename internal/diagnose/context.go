@@ -192,6 +192,9 @@ func newCtx(in *Input) *ctx {
 	}
 	for i := range in.Timeline {
 		s := &in.Timeline[i]
+		if bg := s.Values["cpu_pct:background"]; bg > 0 && s.Source == "host" {
+			s = withoutBackground(s, bg)
+		}
 		c.samples[s.Source] = append(c.samples[s.Source], s)
 	}
 	c.remoteHost()
@@ -348,6 +351,22 @@ func serverSide(g *group) bool {
 		return false
 	}
 	return g.class == Class5xx || g.class == ClassTimeout || (g.class == ClassTransport && !g.refused)
+}
+
+// withoutBackground returns a copy of a host sample whose busy CPU leaves
+// out the background processes' (cpu_pct:background, nice > 0): they run
+// on the cycles nobody else wants, so they saturate nothing for the
+// target — a build running at nice 19 beside the load is not a busy host.
+func withoutBackground(s *stampede.Sample, bg float64) *stampede.Sample {
+	cp := *s
+	cp.Values = make(map[string]float64, len(s.Values))
+	for k, v := range s.Values {
+		cp.Values[k] = v
+	}
+	if cores := s.Values["cores"]; cores > 0 {
+		cp.Values["cpu_busy_pct"] = max(s.Values["cpu_busy_pct"]-bg/cores, 0)
+	}
+	return &cp
 }
 
 // eventsOf returns the events pointing at id inside ws (all of them when ws

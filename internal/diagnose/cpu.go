@@ -22,6 +22,7 @@ import (
 var groupNames = map[string]string{
 	"postgres": "PostgreSQL", "pgbouncer": "PgBouncer", "redis": "Redis", "nginx": "nginx",
 	"haproxy": "HAProxy", "envoy": "Envoy", "app": "app", "stampede": "stampede", "other": "other processes",
+	"background": "background processes (nice)",
 }
 
 // cpuShare is one group's CPU over some samples: 100 = one core.
@@ -35,10 +36,12 @@ type cpuShare struct {
 type cpuSplit struct {
 	shares []cpuShare // largest first
 	cores  float64
-	busy   float64 // the host's busy CPU, 100 = one core
-	n      int     // samples read
-	app    string  // the app group's commands (Info cpu_app)
-	peak   *stampede.Sample
+	busy   float64 // the host's busy CPU but the background's, 100 = one core
+	// background is the CPU of processes at a lower priority (nice > 0).
+	background float64
+	n          int    // samples read
+	app        string // the app group's commands (Info cpu_app)
+	peak       *stampede.Sample
 }
 
 // cpuSplitIn reads the split from the host samples inside ws that keep
@@ -80,8 +83,16 @@ func (c *ctx) cpuSplitIn(ws []window, keep func(*stampede.Sample) bool) cpuSplit
 	if sp.n == 0 {
 		return sp
 	}
+	// Processes at a lower priority run on the cycles the others leave:
+	// they compete with nobody, so they are not a consumer, and the
+	// host's busy CPU read here already leaves them out (see
+	// withoutBackground).
+	sp.background = sum["background"] / float64(sp.n)
 	sp.busy = busy / float64(sp.n)
 	for g, v := range sum {
+		if g == "background" {
+			continue
+		}
 		// Raw process-exporter groups come as well as the mapped ones;
 		// the mapped ones are the known names.
 		if _, known := groupNames[g]; !known {
@@ -157,6 +168,9 @@ func (sp cpuSplit) text() string {
 			p += " (" + sp.app + ")"
 		}
 		parts = append(parts, p)
+	}
+	if sp.background >= 5 {
+		parts = append(parts, fmt.Sprintf("left out: background processes at a lower priority %.0f%% (they take only spare cycles)", 100*sp.background/capacity))
 	}
 	return strings.Join(parts, ", ")
 }

@@ -101,6 +101,34 @@ func TestCPUBurnedByTheAppHashing(t *testing.T) {
 	}
 }
 
+// Hashing beside a build running at nice 19: the build takes the cycles
+// the app leaves and competes with nobody, so the app still burns the CPU
+// that counts; the split says the background was left out.
+func TestCPUBesideABackgroundBuild(t *testing.T) {
+	s := newSim(60 * time.Second)
+	s.reqs(0, 60, 2, "POST", "[AUTH] Login POST", func(sec int) time.Duration {
+		if sec < 5 {
+			return ms(600)
+		}
+		return ms(3000 + 100*(sec%6))
+	}, nil)
+	s.reqs(0, 60, 3, "GET", "GET /dashboard/", func(sec int) time.Duration {
+		if sec < 5 {
+			return ms(20)
+		}
+		return ms(700)
+	}, nil)
+	s.hostSplit(0, 62, 99, map[string]float64{"app": 110, "postgres": 6, "stampede": 8, "background": 74}, map[string]string{"cpu_app": "gunicorn"})
+	d := Diagnose(s.input())
+	t.Log(describe(d))
+	if len(d.Findings) == 0 || d.Findings[0].ID != IDPasswordHashCPU {
+		t.Fatalf("want password-hash-cpu on top; got %s", describe(d))
+	}
+	if !hasEvidence(&d.Findings[0], "left out: background processes at a lower priority 37%") {
+		t.Errorf("the evidence should say the background was left out: %+v", d.Findings[0].Evidence)
+	}
+}
+
 // No single consumer: the CPU itself is the root, and says so.
 func TestCPUSharedByMany(t *testing.T) {
 	s := newSim(60 * time.Second)

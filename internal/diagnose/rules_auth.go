@@ -346,6 +346,15 @@ func cpuHigh(s *stampede.Sample, cores float64) bool {
 	return cores > 0 && appCPU(s) >= 85*cores
 }
 
+// appWorkerBound reports whether, in ws, the app was the main consumer of
+// the host's CPU (background processes left out) and burned at least most
+// of a core: its workers are busy on the CPU even though the host is not.
+func appWorkerBound(c *ctx, ws []window) bool {
+	sp := c.cpuSplitIn(ws, nil)
+	dom, ok := sp.dominant()
+	return ok && dom == "app" && sp.of("app") >= 80
+}
+
 // loginWindows returns the windows in which logins were in flight.
 func (c *ctx) loginWindows(logins []*endpoint) []window {
 	series := make([]float64, c.nsec)
@@ -459,6 +468,15 @@ func rulePasswordHash(c *ctx) verdict {
 		v.status, v.conf = stampede.Confirmed, 0.85
 	case hot && slow:
 		v.status, v.conf = stampede.Likely, 0.65
+	case slow && heavy && !hot && appWorkerBound(c, lws):
+		// The host has cores to spare, but the app's workers spend
+		// them: fewer workers than cores (one event loop, an
+		// interpreter lock, a small pool), each held on the CPU by a
+		// login's hash while the other pages wait for it.
+		v.status, v.conf = stampede.Likely, 0.7
+		sp := c.cpuSplitIn(lws, nil)
+		v.evidence = append(v.evidence, sp.ref("while logins were in flight"),
+			noteRef("arithmetic", fmt.Sprintf("the host had cores to spare, but the app burned %.0f%% of a core while logins were in flight and %s takes %s even alone: the hash holds the app's workers on the CPU, the other pages wait for a worker", sp.of("app"), login.Name, secs(floor))))
 	case slow && (sh.Linear || heavy) && cpu.n == 0 && enough:
 		v.status, v.conf = stampede.Likely, 0.6
 		if !sh.Linear {

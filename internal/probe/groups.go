@@ -15,11 +15,16 @@ const (
 	GroupApp       = "app"      // the application: its server and runtime
 	GroupStampede  = "stampede" // stampede itself and its children
 	GroupOther     = "other"    // everything else
+	// GroupBackground is the processes of no other group running at a
+	// lower priority (nice > 0: a build, a backup, a batch job): they
+	// take only the cycles nobody else wants, so they never compete with
+	// the target for the CPU.
+	GroupBackground = "background"
 )
 
 // Groups lists every group, in the order reports show them.
 var Groups = []string{GroupPostgres, GroupPgBouncer, GroupRedis, GroupNginx, GroupHAProxy, GroupEnvoy,
-	GroupApp, GroupStampede, GroupOther}
+	GroupApp, GroupStampede, GroupOther, GroupBackground}
 
 // commRule matches a command name: name itself, or name followed by a
 // separator (" ", ":", "[", "(", "/": "puma 6.4.2 (tcp", "unicorn worker[0"),

@@ -50,6 +50,7 @@ type proc struct {
 	start       uint64 // start time: tells a reused pid from its old process
 	own, reaped uint64 // utime+stime, cutime+cstime (ticks)
 	comm        string
+	nice        int     // its nice value: above 0, a background process
 	class       string  // probe.CommGroup(comm)
 	group       string  // the group this reading put it in
 	title       PGTitle // what a PostgreSQL process's title says
@@ -160,7 +161,7 @@ func (g *cpuGroups) readProc(dirfd, pid int) {
 	if err != nil {
 		return
 	}
-	c := proc{ppid: ps.PPid, start: ps.StartTime, own: ps.UTime + ps.STime, reaped: ps.CUTime + ps.CSTime}
+	c := proc{ppid: ps.PPid, start: ps.StartTime, own: ps.UTime + ps.STime, reaped: ps.CUTime + ps.CSTime, nice: ps.Nice}
 	if old, ok := g.prev[pid]; ok && old.start == c.start && old.comm == string(comm) {
 		c.comm, c.class = old.comm, old.class
 	} else {
@@ -267,7 +268,8 @@ func preadAll(fd int, buf []byte) ([]byte, error) {
 //  4. stampede's other descendants: stampede;
 //  5. without a target pid, application servers and runtimes by command
 //     name (probe.CommGroup): app;
-//  6. anything else: other.
+//  6. anything else running at a lower priority (nice > 0): background;
+//  7. anything else: other.
 func (g *cpuGroups) classify(target int) {
 	clear(g.memoTarget)
 	clear(g.memoSelf)
@@ -283,6 +285,8 @@ func (g *cpuGroups) classify(target int) {
 			c.group = probe.GroupStampede
 		case c.class == probe.GroupApp && target <= 0:
 			c.group = probe.GroupApp
+		case c.nice > 0:
+			c.group = probe.GroupBackground
 		default:
 			c.group = probe.GroupOther
 		}
@@ -501,7 +505,7 @@ func ParseProcStat(b []byte) (comm []byte, ps PidStat, err error) {
 		return nil, PidStat{}, fmt.Errorf("pid stat: %w", errFormat)
 	}
 	// After ')', counting from 0: state 0, ppid 1, utime 11, stime 12,
-	// cutime 13, cstime 14, starttime 19.
+	// cutime 13, cstime 14, nice 16, starttime 19.
 	var f [20][]byte
 	n := 0
 	for rest := b[end+1:]; n < len(f); n++ {
@@ -537,6 +541,18 @@ func ParseProcStat(b []byte) (comm []byte, ps PidStat, err error) {
 		cs, ok2 := atou(f[14])
 		if ok1 && ok2 && cu <= 1<<53 && cs <= 1<<53 {
 			ps.CUTime, ps.CSTime = cu, cs
+		}
+	}
+	if n >= 17 {
+		nice, neg := f[16], false
+		if len(nice) > 0 && nice[0] == '-' {
+			nice, neg = nice[1:], true
+		}
+		if v, ok := atou(nice); ok && v <= 20 {
+			ps.Nice = int(v)
+			if neg {
+				ps.Nice = -ps.Nice
+			}
 		}
 	}
 	if n >= 20 {

@@ -166,6 +166,12 @@ func TestParseProcStat(t *testing.T) {
 	}{
 		{"4242 (my (weird) proc) S 1 4242 4242 0 -1 4194560 900 0 0 0 1000 500 0 0 20 0 4 0 53809 4141056 515\n",
 			"my (weird) proc", PidStat{PPid: 1, UTime: 1000, STime: 500, StartTime: 53809}},
+		// priority 39, nice 19: a build run with nice -n 19
+		{"31000 (compile) R 30990 30990 26000 0 -1 4194304 5000 0 0 0 250 30 0 0 39 19 3 0 99000 4141056 515\n",
+			"compile", PidStat{PPid: 30990, UTime: 250, STime: 30, StartTime: 99000, Nice: 19}},
+		// nice -5: a priority raised
+		{"31001 (postgres) S 1 1 1 0 -1 4194304 5000 0 0 0 7 3 0 0 15 -5 1 0 99001 4141056 515\n",
+			"postgres", PidStat{PPid: 1, UTime: 7, STime: 3, StartTime: 99001, Nice: -5}},
 		{"7 (a) b) c)) R 3 0 0 0 0 0 0 0 0 0 11 12 13 14", "a) b) c)", PidStat{PPid: 3, UTime: 11, STime: 12, CUTime: 13, CSTime: 14}},
 		{"8 () S 0 0 0 0 0 0 0 0 0 0 1 2 -1 5 0 0 0 0 77", "", PidStat{UTime: 1, STime: 2, StartTime: 77}}, // negative cutime: 0
 		{"9 (tab\there) S 2 0 0 0 0 0 0 0 0 0 3 4", "tab\there", PidStat{PPid: 2, UTime: 3, STime: 4}},

@@ -588,6 +588,8 @@ type PidStat struct {
 	UTime, STime   uint64
 	CUTime, CSTime uint64
 	StartTime      uint64
+	// Nice is the process's nice value (-20…19; 0 when missing).
+	Nice int
 }
 
 // ParsePidStat parses /proc/PID/stat: ParseProcStat without the command
