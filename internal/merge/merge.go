@@ -320,6 +320,7 @@ func mergedMeta(out string, segs, observers []input, ss *rundir.Segments, lastRe
 	// Each generator host is a client address the server sees (a pod has
 	// its own): login limits per IP apply to each.
 	meta.Load.SourceIPs = max(len(loaders), 1)
+	meta.LoadChanges = mergedLoadChanges(segs)
 	meta.Partial = len(ss.Missing) > 0 || len(ss.Partial) > 0
 	meta.EndReason = fmt.Sprintf("merged %d of %d segments", len(ss.Merged), ss.Count)
 	if len(ss.Missing) > 0 {
@@ -329,6 +330,60 @@ func mergedMeta(out string, segs, observers []input, ss *rundir.Segments, lastRe
 		meta.EndReason += fmt.Sprintf("; not finished %s", ints(ss.Partial))
 	}
 	return meta
+}
+
+// mergedLoadChanges adds up the load changes of the segments (each
+// changed its own share, from its own live page or API): at each moment a
+// segment changed its load, the whole load is the sum of every segment's
+// load in force then. Nil when no segment's load was changed.
+func mergedLoadChanges(segs []input) []rundir.LoadChange {
+	changed := false
+	var times []rundir.LoadChange // the changes, as moments
+	for _, in := range segs {
+		lc := in.meta.LoadChanges
+		if len(lc) > 1 {
+			changed = true
+		}
+		times = append(times, lc...)
+	}
+	if !changed {
+		return nil
+	}
+	slices.SortStableFunc(times, func(a, b rundir.LoadChange) int { return a.T.Compare(b.T) })
+	inForce := func(lc []rundir.LoadChange, t time.Time, plan rundir.LoadFacts) rundir.LoadChange {
+		cur := rundir.LoadChange{Users: plan.Users, SpawnRate: plan.SpawnRate, ArrivalRate: plan.ArrivalRate}
+		for _, c := range lc {
+			if c.T.After(t) {
+				break
+			}
+			cur = c
+		}
+		return cur
+	}
+	var out []rundir.LoadChange
+	for _, at := range times {
+		sum := rundir.LoadChange{T: at.T, By: at.By}
+		for _, in := range segs {
+			c := inForce(in.meta.LoadChanges, at.T, in.meta.Load)
+			sum.Users += c.Users
+			sum.SpawnRate += c.SpawnRate
+			sum.ArrivalRate += c.ArrivalRate
+			sum.MaxUsers += c.MaxUsers
+		}
+		if n := len(out); n > 0 && out[n-1].T.Equal(at.T) {
+			out[n-1] = sum // several segments changed at once: one entry
+			continue
+		}
+		if n := len(out); n > 0 && sameLoad(out[n-1], sum) {
+			continue
+		}
+		out = append(out, sum)
+	}
+	return out
+}
+
+func sameLoad(a, b rundir.LoadChange) bool {
+	return a.Users == b.Users && a.SpawnRate == b.SpawnRate && a.ArrivalRate == b.ArrivalRate && a.MaxUsers == b.MaxUsers
 }
 
 func ints(v []int) string {
