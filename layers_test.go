@@ -16,9 +16,9 @@ var layers = []struct {
 }{
 	{0, []string{""}},
 	{1, []string{"internal/session", "internal/logtail", "internal/metrics", "internal/evidence", "internal/probe",
-		"internal/probe/", "internal/rundir", "internal/lab", "internal/testserver", "internal/testenv", "internal/secret"}},
+		"internal/probe/", "internal/rundir", "internal/lab", "internal/testserver", "internal/testenv", "internal/secret", "internal/har"}},
 	{2, []string{"internal/diagnose", "internal/load"}},
-	{3, []string{"internal/report", "internal/locust", "internal/k8s"}},
+	{3, []string{"internal/report", "internal/locust", "internal/k8s", "internal/check"}},
 	{4, []string{"internal/runner"}},
 	{5, []string{"internal/merge", "internal/live", "internal/metricsout"}},
 	{6, []string{"cmd/", "internal/testenv/cmd/", "internal/faults", "internal/faults/"}},
