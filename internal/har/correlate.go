@@ -15,13 +15,16 @@ import (
 )
 
 // Extract is where a scenario's step takes a value from its response:
-// exactly one of Regex, Cookie, JSON, CSS is set (the scenario's extract).
+// exactly one of Regex, Cookie, JSON, CSS, Header is set (the scenario's
+// extract); Decode "url" URL-decodes what was found.
 type Extract struct {
 	Regex  string
 	Cookie string
 	JSON   string
 	CSS    string
 	Attr   string
+	Header string
+	Decode string
 }
 
 // finding is a response that handed out a value, and how to take it.
@@ -135,18 +138,11 @@ func (c *converter) find(j *step, s Sent, at *step) *finding {
 			if ck.Value == v && (tokenLike(v) || strings.EqualFold(ck.Name, named) || s.Where == InHeader) {
 				return &finding{from: j, ext: Extract{Cookie: ck.Name}, rule: "cookie " + ck.Name + " (the page's script copies it into the request)", name: ck.Name}
 			}
-			if dec, err := url.QueryUnescape(ck.Value); err == nil && dec != ck.Value && dec == v && tokenLike(v) {
-				f := &finding{from: j, rule: "cookie " + ck.Name + ", URL-decoded (the page's script copies it into the request)",
-					inexpressible: "the scenario format cannot URL-decode an extracted cookie"}
-				// Laravel takes the page's csrf-token meta tag in
-				// X-CSRF-TOKEN as well as the decoded XSRF-TOKEN cookie
-				// in X-XSRF-TOKEN: send the meta tag's.
-				if strings.EqualFold(s.Name, "X-Xsrf-Token") && strings.EqualFold(ck.Name, "XSRF-TOKEN") {
-					if m := c.metaToken(j, at); m != nil {
-						return m
-					}
-				}
-				return f
+			if dec, err := url.PathUnescape(ck.Value); err == nil && dec != ck.Value && dec == v && tokenLike(v) {
+				// Laravel's XSRF-TOKEN, Angular's: the page's script
+				// decodes the cookie before sending it.
+				return &finding{from: j, ext: Extract{Cookie: ck.Name, Decode: "url"},
+					rule: "cookie " + ck.Name + ", URL-decoded (the page's script copies it into the request)", name: ck.Name}
 			}
 		}
 		return nil
@@ -173,32 +169,14 @@ func (c *converter) find(j *step, s Sent, at *step) *finding {
 				continue
 			}
 			for _, hv := range vals {
-				if hv == v || strings.HasSuffix(hv, " "+v) {
-					return &finding{from: j, rule: "response header " + name,
-						inexpressible: "the scenario format extracts from bodies and cookies, not from response headers"}
+				if hv == v {
+					return &finding{from: j, ext: Extract{Header: name}, rule: "response header " + name, name: name}
 				}
-			}
-		}
-	}
-	return nil
-}
-
-// metaToken finds Laravel's csrf-token meta tag in a page of the flow up
-// to step at, for an X-XSRF-TOKEN sent as X-CSRF-TOKEN instead.
-func (c *converter) metaToken(from, at *step) *finding {
-	for _, j := range c.steps {
-		if j == at {
-			break
-		}
-		if j.e.Index < from.e.Index && j != from {
-			continue
-		}
-		idx := c.index(j)
-		for _, m := range idx.metas {
-			if strings.EqualFold(m.key, "csrf-token") && m.content != "" {
-				return &finding{from: j, ext: Extract{CSS: `meta[` + m.attr + `="` + m.key + `"]`, Attr: "content"},
-					rule:   "meta tag " + m.key + ", sent as X-CSRF-TOKEN (Laravel takes it there as well as the URL-decoded XSRF-TOKEN cookie in X-XSRF-TOKEN, which the scenario format cannot decode)",
-					rename: "X-CSRF-TOKEN", name: m.key}
+				if strings.HasSuffix(hv, " "+v) {
+					// "Bearer TOKEN": the value after the scheme.
+					return &finding{from: j, ext: Extract{Header: name}, rule: "response header " + name + " (its scheme is sent as recorded)",
+						inexpressible: "the scenario format takes a response header whole, not the part after its scheme"}
+				}
 			}
 		}
 	}
@@ -396,7 +374,7 @@ func (c *converter) findParam(j *step, s Sent) *finding {
 
 // verify runs an extract on the recorded response, as the scenario will.
 func (c *converter) verify(j *step, ext Extract) string {
-	x := &session.Extractor{CSS: ext.CSS, Attr: ext.Attr, JSON: ext.JSON, Cookie: ext.Cookie}
+	x := &session.Extractor{CSS: ext.CSS, Attr: ext.Attr, JSON: ext.JSON, Cookie: ext.Cookie, Header: ext.Header, URLDecode: ext.Decode == "url"}
 	if ext.Regex != "" {
 		re, err := regexp.Compile(ext.Regex)
 		if err != nil {

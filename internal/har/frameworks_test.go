@@ -84,7 +84,7 @@ func TestHARFrameworks(t *testing.T) {
 			},
 			corr: []correlation{
 				{"", "GET /login", 0, "hidden input _token", "POST /login form field _token"},
-				{"csrf_token", "GET /dashboard", 2, "meta tag csrf-token, sent as X-CSRF-TOKEN", "POST /api/notes header X-Xsrf-Token"},
+				{"xsrf_token", "GET /dashboard", 2, "cookie XSRF-TOKEN, URL-decoded (the page's script copies it into the request)", "POST /api/notes header X-Xsrf-Token"},
 			},
 			frozen: "POST /login", token: "_token",
 		},

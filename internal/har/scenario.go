@@ -617,7 +617,14 @@ func jsonString(s string) string {
 }
 
 func extractYAML(e Extract) string {
+	if e.Decode != "" {
+		x := e
+		x.Decode = ""
+		return strings.TrimSuffix(extractYAML(x), "}") + ", decode: " + scalar(e.Decode) + "}"
+	}
 	switch {
+	case e.Header != "":
+		return "{header: " + scalar(e.Header) + "}"
 	case e.Cookie != "":
 		return "{cookie: " + scalar(e.Cookie) + "}"
 	case e.JSON != "":

@@ -62,6 +62,7 @@ func TestHostileScenarios(t *testing.T) {
 		{"bad-duration.yaml", `bad-duration.yaml:2:28: load.duration: "forever": want a positive duration`},
 		{"bad-status.yaml", "bad-status.yaml:5:35: expect.status: 700 is not an HTTP status"},
 		{"bad-regex.yaml", "bad-regex.yaml:5:31: extract x: regex: error parsing regexp"},
+		{"bad-decode.yaml", `bad-decode.yaml:5:31: extract x: decode "base64": want url`},
 		{"undefined-var.yaml", "undefined-var.yaml:5:9: tasks[0].steps[0]: {{nothing}} is neither a users file column"},
 		{"bad-rate.yaml", `bad-rate.yaml:2:46: load.arrival_rate: rate "fast"`},
 		{"two-docs.yaml", "two-docs.yaml:5:7: a scenario is one YAML document"},

@@ -332,15 +332,22 @@ func (sc *Scenario) compileStep(ss *StepSpec, path string, global map[string]str
 		for _, k := range names {
 			e := ss.Extract[k]
 			ep := sc.Pos(path + ".extract." + k)
-			x := &session.Extractor{Cookie: e.Cookie, JSON: e.JSON, CSS: e.CSS, Attr: e.Attr}
+			x := &session.Extractor{Cookie: e.Cookie, JSON: e.JSON, CSS: e.CSS, Attr: e.Attr, Header: e.Header}
 			srcs := 0
-			for _, v := range []string{e.Regex, e.Cookie, e.JSON, e.CSS} {
+			for _, v := range []string{e.Regex, e.Cookie, e.JSON, e.CSS, e.Header} {
 				if v != "" {
 					srcs++
 				}
 			}
 			if srcs != 1 {
-				return nil, fmt.Errorf("%s: extract %s: want exactly one of regex, cookie, json, css", ep, k)
+				return nil, fmt.Errorf("%s: extract %s: want exactly one of regex, cookie, json, css, header", ep, k)
+			}
+			switch e.Decode {
+			case "":
+			case "url":
+				x.URLDecode = true
+			default:
+				return nil, fmt.Errorf("%s: extract %s: decode %q: want url", ep, k, e.Decode)
 			}
 			if e.Regex != "" {
 				re, err := regexp.Compile(e.Regex)

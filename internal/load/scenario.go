@@ -90,12 +90,16 @@ type SubmitFormSpec struct {
 }
 
 // ExtractSpec names where a value comes from; exactly one source is set.
+// Decode "url" URL-decodes the value found (a cookie such as Laravel's
+// XSRF-TOKEN, which the page's script decodes before sending it).
 type ExtractSpec struct {
 	Regex  string `yaml:"regex"`
 	Cookie string `yaml:"cookie"`
 	JSON   string `yaml:"json"`
 	CSS    string `yaml:"css"`
 	Attr   string `yaml:"attr"`
+	Header string `yaml:"header"`
+	Decode string `yaml:"decode"`
 }
 
 // ExpectSpec is what makes a response a success.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -23,11 +24,32 @@ type Extractor struct {
 	// CSS selects an element; its text is the value, or the attribute Attr.
 	CSS  string
 	Attr string
+	// Header names a header of the final response.
+	Header string
+	// URLDecode URL-decodes the value found (%XX escapes; '+' stays).
+	URLDecode bool
 }
 
 // Extract returns the value, or an error saying what was not found.
 func (e *Extractor) Extract(b *Browser, p *Page) (string, error) {
+	v, err := e.extract(b, p)
+	if err != nil || !e.URLDecode {
+		return v, err
+	}
+	d, err := url.PathUnescape(v)
+	if err != nil {
+		return "", fmt.Errorf("decode url: %w", err)
+	}
+	return d, nil
+}
+
+func (e *Extractor) extract(b *Browser, p *Page) (string, error) {
 	switch {
+	case e.Header != "":
+		if v := p.Header.Get(e.Header); v != "" {
+			return v, nil
+		}
+		return "", fmt.Errorf("no response header %q", e.Header)
 	case e.Regex != nil:
 		m := e.Regex.FindSubmatch(p.Body)
 		if m == nil {

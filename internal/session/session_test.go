@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
@@ -147,6 +148,29 @@ func TestExtract(t *testing.T) {
 	}
 	if _, err := (&Extractor{JSON: "data.nope"}).Extract(b, p); err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("missing key error: %v", err)
+	}
+	// A response header (a token handed out in X-Csrf-Token, an
+	// Authorization on a login's answer), and a value URL-decoded as the
+	// page's script does with Laravel's XSRF-TOKEN cookie.
+	rp := &Page{URL: u, Header: http.Header{"X-Csrf-Token": {"abc%3D"}}}
+	for _, tc := range []struct {
+		e       Extractor
+		want    string
+		wantErr string
+	}{
+		{Extractor{Header: "x-csrf-token"}, "abc%3D", ""},
+		{Extractor{Header: "X-CSRF-Token", URLDecode: true}, "abc=", ""},
+		{Extractor{Header: "X-Other"}, "", `no response header "X-Other"`},
+		{Extractor{Regex: regexp.MustCompile(`.*`), URLDecode: true}, "", ""},
+	} {
+		got, err := tc.e.Extract(b, rp)
+		if got != tc.want || (err == nil) != (tc.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("%+v: %q %v; want %q %q", tc.e, got, err, tc.want, tc.wantErr)
+		}
+	}
+	bad := &Page{URL: u, Header: http.Header{"X-T": {"%zz"}}}
+	if _, err := (&Extractor{Header: "X-T", URLDecode: true}).Extract(b, bad); err == nil || !strings.Contains(err.Error(), "decode url") {
+		t.Errorf("bad escape: %v", err)
 	}
 }
 
