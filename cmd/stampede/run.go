@@ -41,6 +41,7 @@ type runFlags struct {
 	users                         int
 	spawn                         float64
 	quiet, authOnly, noDiagnose   bool
+	check                         bool // --check: once as one user, then stop (har.go)
 	probePG, probePGB, probeRedis string
 	probeProm                     []string // --probe-prometheus URLs
 	probeHost                     bool
@@ -51,6 +52,8 @@ type runFlags struct {
 	logs                          logFlags
 	resolve                       logFlags // HOST=IP pairs, same syntax
 	split                         splitFlags
+	ui                            uiFlags
+	metrics                       metricsFlags
 	set                           map[string]bool
 }
 
@@ -63,6 +66,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.think, "think", "", "think time between tasks: 1s or 1s..3s (overrides think)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no live progress")
 	fs.BoolVar(&f.authOnly, "auth-only", false, "run on_start (the login) only")
+	fs.BoolVar(&f.check, "check", false, "run the scenario once as one user of the users file, check each step's expect and the login, and stop; exit 1 at the first step that fails")
 	fs.BoolVar(&f.noDiagnose, "no-diagnose", false, "skip the diagnosis at the end")
 	fs.StringVar(&f.probePG, "probe-postgres", "", "PostgreSQL DSN to sample during the run")
 	fs.StringVar(&f.probePGB, "probe-pgbouncer", "", "PgBouncer admin console DSN (database pgbouncer)")
@@ -81,6 +85,8 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.requestsCSV, "requests-csv", "", "what requests.csv records: all, off, or sample:P (e.g. sample:0.01) for very large runs; the summary and the diagnosis count every request (overrides requests_csv)")
 	fs.StringVar(&f.cpuprofile, "cpuprofile", "", "write stampede's own CPU profile to this file (for tuning stampede)")
 	f.split.register(fs)
+	f.ui.register(fs)
+	f.metrics.register(fs)
 }
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -93,7 +99,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fs.PrintDefaults()
 	}
 	// Flags may come after the scenario file too.
-	positional, err := parseAnyOrder(fs, args)
+	positional, err := parseAnyOrder(fs, uiArgs(args))
 	if err != nil {
 		return err
 	}
@@ -109,6 +115,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	sc, plan, err := buildPlan(&f, positional)
 	if err != nil {
 		return err
+	}
+	if f.check {
+		return runCheck(ctx, plan, stdout)
 	}
 	opts, err := runOptions(sc, &f)
 	if err != nil {
@@ -129,6 +138,18 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		defer pprof.StopCPUProfile()
 	}
 	opts.Command = append([]string{"stampede", "run"}, args...)
+	// The exporter first: the live page serves its /metrics.
+	mo, err := startMetricsOut(&f.metrics, f.ui.addr != "", sc, plan, &opts, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	defer mo.close()
+	ui, err := startUI(&f.ui, plan, &opts, stdout)
+	if err != nil {
+		return err
+	}
+	defer ui.close(ctx, stdout)
+	defer mo.awaitScrape(ctx, stdout) // while the page's /metrics is still served
 	if !sp.startAt.IsZero() {
 		fmt.Fprintf(stdout, "Waiting until %s (%s) to start.\n", sp.startAt.Format(time.RFC3339), sp.atFrom)
 	}
