@@ -17,6 +17,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 
+	"github.com/stampede-load/stampede/internal/diagnose"
 	"github.com/stampede-load/stampede/internal/load"
 	"github.com/stampede-load/stampede/internal/metricsout"
 	"github.com/stampede-load/stampede/internal/runner"
@@ -50,7 +51,46 @@ type metricsOut struct {
 	stderr io.Writer
 	otlp   *otlpErrors // nil without --otlp
 
+	// The diagnosis so far, without the live page (which makes its own):
+	// stopDiag ends it, diagDone says it has.
+	stopDiag, diagDone chan struct{}
+
 	closeOnce sync.Once
+}
+
+// metricsDiagnoseEvery is how often, at least, the findings sent out are
+// recomputed over the records so far when no live page does it.
+var metricsDiagnoseEvery = 5 * time.Second
+
+// diagnoseAsItGoes feeds the exporter the diagnosis so far, so that an
+// alert can fire on a finding while the load still runs (the live page
+// does it when --ui is on): the run directory's records, flushed every
+// second, diagnosed every metricsDiagnoseEvery at least and never more
+// often than ten times what the last diagnosis took (a tenth of a core at
+// most), until close. The run's own diagnosis at its end replaces it.
+func (m *metricsOut) diagnoseAsItGoes(dir string) {
+	m.stopDiag, m.diagDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(m.diagDone)
+		wait := metricsDiagnoseEvery
+		for {
+			t := time.NewTimer(wait)
+			select {
+			case <-m.stopDiag:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			began := time.Now()
+			in, err := runner.LoadInput(dir)
+			if err != nil {
+				continue // meta.json not written yet
+			}
+			d := diagnose.Diagnose(in)
+			m.exp.SetFindings(d.Findings)
+			wait = max(metricsDiagnoseEvery, 10*time.Since(began))
+		}
+	}()
 }
 
 // startMetricsOut makes the exporter the flags ask for, for --metrics,
@@ -96,6 +136,9 @@ func startMetricsOut(f *metricsFlags, ui bool, sc *load.Scenario, plan *load.Pla
 		fmt.Fprintf(stdout, "Metrics: pushed every %s over OTLP/HTTP to %s\n", f.otlpInterval, secret.Mask(f.otlp))
 	}
 	o.Observers = append(o.Observers, exp)
+	if !ui && !o.NoDiagnose && !o.ObserveOnly {
+		m.diagnoseAsItGoes(o.Dir)
+	}
 	return m, nil
 }
 
@@ -243,6 +286,10 @@ func (m *metricsOut) close() {
 		return
 	}
 	m.closeOnce.Do(func() {
+		if m.stopDiag != nil {
+			close(m.stopDiag)
+			<-m.diagDone
+		}
 		if m.srv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			_ = m.srv.Shutdown(ctx)

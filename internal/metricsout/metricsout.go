@@ -131,7 +131,11 @@ type Exporter struct {
 	eps   map[epKey]*endpoint
 	other *endpoint
 
-	ended     atomic.Bool
+	ended atomic.Bool
+	// findMu orders SetFindings and End: once the run's final findings
+	// are set (findFinal), the diagnosis so far no longer replaces them.
+	findMu    sync.Mutex
+	findFinal bool
 	scraped   atomic.Bool   // /metrics was read at least once
 	final     chan struct{} // closed by the first read of /metrics after End
 	finalOnce sync.Once
@@ -309,6 +313,11 @@ func (e *Exporter) LoadChanged(c runner.LoadChange) {
 // diagnosis calls it as the findings form, and End with the final
 // diagnosis. Safe for concurrent use.
 func (e *Exporter) SetFindings(fs []stampede.Finding) {
+	e.findMu.Lock()
+	defer e.findMu.Unlock()
+	if e.findFinal {
+		return // the run's final diagnosis stands
+	}
 	e.st.setFindings(fs)
 }
 
@@ -322,9 +331,12 @@ func (e *Exporter) End(r *runner.Result) {
 			dropped = r.Summary.Dropped
 		}
 		e.st.end(dropped)
+		e.findMu.Lock()
+		e.findFinal = true
 		if r != nil && r.Diagnosis != nil {
 			e.st.setFindings(r.Diagnosis.Findings)
 		}
+		e.findMu.Unlock()
 		// From here on, a read of /metrics has the run's final figures.
 		e.ended.Store(true)
 		e.shutdownOTLP()

@@ -320,6 +320,11 @@ func TestMetricsRunGauges(t *testing.T) {
 	check("end", "stampede_run_finished", nil, 1, true)
 	check("end", "stampede_finding", map[string]string{"id": "db-pool-wait-timeout", "status": "confirmed"}, 0.97, true)
 	check("end", "stampede_finding", map[string]string{"id": "login-rate-limit", "status": "likely"}, 0.7, true)
+	// A diagnosis so far that lands after the end does not replace the
+	// run's final one.
+	e.SetFindings([]stampede.Finding{{ID: "cpu-saturation", Status: stampede.Likely, Confidence: 0.5}})
+	check("late", "stampede_finding", map[string]string{"id": "cpu-saturation", "status": "likely"}, 0, false)
+	check("late", "stampede_finding", map[string]string{"id": "login-rate-limit", "status": "likely"}, 0.7, true)
 	if err := e.Close(); err != nil {
 		t.Errorf("Close without OTLP: %v", err)
 	}

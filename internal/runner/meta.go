@@ -149,8 +149,9 @@ func redactJSON(key string, v any) any {
 }
 
 // RedactArgs masks DSN passwords in a command line, in arguments and in
-// --flag=value pairs, and whatever else package secret's patterns find
-// (a token in a --url's query).
+// --flag=value pairs, whatever else package secret's patterns find (a
+// token in a --url's query), and the whole value of a flag whose name says
+// it holds a secret (--ui-token T, --password=P).
 func RedactArgs(args []string) []string {
 	if args == nil {
 		return nil
@@ -160,7 +161,26 @@ func RedactArgs(args []string) []string {
 		out[i] = secret.Mask(stampede.Redact(a))
 		if k, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(k, "-") {
 			out[i] = k + "=" + secret.Mask(stampede.Redact(v))
+			if secretFlag(k) {
+				out[i] = k + "=" + secret.Marker
+			}
+		} else if i > 0 && secretFlag(args[i-1]) && !strings.Contains(args[i-1], "=") {
+			out[i] = secret.Marker
 		}
 	}
 	return out
+}
+
+// secretFlag reports whether a flag's name says its value is a secret.
+func secretFlag(a string) bool {
+	if !strings.HasPrefix(a, "-") {
+		return false
+	}
+	name := strings.ToLower(strings.TrimLeft(a, "-"))
+	for _, w := range []string{"token", "password", "passwd", "secret", "apikey", "api-key", "api_key"} {
+		if strings.Contains(name, w) {
+			return true
+		}
+	}
+	return false
 }

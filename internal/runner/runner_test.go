@@ -460,6 +460,8 @@ func TestRedactArgs(t *testing.T) {
 		{[]string{"stampede", "run", "s.yaml"}, []string{"stampede", "run", "s.yaml"}},
 		{[]string{"--probe-postgres", "postgres://app:pw1@h/db"}, []string{"--probe-postgres", "postgres://app:xxxxx@h/db"}},
 		{[]string{"--probe-redis=redis://:pw2@h:6379/0"}, []string{"--probe-redis=redis://:xxxxx@h:6379/0"}},
+		{[]string{"run", "--ui", "0.0.0.0:8089", "--ui-token", "t0k3n-plain", "s.yaml"}, []string{"run", "--ui", "0.0.0.0:8089", "--ui-token", "xxxxx", "s.yaml"}},
+		{[]string{"-ui-token=abc", "--api-key", "k1"}, []string{"-ui-token=xxxxx", "--api-key", "xxxxx"}},
 	} {
 		if got := runner.RedactArgs(tc.in); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("RedactArgs(%q) = %q, want %q", tc.in, got, tc.want)
