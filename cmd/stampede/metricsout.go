@@ -82,7 +82,7 @@ func (m *metricsOut) diagnoseAsItGoes(dir string) {
 			case <-t.C:
 			}
 			began := time.Now()
-			in, err := runner.LoadInput(dir)
+			in, err := runner.LoadInputLive(dir)
 			if err != nil {
 				continue // meta.json not written yet
 			}

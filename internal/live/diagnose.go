@@ -36,7 +36,7 @@ func (s *Server) diagnoseLoop() {
 		}
 		began := time.Now()
 		at := math.Floor(began.Sub(start).Seconds())
-		in, err := runner.LoadInput(dir)
+		in, err := runner.LoadInputLive(dir)
 		errText := ""
 		var took time.Duration
 		if err != nil {

@@ -81,6 +81,27 @@ func WriteDiagnosis(dir string, d *stampede.Diagnosis) error {
 // The diagnosis then works as on a Locust import: without per-request
 // records, so slow requests are not joined to statements one by one.
 func LoadInput(dir string) (*diagnose.Input, error) {
+	return loadInput(dir, 0)
+}
+
+// LiveRequestsBytes is the size of requests.csv beyond which LoadInputLive
+// reads a running run from its aggregates: about 130,000 requests.
+const LiveRequestsBytes = 16 << 20
+
+// LoadInputLive reads a run directory as LoadInput does, for the diagnosis
+// so far of a run that is still going (the live page, the findings sent
+// out as they form): once requests.csv holds more than LiveRequestsBytes,
+// from the aggregates flushed every second (summary.json, the Locust
+// history), as a sampled run is read — so that diagnosing again every few
+// seconds costs the same at the hundredth minute as at the first, not a
+// re-read of every request so far.
+func LoadInputLive(dir string) (*diagnose.Input, error) {
+	return loadInput(dir, LiveRequestsBytes)
+}
+
+// loadInput is LoadInput, from the aggregates when aggregatesOver > 0 and
+// requests.csv is larger.
+func loadInput(dir string, aggregatesOver int64) (*diagnose.Input, error) {
 	meta, err := rundir.ReadMeta(dir)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -93,7 +114,13 @@ func LoadInput(dir string) (*diagnose.Input, error) {
 		return nil, fmt.Errorf("diagnose: %s: %w", filepath.Join(dir, rundir.MetaFile), err)
 	}
 	var in *diagnose.Input
-	if rm.All() {
+	big := false
+	if aggregatesOver > 0 {
+		if st, err := os.Stat(filepath.Join(dir, rundir.RequestsFile)); err == nil && st.Size() > aggregatesOver {
+			big = true
+		}
+	}
+	if rm.All() && !big {
 		// Sized from meta.json's row count, so a large run's records are
 		// not copied while the slice doubles; a count the file's size
 		// cannot hold (a damaged meta.json) is not trusted.

@@ -686,3 +686,48 @@ func TestLoadInputAggregates(t *testing.T) {
 		t.Errorf("findings from the aggregates %v, from the records %v", a, b)
 	}
 }
+
+// The diagnosis so far of a running run reads its records while they are
+// few, and its aggregates once requests.csv is large: the same endpoints
+// and counts, without re-reading every request each time.
+func TestLoadInputLive(t *testing.T) {
+	ts := httptest.NewServer(testserver.New(password))
+	defer ts.Close()
+	_, plan := scenario(t, ts.URL, "2s")
+	dir := filepath.Join(t.TempDir(), "run")
+	if _, err := runner.Run(context.Background(), plan, runner.Options{Dir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	small, err := runner.LoadInputLive(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(small.Results) == 0 {
+		t.Fatal("a small requests.csv is read record by record")
+	}
+	// A large requests.csv (sparse: only its size is read).
+	if err := os.Truncate(filepath.Join(dir, "requests.csv"), runner.LiveRequestsBytes+1); err != nil {
+		t.Fatal(err)
+	}
+	big, err := runner.LoadInputLive(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(big.Results) != 0 || len(big.Endpoints) != len(small.Endpoints) {
+		t.Fatalf("large: %d results, %d endpoints; want 0 (the aggregates), %d", len(big.Results), len(big.Endpoints), len(small.Endpoints))
+	}
+	for _, e := range small.Endpoints {
+		found := false
+		for _, g := range big.Endpoints {
+			if g.Name == e.Name && g.Method == e.Method {
+				found = true
+				if g.Requests != e.Requests || g.Failures != e.Failures {
+					t.Errorf("%s: aggregates %d requests %d failures, records %d %d", e.Name, g.Requests, g.Failures, e.Requests, e.Failures)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s %s: not in the aggregates", e.Method, e.Name)
+		}
+	}
+}
