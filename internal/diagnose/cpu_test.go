@@ -174,3 +174,37 @@ func TestRemoteHostSamples(t *testing.T) {
 		t.Errorf("split %+v: want PostgreSQL dominant on the target's 2 cores", sp)
 	}
 }
+
+// Hashing so heavy that users rarely get past the login: the other pages
+// are reached a few times, every time with the CPU already taken, and
+// their few latencies read seconds. They are not the pages' cost: the
+// login is compared with the pages that have enough requests to have a
+// floor of their own (the login form, 1 ms alone). The lab's
+// password-hash-cpu fault on a machine with a build running at nice 19.
+func TestHashWhenOtherPagesWereBarelyReached(t *testing.T) {
+	s := newSim(50 * time.Second)
+	s.reqs(0, 50, 2, "GET", "[AUTH] Login GET", func(sec int) time.Duration {
+		if sec < 3 {
+			return ms(1)
+		}
+		return ms(1200 + 20*(sec%5))
+	}, nil)
+	for i, lat := range []int{2000, 6000, 8000, 9000, 10000, 12000} {
+		s.rs = append(s.rs, stampede.Result{Start: s.at(float64(3 + 7*i)), Name: "[AUTH] Login POST", Method: "POST", Status: 302, Latency: ms(lat), TTFB: ms(lat)})
+	}
+	for i, p := range []struct {
+		name string
+		lat  int
+	}{{"GET /dashboard/", 1800}, {"GET /rekap-rab/", 3500}, {"GET /pekerjaan/", 2200}, {"GET /pekerjaan/", 2300}, {"GET /pekerjaan/", 460}} {
+		s.rs = append(s.rs, stampede.Result{Start: s.at(float64(30 + 3*i)), Name: p.name, Method: "GET", Status: 200, Latency: ms(p.lat), TTFB: ms(p.lat)})
+	}
+	s.hostSplit(0, 52, 100, map[string]float64{"app": 92, "other": 5, "background": 105}, map[string]string{"cpu_app": "lab"})
+	d := Diagnose(s.input())
+	t.Log(describe(d))
+	if len(d.Findings) == 0 || d.Findings[0].ID != IDPasswordHashCPU {
+		t.Fatalf("want password-hash-cpu on top; got %s", describe(d))
+	}
+	if f := d.Findings[0]; f.Status == stampede.Possible || !hasEvidence(&f, "takes 2.0 s even alone") {
+		t.Errorf("want the login's floor against the login form's in the evidence, confirmed or likely: %+v", f)
+	}
+}

@@ -184,3 +184,53 @@ func TestEarlyRequestsSetTheFloor(t *testing.T) {
 	}
 	t.Errorf("GET /items/ at 1.9 s after 40 ms is slowed by the load: no slow endpoint in %+v", d.Slow)
 }
+
+// A page that takes 0.46–1.2 s even alone (a sequential scan whose cost
+// varies with the user's rows) has its tenth percentile under SlowBySelf
+// and its median well over it: it is slow by itself, and the statements
+// logged for it explain its slow requests. A reading that flipped the
+// verdict to a pass on the Rails stack when the floor read 0.48 s.
+func TestSlowBySelfFromTypicalLatency(t *testing.T) {
+	cycle := []time.Duration{ms(460), ms(1100), ms(700), ms(480), ms(900), ms(1200), ms(800), ms(470), ms(950), ms(1000)}
+	s := newSim(40 * time.Second)
+	s.reqs(0, 40, 1, "GET", "GET /recap/", func(sec int) time.Duration { return cycle[sec%len(cycle)] }, nil)
+	s.reqs(0, 40, 4, "GET", "GET /dashboard/", constLat(ms(30)), nil)
+	for sec := 0; sec < 40; sec++ {
+		lat := cycle[sec%len(cycle)]
+		if lat < ms(600) {
+			continue
+		}
+		d := float64(lat/time.Millisecond) - 40
+		s.event(float64(sec)+lat.Seconds()-0.02, "postgres", "slow-query", fmt.Sprintf("duration: %.3f ms  statement: SELECT count(*) FROM analyses WHERE work_item_id = 7", d),
+			map[string]string{"duration_ms": fmt.Sprintf("%.3f", d), "statement": "SELECT count(*) FROM analyses WHERE work_item_id = 7", "pid": fmt.Sprint(300 + sec%5)})
+	}
+	d := Diagnose(s.input())
+	t.Log(describe(d))
+	var recap *stampede.SlowEndpoint
+	for i := range d.Slow {
+		if d.Slow[i].Endpoint == "GET /recap/" {
+			recap = &d.Slow[i]
+		}
+	}
+	if recap == nil || !recap.BySelf || recap.Slow < 20 {
+		t.Fatalf("GET /recap/ at a median of 0.9 s alone: want slow by itself with its requests over 500 ms slow, got %+v", d.Slow)
+	}
+	// Slow by itself, not by the load: the verdict is the thresholds'
+	// (docs/diagnosis.md, "Verdict"), the finding is named all the same.
+	if f := findingOf(d, IDSlowQuery); f == nil || d.Findings[0].ID != IDSlowQuery || f.Status != stampede.Confirmed || f.Explains.Slow < 20 {
+		t.Errorf("want slow-query on top explaining the recap; got %s", describe(d))
+	}
+
+	// The same page when its fastest request took a tenth of that: its
+	// readings were taken under load, it is not slow by itself.
+	s = newSim(40 * time.Second)
+	s.reqs(0, 1, 1, "GET", "GET /recap/", constLat(ms(60)), nil)
+	s.reqs(1, 40, 1, "GET", "GET /recap/", func(sec int) time.Duration { return cycle[sec%len(cycle)] }, nil)
+	s.reqs(0, 40, 4, "GET", "GET /dashboard/", constLat(ms(30)), nil)
+	d = Diagnose(s.input())
+	for _, e := range d.Slow {
+		if e.Endpoint == "GET /recap/" && e.BySelf {
+			t.Errorf("GET /recap/ answered in 60 ms once: not slow by itself, got %+v", e)
+		}
+	}
+}

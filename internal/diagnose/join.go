@@ -361,6 +361,23 @@ const tightShare = 0.3
 // maxJoined caps the intervals a containment join looks at.
 const maxJoined = 300
 
+// minJoinSigma is how many standard deviations above chance an endpoint's
+// containment of the intervals must be for a join that chance alone
+// nearly reaches (see containers).
+const minJoinSigma = 3
+
+// aboveChance returns how many standard deviations hits lie above base, the
+// hits chance gives, over n intervals: a binomial with p = base/n (kept
+// within 5–95%, so that a chance read as nil or certain from a few shifts
+// does not make every excess look significant or none).
+func aboveChance(hits, base, n float64) float64 {
+	if n <= 0 {
+		return 0
+	}
+	p := min(max(base/n, 0.05), 0.95)
+	return (hits - p*n) / math.Sqrt(n*p*(1-p))
+}
+
 // containers returns the endpoints whose requests contain the intervals
 // (a statement, a lock wait) far above chance. A request contains an
 // interval tightly when the interval also fills a good part of it
@@ -370,7 +387,12 @@ const maxJoined = 300
 // chance gives). An endpoint issues them when it contains at least half of
 // them and twice as many as chance, or, when its requests are in flight all
 // the time (a saturated queue: chance is high too), when it contains most of
-// them and twice as many as any other endpoint. Best first. Without
+// them and twice as many as any other endpoint, or, when chance is high
+// because its requests are long and many (a page slow by itself under
+// load), when it contains half again as many as chance and that excess is
+// at least minJoinSigma standard deviations of what chance gives (a
+// binomial over the intervals): 21 of 30 statements inside recap requests
+// where chance gives 11.5 is no accident. Best first. Without
 // per-request records it falls back to the correlation of the endpoints'
 // requests in flight with the intervals per second.
 func (c *ctx) containers(ivs []interval) []issuer {
@@ -425,7 +447,7 @@ func (c *ctx) containers(ivs []interval) []issuer {
 		if h < 2 || h/n < 0.5 {
 			continue
 		}
-		if h >= 2*base[e] || (e == bestE && h/n >= 0.6 && h >= 2*second) {
+		if h >= 2*base[e] || (e == bestE && h/n >= 0.6 && h >= 2*second) || (h >= 1.5*base[e] && aboveChance(h, base[e], n) >= minJoinSigma) {
 			out = append(out, issuer{e: e, r: h / n})
 		}
 	}

@@ -399,9 +399,27 @@ func rulePasswordHash(c *ctx) verdict {
 			login = e
 		}
 	}
-	var others []time.Duration
+	// The other pages, as the login is compared with them: those with
+	// enough requests to have a floor and a median of their own. A page
+	// reached only a few times, after hashing had taken the CPU (a user
+	// gets past the login rarely then), read its few latencies under that
+	// load: they are the hash's queue, not the page's cost.
+	var pages []*endpoint
 	for _, e := range c.eps {
-		if !e.login && e.Requests > 0 && e.Median > 0 {
+		if !e.login && e.Requests >= minFloorSamples {
+			pages = append(pages, e)
+		}
+	}
+	if len(pages) == 0 {
+		for _, e := range c.eps {
+			if !e.login && e.Requests > 0 {
+				pages = append(pages, e)
+			}
+		}
+	}
+	var others []time.Duration
+	for _, e := range pages {
+		if e.Median > 0 {
 			others = append(others, e.Median)
 		}
 	}
@@ -454,8 +472,8 @@ func rulePasswordHash(c *ctx) verdict {
 	// A login slow even when little else is in flight, far slower than
 	// the other pages are then: its own work is heavy (the hash).
 	var otherFloors []time.Duration
-	for _, e := range c.eps {
-		if !e.login && e.Requests > 0 && e.slow.floor > 0 {
+	for _, e := range pages {
+		if e.slow.floor > 0 {
 			otherFloors = append(otherFloors, e.slow.floor)
 		}
 	}

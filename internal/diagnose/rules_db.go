@@ -840,7 +840,7 @@ func ruleSlowQuery(c *ctx) verdict {
 	}
 	for _, e := range issuers {
 		if e.slow.self {
-			v.evidence = append(v.evidence, noteRef("latency", fmt.Sprintf("%s is slow by itself: %s even with little else in flight, so its cost is the query's own, not the load's", e.Name, secs(e.slow.floor))))
+			v.evidence = append(v.evidence, noteRef("latency", fmt.Sprintf("%s is slow by itself: %s even with little else in flight, so its cost is the query's own, not the load's", e.Name, secs(e.slow.alone))))
 		}
 	}
 	if len(v.claims) == 0 {

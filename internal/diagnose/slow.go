@@ -25,7 +25,12 @@ import (
 //   - an endpoint whose floor is already SlowBySelf or more is slow by
 //     itself: its requests of SlowBySelf or more are slow, and only those
 //     above max(SlowFactor × floor, floor + SlowMargin) are blamed on the
-//     load. It is never slow by itself when its fastest request took a
+//     load. So is one whose typical latency with little else in flight
+//     is SlowBySelf or more though its floor is under it (a page taking
+//     0.45–1.2 s alone: its tenth percentile reads 0.48 s, its median
+//     0.8 s): the typical latency is the lower of the median of its quiet
+//     requests and the median of its earliest ones. It is never slow by
+//     itself when its fastest request took a
 //     tenth of its floor or less (selfRatio): a page that can answer in
 //     25 ms is not slow by itself at 3 s, its floor was read too late,
 //     once the load had ramped; its floor is then brought down to a tenth
@@ -98,6 +103,7 @@ type slowState struct {
 	streamed   bool          // slow by itself because it streams: nothing to explain
 	limit      string        // the threshold defining the bar, if any
 	lateFloor  time.Duration // the floor as read, when it was read under load (see setBar)
+	alone      time.Duration // its typical latency with little else in flight, when slow by itself
 	series     []float64     // slow requests per second
 	loadSeries []float64     // those of them slowed by the load, per second
 	latSum     []float64     // their latency in seconds, per second
@@ -128,18 +134,27 @@ func (c *ctx) limitFor(name string) (time.Duration, string) {
 // endpoint that answered selfRatio times faster than its floor once is not
 // slow by itself — the floor was read under load — and its floor comes
 // down to a tenth of what was read, or to fastest when that is slower.
-func (c *ctx) setBar(e *endpoint, floor, fastest time.Duration) {
+// typical is its typical latency with little else in flight (0 when
+// unknown): SlowBySelf or more, the endpoint is slow by itself even when
+// its floor is under SlowBySelf.
+func (c *ctx) setBar(e *endpoint, floor, fastest, typical time.Duration) {
 	if fastest > 0 && fastest*selfRatio <= floor {
 		e.slow.lateFloor = floor
 		floor = max(fastest, floor/selfRatio)
 	}
 	e.slow.floor = floor
+	// What "alone" reads: the floor, or the typical latency when only
+	// that one says slow by itself (and it was not read under load).
+	e.slow.alone = floor
+	if floor < SlowBySelf && typical >= SlowBySelf && e.slow.lateFloor == 0 && (fastest <= 0 || fastest*selfRatio > typical) {
+		e.slow.alone = typical
+	}
 	e.slow.loadBar = max(SlowFactor*floor, floor+SlowMargin)
 	limit, text := c.limitFor(e.Name)
 	switch {
 	case limit > 0:
 		e.slow.bar, e.slow.limit = limit, text
-		e.slow.self = floor >= limit && floor >= SlowBySelf && e.slow.lateFloor == 0
+		e.slow.self = e.slow.alone >= limit && e.slow.alone >= SlowBySelf && e.slow.lateFloor == 0
 		if !e.slow.self {
 			// Fast alone, over its threshold under load: the load's.
 			e.slow.loadBar = limit
@@ -148,12 +163,12 @@ func (c *ctx) setBar(e *endpoint, floor, fastest time.Duration) {
 		// Read under load and still high after the correction: not slow
 		// by itself (it answered fast once), slow above the load's bar.
 		e.slow.bar = e.slow.loadBar
-	case floor >= SlowBySelf && e.TTFB > 0 && e.Mean > 0 && e.TTFB < e.Mean/3:
+	case e.slow.alone >= SlowBySelf && e.TTFB > 0 && e.Mean > 0 && e.TTFB < e.Mean/3:
 		// A response that streams (its first byte comes early): its time
 		// goes into sending by design, not into waiting. Slow by itself,
 		// with no slow request to explain.
 		e.slow.self, e.slow.streamed = true, true
-	case floor >= SlowBySelf:
+	case e.slow.alone >= SlowBySelf:
 		e.slow.bar, e.slow.self = SlowBySelf, true
 	default:
 		e.slow.bar = e.slow.loadBar
@@ -231,7 +246,10 @@ func (c *ctx) slowFromResults(rs []stampede.Result) {
 		if f.ok.Count() == 0 {
 			floor = e.Latency.Quantile(floorQuantile)
 		}
-		var fastest time.Duration
+		var fastest, typical time.Duration
+		if f.quiet.Count() >= minFloorSamples {
+			typical = f.quiet.Quantile(0.5)
+		}
 		if f.ok.Count() > 0 {
 			fastest = f.ok.Quantile(0)
 			if len(f.early) >= 3 {
@@ -239,10 +257,14 @@ func (c *ctx) slowFromResults(rs []stampede.Result) {
 				for i, r := range f.early {
 					lat[i] = r.Latency
 				}
-				floor = min(floor, medianOf(lat))
+				early := medianOf(lat)
+				floor = min(floor, early)
+				if typical == 0 || early < typical {
+					typical = early
+				}
 			}
 		}
-		c.setBar(e, floor, fastest)
+		c.setBar(e, floor, fastest, typical)
 	}
 	for i := range rs {
 		r := &rs[i]
@@ -351,7 +373,7 @@ func (c *ctx) slowFromHistory() {
 		}
 		// Locust's minimum response time is the one reading of the
 		// endpoint with nothing in its way that an import has.
-		c.setBar(e, floor, e.Min)
+		c.setBar(e, floor, e.Min, floor)
 		bar := e.slow.bar
 		if bar <= 0 {
 			continue
@@ -488,6 +510,9 @@ func (c *ctx) slowRef(es []*endpoint, ws []window) stampede.EvidenceRef {
 		total += n
 		mean := time.Duration(sum / n * float64(time.Second))
 		p := fmt.Sprintf("%.0f on %s (mean %s; floor %s, slow above %s", n, e.Name, secs(mean), secs(e.slow.floor), secs(e.slow.bar))
+		if e.slow.self && e.slow.alone > e.slow.floor {
+			p += fmt.Sprintf(", typically %s with little else in flight", secs(e.slow.alone))
+		}
 		if e.slow.limit != "" {
 			p += ", the threshold " + e.slow.limit
 		}

@@ -46,6 +46,10 @@ const (
 	benchLabPBKDF2Env = "STAMPEDE_LIVE_BENCH_LAB_PBKDF2"
 	benchPageURLEnv   = "STAMPEDE_LIVE_BENCH_PAGE_URL"
 	benchPageScrape   = "STAMPEDE_LIVE_BENCH_PAGE_SCRAPE"
+	// benchOthersCPUEnv, when set (e.g. "1"), runs the target and the
+	// page under `taskset -c` those CPUs: run the benchmark itself under
+	// `taskset -c 0` to pin the generator apart from them.
+	benchOthersCPUEnv = "STAMPEDE_BENCH_OTHERS_CPU"
 )
 
 func TestMain(m *testing.M) {
@@ -201,6 +205,13 @@ type child struct {
 func startChild(b *testing.B, role string, limit time.Duration, env ...string) (*child, string) {
 	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	if cpus := os.Getenv(benchOthersCPUEnv); cpus != "" {
+		// The generator pinned apart from its target and page (the
+		// benchmark run under `taskset -c 0`): the three no longer take
+		// each other's core in turns, which moved the seed's CPU per
+		// request by ±10% between runs of the same variant.
+		cmd = exec.Command("taskset", "-c", cpus, os.Args[0], "-test.run=^$")
+	}
 	cmd.Env = append(append(os.Environ(), benchRoleEnv+"="+role), env...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
