@@ -38,6 +38,7 @@ func (l *logFlags) Set(v string) error {
 // runFlags are the flags of "stampede run".
 type runFlags struct {
 	url, duration, out, think     string
+	localIPs                      string // --local-ips, k6's syntax
 	users                         int
 	spawn                         float64
 	quiet, authOnly, noDiagnose   bool
@@ -81,6 +82,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.pid, "pid", 0, "the target's process id, to sample its CPU")
 	fs.DurationVar(&f.interval, "interval", time.Second, "probe sampling interval")
 	fs.Var(&f.logs, "log", "server log to tail and classify, NAME=PATH (repeatable)")
+	fs.StringVar(&f.localIPs, "local-ips", "", "source addresses the users dial from, one each in turn, as k6's: 127.0.0.1-127.0.0.8, 127.0.0.0/29, 10.0.0.5,10.0.0.6 (overrides load.local_ips); on loopback each address adds an ephemeral port range")
 	fs.Var(&f.resolve, "resolve", "dial HOST at IP instead, keeping the name (like curl --resolve), HOST=IP (repeatable)")
 	fs.StringVar(&f.requestsCSV, "requests-csv", "", "what requests.csv records: all, off, or sample:P (e.g. sample:0.01) for very large runs; the summary and the diagnosis count every request (overrides requests_csv)")
 	fs.StringVar(&f.cpuprofile, "cpuprofile", "", "write stampede's own CPU profile to this file (for tuning stampede)")
@@ -198,6 +200,9 @@ func buildPlan(f *runFlags, positional []string) (*load.Scenario, *load.Plan, er
 		if err := applyResolve(plan, f.resolve); err != nil {
 			return nil, nil, err
 		}
+		if err := applyLocalIPs(plan, f); err != nil {
+			return nil, nil, err
+		}
 		return &load.Scenario{Target: f.url}, plan, nil
 	}
 	sc, err := load.ReadScenario(positional[0])
@@ -223,7 +228,15 @@ func buildPlan(f *runFlags, positional []string) (*load.Scenario, *load.Plan, er
 	if f.think != "" {
 		sc.Think = f.think
 	}
+	// --local-ips replaces load.local_ips, which is then not compiled; the
+	// scenario keeps it as written: the addresses are this machine's, not
+	// part of the load (the segments of a split load compare scenarios).
+	field := sc.Load.LocalIPs
+	if f.set["local-ips"] {
+		sc.Load.LocalIPs = ""
+	}
 	plan, err := sc.Compile()
+	sc.Load.LocalIPs = field
 	if err != nil {
 		return nil, nil, err
 	}
@@ -231,7 +244,24 @@ func buildPlan(f *runFlags, positional []string) (*load.Scenario, *load.Plan, er
 	if err := applyResolve(plan, f.resolve); err != nil {
 		return nil, nil, err
 	}
+	if err := applyLocalIPs(plan, f); err != nil {
+		return nil, nil, err
+	}
 	return sc, plan, nil
+}
+
+// applyLocalIPs sets the plan's source addresses from --local-ips, parsed
+// on its own so that an error names the flag.
+func applyLocalIPs(plan *load.Plan, f *runFlags) error {
+	if !f.set["local-ips"] {
+		return nil
+	}
+	ips, err := load.ParseLocalIPs(f.localIPs)
+	if err != nil {
+		return withHint(fmt.Errorf("run: --local-ips %w", err), "--local-ips 127.0.0.1-127.0.0.8 (or 127.0.0.0/29, or addresses separated by commas)")
+	}
+	plan.LocalIPs = ips
+	return nil
 }
 
 func applyResolve(plan *load.Plan, pairs logFlags) error {
@@ -309,6 +339,7 @@ type runView struct {
 // the thresholds, the diagnosis and where the run directory is.
 func executeRun(ctx context.Context, plan *load.Plan, o runner.Options, v runView) (*runner.Result, error) {
 	prog := newProgress(v.stdout, plan, v.label)
+	o.Notes = v.stderr
 	if !v.quiet {
 		o.Progress, o.ProgressEvery = prog.report, prog.every()
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -195,28 +196,58 @@ type transports struct {
 	hosts    session.Hosts
 	pools    []*http.Transport
 	bounds   []int // pools[i] serves the slots below bounds[i]
+	// bound holds the transports of pools[i]'s slots that dial from one
+	// source address (LocalIPs), created as users need them: a kept-alive
+	// connection must only be reused by a user of its address.
+	bound map[boundPool]*http.Transport
 }
 
-// forSlot returns the transport of slot j, when the load wants users.
-func (t *transports) forSlot(j, users int) *http.Transport {
+type boundPool struct {
+	i    int
+	from netip.Addr
+}
+
+// forSlot returns the transport of slot j, when the load wants users,
+// dialling from the source address from (the system's choice when zero).
+func (t *transports) forSlot(j, users int, from netip.Addr) *http.Transport {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for i, b := range t.bounds {
-		if j < b {
-			return t.pools[i]
-		}
+	i := 0
+	for i < len(t.bounds) && j >= t.bounds[i] {
+		i++
 	}
-	lo := t.bounds[len(t.bounds)-1]
-	hi := max(users, j+1)
-	t.pools = append(t.pools, session.NewTransport(hi-lo, t.insecure, t.hosts))
-	t.bounds = append(t.bounds, hi)
-	return t.pools[len(t.pools)-1]
+	if i == len(t.bounds) {
+		lo := t.bounds[len(t.bounds)-1]
+		hi := max(users, j+1)
+		t.pools = append(t.pools, session.NewTransport(hi-lo, t.insecure, t.hosts))
+		t.bounds = append(t.bounds, hi)
+	}
+	if !from.IsValid() {
+		return t.pools[i]
+	}
+	k := boundPool{i, from}
+	if tr := t.bound[k]; tr != nil {
+		return tr
+	}
+	lo := 0
+	if i > 0 {
+		lo = t.bounds[i-1]
+	}
+	if t.bound == nil {
+		t.bound = map[boundPool]*http.Transport{}
+	}
+	tr := session.NewTransportFrom(from, t.bounds[i]-lo, t.insecure, t.hosts)
+	t.bound[k] = tr
+	return tr
 }
 
 func (t *transports) closeIdle() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, p := range t.pools {
+		p.CloseIdleConnections()
+	}
+	for _, p := range t.bound {
 		p.CloseIdleConnections()
 	}
 }

@@ -103,15 +103,19 @@ func (e *Engine) Run(ctx context.Context, out chan<- stampede.Result) error {
 func (e *Engine) newVU(j, users int, out chan<- stampede.Result) *vu {
 	n := e.plan.Segment.global(j)
 	v := &vu{e: e, n: n, out: out, rng: rand.New(rand.NewPCG(uint64(n), uint64(time.Now().UnixNano())))}
+	// The i-th user of this generator dials from its i-th source address:
+	// the addresses are this machine's, whatever part of a split load it runs.
+	from := e.plan.LocalIPs.At(j)
 	if e.plan.Quick && e.plan.Target.Scheme == "http" {
 		// The quick form's plain GET loop goes through a lean HTTP/1.1
 		// client: one kept-alive connection per user, no goroutines.
 		if fc, err := session.NewFastClient(e.plan.Target, e.plan.Timeout); err == nil {
 			fc.DialTo(e.plan.Hosts.Map(e.plan.Target.Host))
+			fc.BindTo(from)
 			v.fast = fc
 		}
 	}
-	v.b = session.New(session.Options{Transport: e.transports.forSlot(j, users), Timeout: e.plan.Timeout,
+	v.b = session.New(session.Options{Transport: e.transports.forSlot(j, users, from), Timeout: e.plan.Timeout,
 		// Called during v.b.Do, on the user's goroutine: v.endpoint is
 		// the step whose response set the cookie.
 		CookieRefused: func(r session.CookieRefusal) { e.cookies.add(&r, v.endpoint) }})

@@ -82,6 +82,9 @@ type Plan struct {
 	// NoRelogin keeps a user whose session was lost browsing logged out
 	// instead of logging in again (scenario relogin: false).
 	NoRelogin bool
+	// LocalIPs, when not nil, are the source addresses the users dial
+	// from, one each, in turn (load.local_ips, --local-ips).
+	LocalIPs *LocalIPs
 	// Segment is the part of a split load this plan runs (ForSegment);
 	// zero for the whole load. Users, SpawnRate and ArrivalRate are then
 	// the segment's own.
@@ -151,6 +154,11 @@ func (sc *Scenario) Compile() (*Plan, error) {
 	if l.Duration != "" {
 		if p.Duration, err = parseDuration(l.Duration); err != nil || p.Duration <= 0 {
 			return nil, fmt.Errorf("%s: load.duration: %q: want a positive duration such as 60s", sc.Pos("$.load.duration"), l.Duration)
+		}
+	}
+	if l.LocalIPs != "" {
+		if p.LocalIPs, err = ParseLocalIPs(l.LocalIPs); err != nil {
+			return nil, fmt.Errorf("%s: load.local_ips: %v", sc.Pos("$.load.local_ips"), err)
 		}
 	}
 	if l.ArrivalRate != "" {

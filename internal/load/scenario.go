@@ -56,6 +56,9 @@ type LoadSpec struct {
 	Duration    string  `yaml:"duration"`
 	ArrivalRate string  `yaml:"arrival_rate"`
 	MaxUsers    int     `yaml:"max_users"`
+	// LocalIPs are the source addresses the users dial from, in k6's
+	// --local-ips syntax (see ParseLocalIPs): "127.0.0.1-127.0.0.8".
+	LocalIPs string `yaml:"local_ips"`
 }
 
 // TaskSpec is a weighted task: a list of steps run in order.

@@ -50,7 +50,7 @@ func newMeta(dir string, plan *load.Plan, o Options, start time.Time) *rundir.Me
 // diagnosis.
 func loadFacts(p *load.Plan) rundir.LoadFacts {
 	lf := rundir.LoadFacts{Model: p.Model.String(), Users: p.Users, Duration: p.Duration.String(),
-		Accounts: p.Accounts(), Assignment: string(p.Assignment), SourceIPs: 1, LoginEndpoints: p.LoginSteps()}
+		Accounts: p.Accounts(), Assignment: string(p.Assignment), SourceIPs: max(len(p.LocalIPs.Used(p.Users)), 1), LoginEndpoints: p.LoginSteps()}
 	if p.Model == load.Open {
 		lf.ArrivalRate = p.ArrivalRate
 	} else {

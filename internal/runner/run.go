@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -34,6 +35,13 @@ import (
 // that cannot be written.
 func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	notes := o.Notes
+	if notes == nil {
+		notes = io.Discard
+	}
+	if err := checkMachine(plan, o, notes); err != nil {
 		return nil, err
 	}
 	if c := o.Control; c != nil {

@@ -3,6 +3,7 @@ package runner
 
 import (
 	"fmt"
+	"io"
 	"path/filepath"
 	"time"
 
@@ -75,6 +76,9 @@ type Options struct {
 	// stops it (the live page, its HTTP API); nil means neither is
 	// possible. A Control serves one run.
 	Control *Control
+	// Notes, if not nil, receives one-line notes on the run's setup that
+	// are not errors: the open-files limit the preflight raised.
+	Notes io.Writer
 }
 
 // StartAtTolerance is how far in the past Options.StartAt may be: a

@@ -52,12 +52,9 @@ func NewTransport(maxConns int, insecure bool, hosts Hosts) *http.Transport {
 	if maxConns < 2 {
 		maxConns = 2
 	}
-	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Transport{
-		Proxy: nil,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return d.DialContext(ctx, network, hosts.Map(addr))
-		},
+		Proxy:                 nil,
+		DialContext:           dialMapped(newDialer(), hosts),
 		MaxIdleConns:          0,
 		MaxIdleConnsPerHost:   maxConns,
 		IdleConnTimeout:       90 * time.Second,
