@@ -69,8 +69,8 @@ type input struct {
 //
 //   - requests.csv: every segment's requests, merged in completion order;
 //   - timeline.jsonl and evidence.jsonl: every directory's, merged by time;
-//   - meta.json: the whole load (its source_ips the number of generator
-//     hosts), the earliest start and latest end, the dropped, aborted and
+//   - meta.json: the whole load (its source_ips the client addresses of
+//     the generator hosts, --local-ips counted), the earliest start and latest end, the dropped, aborted and
 //     lost-session counts summed, and "segments"
 //     naming those merged, missing (0..count-1 without a directory) and
 //     partial (interrupted or killed); the run is partial if any is;
@@ -264,7 +264,7 @@ func mergedMeta(out string, segs, observers []input, ss *rundir.Segments, lastRe
 	meta := &rundir.Meta{Tool: "stampede", Version: stampede.Version, Run: filepath.Base(out), Target: m0.Target,
 		Command: runner.RedactArgs(command), Scenario: m0.Scenario, Start: m0.Start, Thresholds: m0.Thresholds, Segments: ss}
 	hosts := map[string]bool{}
-	loaders := map[string]bool{} // the hosts that made load
+	loaders := map[string]int{} // the hosts that made load: their source addresses
 	probes := map[string]bool{}
 	logs := map[rundir.LogRef]bool{}
 	end := lastResponse
@@ -292,7 +292,9 @@ func mergedMeta(out string, segs, observers []input, ss *rundir.Segments, lastRe
 		meta.SessionsLost += m.SessionsLost
 		meta.Relogins += m.Relogins
 		if !m.Segment.Observer {
-			loaders[m.Host] = true
+			// Segments on one host with --local-ips share its addresses:
+			// the host counts the most any of them used.
+			loaders[m.Host] = max(loaders[m.Host], m.Load.SourceIPs, 1)
 			sum.Users += m.Load.Users
 			sum.SpawnRate += m.Load.SpawnRate
 			sum.ArrivalRate += m.Load.ArrivalRate
@@ -318,8 +320,13 @@ func mergedMeta(out string, segs, observers []input, ss *rundir.Segments, lastRe
 		meta.Load.Users, meta.Load.SpawnRate, meta.Load.ArrivalRate, meta.Load.Accounts = sum.Users, sum.SpawnRate, sum.ArrivalRate, sum.Accounts
 	}
 	// Each generator host is a client address the server sees (a pod has
-	// its own): login limits per IP apply to each.
-	meta.Load.SourceIPs = max(len(loaders), 1)
+	// its own), or as many as it spread its users over (--local-ips):
+	// login limits per IP apply to each.
+	meta.Load.SourceIPs = 0
+	for _, n := range loaders {
+		meta.Load.SourceIPs += n
+	}
+	meta.Load.SourceIPs = max(meta.Load.SourceIPs, 1)
 	meta.LoadChanges = mergedLoadChanges(segs)
 	meta.Partial = len(ss.Missing) > 0 || len(ss.Partial) > 0
 	meta.EndReason = fmt.Sprintf("merged %d of %d segments", len(ss.Merged), ss.Count)
