@@ -432,15 +432,18 @@ func mergeJob(m *Manifests, o Options, meta metav1.ObjectMeta) *batchv1.Job {
 }
 
 func podSpec(l map[string]string, containers []corev1.Container, volumes []corev1.Volume) corev1.PodTemplateSpec {
-	user, nonRoot, noLinks := int64(runAs), true, false
+	user, nonRoot, noLinks, noToken := int64(runAs), true, false, false
 	grace := int64(60) // stampede stops on SIGTERM and writes its files, marked partial
 	return corev1.PodTemplateSpec{
 		ObjectMeta: metav1.ObjectMeta{Labels: l},
 		Spec: corev1.PodSpec{
-			RestartPolicy:                 corev1.RestartPolicyNever,
-			Containers:                    containers,
-			Volumes:                       volumes,
-			EnableServiceLinks:            &noLinks,
+			RestartPolicy:      corev1.RestartPolicyNever,
+			Containers:         containers,
+			Volumes:            volumes,
+			EnableServiceLinks: &noLinks,
+			// The pods never call the API server: no token mounted in
+			// them (the service-account admission adds one otherwise).
+			AutomountServiceAccountToken:  &noToken,
 			TerminationGracePeriodSeconds: &grace,
 			SecurityContext: &corev1.PodSecurityContext{
 				RunAsNonRoot: &nonRoot, RunAsUser: &user, RunAsGroup: &user,

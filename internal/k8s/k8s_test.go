@@ -215,6 +215,11 @@ func TestJobFields(t *testing.T) {
 				t.Errorf("backoffLimit = %v, want %d", s.BackoffLimit, n)
 			}
 			pod := s.Template.Spec
+			for _, j := range jobs {
+				if a := j.Spec.Template.Spec.AutomountServiceAccountToken; a == nil || *a {
+					t.Errorf("%s: automountServiceAccountToken = %v, want false: the pods never call the API server", j.Name, a)
+				}
+			}
 			if pod.RestartPolicy != corev1.RestartPolicyNever {
 				t.Errorf("restartPolicy = %q, want Never (backoffLimitPerIndex needs it)", pod.RestartPolicy)
 			}
