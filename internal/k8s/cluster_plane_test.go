@@ -17,6 +17,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"k8s.io/client-go/util/retry"
 	"math/big"
 	"net"
 	"os"
@@ -29,7 +30,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -354,35 +354,41 @@ func addNode(t *testing.T, ctx context.Context, cs kubernetes.Interface, name, c
 	t.Helper()
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
 		corev1.LabelHostname: name, corev1.LabelOSStable: "linux", corev1.LabelArchStable: "amd64"}}}
-	n, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
-	if err != nil {
+	if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	res := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse(memory),
 		corev1.ResourcePods: resource.MustParse("110"), corev1.ResourceEphemeralStorage: resource.MustParse("100Gi")}
 	now := metav1.Now()
-	n.Status = corev1.NodeStatus{Capacity: res, Allocatable: res, Phase: corev1.NodeRunning,
+	status := corev1.NodeStatus{Capacity: res, Allocatable: res, Phase: corev1.NodeRunning,
 		Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
 			Message: "no kubelet: a Node object of stampede's cluster check", LastHeartbeatTime: now, LastTransitionTime: now}},
 		NodeInfo: corev1.NodeSystemInfo{OperatingSystem: "linux", Architecture: "amd64"}}
-	if n, err = cs.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
+	// Controllers (ttl, attach-detach) annotate a new node at once: each
+	// update is retried on a conflict, from the node as it is now.
+	update := func(change func(*corev1.Node) error) {
+		t.Helper()
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			cur, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			return change(cur)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
-	// Controllers (ttl, attach-detach) annotate a new node too: retry on
-	// a conflict with the node as it is now.
-	for try := 0; ; try++ {
+	update(func(n *corev1.Node) error {
+		n.Status = status
+		_, err := cs.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
+		return err
+	})
+	update(func(n *corev1.Node) error {
 		n.Spec.Taints = nil
 		_, err := cs.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
-		if err == nil {
-			return
-		}
-		if !apierrors.IsConflict(err) || try == 10 {
-			t.Fatal(err)
-		}
-		if n, err = cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+		return err
+	})
 }
 
 // warnLog collects the API server's warnings (the Warning header).
