@@ -375,7 +375,14 @@ func applyCase(t *testing.T, ctx context.Context, cs kubernetes.Interface, dyn d
 			if p.Spec.NodeName != "" {
 				continue
 			}
-			if cond := podCondition(&p, corev1.PodScheduled); cond == nil || cond.Reason != corev1.PodReasonUnschedulable {
+			cond := podCondition(&p, corev1.PodScheduled)
+			if cond == nil || cond.Reason != corev1.PodReasonUnschedulable {
+				return false, nil
+			}
+			// A pod tried before its claim bound (the claim is bound by now,
+			// waited for above) is tried again: v1.29's scheduler says so
+			// until then.
+			if strings.Contains(cond.Message, "unbound immediate PersistentVolumeClaims") {
 				return false, nil
 			}
 		}
