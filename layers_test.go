@@ -16,7 +16,7 @@ var layers = []struct {
 }{
 	{0, []string{""}},
 	{1, []string{"internal/session", "internal/logtail", "internal/metrics", "internal/evidence", "internal/probe",
-		"internal/probe/", "internal/rundir", "internal/lab", "internal/testserver", "internal/testenv", "internal/secret", "internal/har", "internal/preflight"}},
+		"internal/probe/", "internal/rundir", "internal/lab", "internal/testserver", "internal/testenv", "internal/secret", "internal/har", "internal/preflight", "internal/evloop"}},
 	{2, []string{"internal/diagnose", "internal/load"}},
 	{3, []string{"internal/report", "internal/locust", "internal/k8s", "internal/check"}},
 	{4, []string{"internal/runner"}},

@@ -13,7 +13,10 @@
 #       --log pgbouncer=logs/pgbouncer.log --log gunicorn=logs/gunicorn.log
 #
 # LAB_USERS names the users CSV (header username,password); each virtual user
-# takes the next row, as stampede's user_assignment: unique does. Written for
+# takes the next row, as stampede's user_assignment: unique does. LAB_CLIENT=fast
+# runs the users as FastHttpUser (geventhttpclient) instead of HttpUser;
+# LAB_WAIT=MIN,MAX sets the think time in seconds (default 1,3), as
+# scripts/bench-peers does to measure memory per logged-in user. Written for
 # Locust 2.x (tested with Debian's 2.12.1).
 
 import csv
@@ -23,6 +26,12 @@ import re
 import threading
 
 from locust import HttpUser, between, task
+
+if os.environ.get("LAB_CLIENT") == "fast":
+    from locust import FastHttpUser as _User
+else:
+    _User = HttpUser
+_WAIT = tuple(float(x) for x in os.environ.get("LAB_WAIT", "1,3").split(","))
 
 _rows = []
 _path = os.environ.get("LAB_USERS", "users.csv")
@@ -50,8 +59,8 @@ def _error_text(text):
     return " ".join(_TAGS.sub(" ", m.group(1)).split())
 
 
-class LabUser(HttpUser):
-    wait_time = between(1, 3)
+class LabUser(_User):
+    wait_time = between(*_WAIT)
 
     def on_start(self):
         with _lock:

@@ -8,8 +8,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/stampede-load/stampede/internal/load"
@@ -39,6 +41,7 @@ func (l *logFlags) Set(v string) error {
 type runFlags struct {
 	url, duration, out, think     string
 	localIPs                      string // --local-ips, k6's syntax
+	idleTimeout                   string // --idle-timeout
 	users                         int
 	spawn                         float64
 	quiet, authOnly, noDiagnose   bool
@@ -47,6 +50,7 @@ type runFlags struct {
 	probeProm                     []string // --probe-prometheus URLs
 	probeHost                     bool
 	cpuprofile                    string
+	memprofile                    string
 	requestsCSV                   string
 	pid                           int
 	interval                      time.Duration
@@ -65,6 +69,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.duration, "t", "", "duration, e.g. 30s or 5m (overrides load.duration; default 1m)")
 	fs.StringVar(&f.out, "out", "", "run directory (default runs/<timestamp>)")
 	fs.StringVar(&f.think, "think", "", "think time between tasks: 1s or 1s..3s (overrides think)")
+	fs.StringVar(&f.idleTimeout, "idle-timeout", "", "close a user's kept-alive connection idle this long, as browsers and servers do (default 90s; 0 = never; overrides idle_timeout): with think times of minutes, users hold sockets only while they browse")
 	fs.BoolVar(&f.quiet, "quiet", false, "no live progress")
 	fs.BoolVar(&f.authOnly, "auth-only", false, "run on_start (the login) only")
 	fs.BoolVar(&f.check, "check", false, "run the scenario once as one user of the users file, check each step's expect and the login, and stop; exit 1 at the first step that fails")
@@ -86,6 +91,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.resolve, "resolve", "dial HOST at IP instead, keeping the name (like curl --resolve), HOST=IP (repeatable)")
 	fs.StringVar(&f.requestsCSV, "requests-csv", "", "what requests.csv records: all, off, or sample:P (e.g. sample:0.01) for very large runs; the summary and the diagnosis count every request (overrides requests_csv)")
 	fs.StringVar(&f.cpuprofile, "cpuprofile", "", "write stampede's own CPU profile to this file (for tuning stampede)")
+	fs.StringVar(&f.memprofile, "memprofile", "", "write stampede's own heap profile to this file when 90% of the load's duration has run, every user at its peak (for tuning stampede)")
 	f.split.register(fs)
 	f.ui.register(fs)
 	f.metrics.register(fs)
@@ -138,6 +144,13 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return fmt.Errorf("run: --cpuprofile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if f.memprofile != "" {
+		stop, err := heapProfileAt(f.memprofile, plan.Duration*9/10, stderr)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	opts.Command = append([]string{"stampede", "run"}, args...)
 	// The exporter first: the live page serves its /metrics.
@@ -197,6 +210,11 @@ func buildPlan(f *runFlags, positional []string) (*load.Scenario, *load.Plan, er
 				return nil, nil, fmt.Errorf("run: --think: %w", err)
 			}
 		}
+		if f.idleTimeout != "" {
+			if plan.IdleTimeout, err = load.ParseIdleTimeout(f.idleTimeout); err != nil {
+				return nil, nil, fmt.Errorf("run: --idle-timeout: %w", err)
+			}
+		}
 		if err := applyResolve(plan, f.resolve); err != nil {
 			return nil, nil, err
 		}
@@ -224,6 +242,9 @@ func buildPlan(f *runFlags, positional []string) (*load.Scenario, *load.Plan, er
 	}
 	if f.duration != "" {
 		sc.Load.Duration = f.duration
+	}
+	if f.idleTimeout != "" {
+		sc.IdleTimeout = f.idleTimeout
 	}
 	if f.think != "" {
 		sc.Think = f.think
@@ -375,4 +396,34 @@ func executeRun(ctx context.Context, plan *load.Plan, o runner.Options, v runVie
 		fmt.Fprintln(v.stdout, "The run was interrupted: its files are complete up to the interruption and marked partial.")
 	}
 	return res, nil
+}
+
+// heapProfileAt writes the heap profile to path after d (from now: the
+// load's start, give or take the set-up), once a collection has run, so
+// that it holds what is live then. stop cancels it if the run ends first.
+func heapProfileAt(path string, d time.Duration, stderr io.Writer) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("run: --memprofile: %w", err)
+	}
+	var mu sync.Mutex // the profile is written whole or not at all
+	closed := false
+	t := time.AfterFunc(d, func() {
+		runtime.GC()
+		mu.Lock()
+		defer mu.Unlock()
+		if closed {
+			return
+		}
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			fmt.Fprintf(stderr, "run: --memprofile: %v\n", err)
+		}
+	})
+	return func() {
+		t.Stop()
+		mu.Lock()
+		defer mu.Unlock()
+		closed = true
+		_ = f.Close()
+	}, nil
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -307,5 +309,175 @@ func TestSetLoadErrors(t *testing.T) {
 	}
 	if err := New(&rows).SetUsers(3, 5); err != nil {
 		t.Errorf("3 users for 3 unique rows: %v", err)
+	}
+}
+
+// Users in think time wait on timers, not goroutines: 300 users thinking
+// for an hour hold no goroutine each; told to stop (SetUsers down) they end
+// at once, not after their think time; the end of the run ends the rest at
+// once; a slot freed by a user that left is taken again by the next one,
+// lowest first.
+func TestThinkingUsersHoldNoGoroutine(t *testing.T) {
+	srv := &countingServer{seen: map[string]int{}}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	e := New(compileYAML(t, `target: `+ts.URL+`
+load: {users: 300, spawn_rate: 3000, duration: 4s}
+think: 1h
+tasks:
+  - {name: a, steps: [{name: a, get: "/a?vu={{vu}}"}]}
+`))
+	start := time.Now()
+	wait := running(e)
+	if _, ok := waitUsers(e, 300, 3*time.Second); !ok {
+		t.Fatalf("users %d: the plan's 300 never ran", e.Users())
+	}
+	// Every user has made its request and thinks.
+	for deadline := time.Now().Add(3 * time.Second); e.InFlight() > 0 || srvTotal(srv) < 300; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests answered, %d in flight: want 300 and 0", srvTotal(srv), e.InFlight())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // the users' goroutines end after their request
+	if g := userGoroutines(); g > 0 {
+		t.Errorf("%d goroutines of users with 300 users in think time: want none", g)
+	}
+	if err := e.SetUsers(100, 100000); err != nil {
+		t.Fatal(err)
+	}
+	if took, ok := waitUsers(e, 100, time.Second); !ok {
+		t.Errorf("down to 100 users in think time: %d users after %v, want 100 at once", e.Users(), took)
+	}
+	if err := e.SetUsers(101, 100); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := waitUsers(e, 101, time.Second); !ok {
+		t.Errorf("up to 101 users: %d", e.Users())
+	}
+	rs := wait()
+	if took := time.Since(start); took > 6*time.Second {
+		t.Errorf("the run of 4 s ended after %v: users in think time held it", took)
+	}
+	if e.Users() != 0 {
+		t.Errorf("%d users left after the run", e.Users())
+	}
+	users := map[int]bool{}
+	for _, r := range rs {
+		if r.Failed() {
+			t.Errorf("user %d: %s", r.User, r.Reason)
+		}
+		users[r.User] = true
+	}
+	// The 101st user took the lowest free slot: number 101 again.
+	if len(users) != 300 || !users[101] || users[301] {
+		t.Errorf("%d users made requests (101: %v, 301: %v): want users 1 to 300, the one added later numbered 101", len(users), users[101], users[301])
+	}
+}
+
+func srvTotal(s *countingServer) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.seen {
+		n += c
+	}
+	return n
+}
+
+// userGoroutines counts the goroutines running a virtual user's code.
+func userGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	k := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "internal/load.(*vu)") {
+			k++
+		}
+	}
+	return k
+}
+
+// idle_timeout closes a thinking user's connection once idle that long:
+// the server sees every connection closed while the users think, and none
+// before (a user browsing keeps its connection).
+func TestIdleTimeoutClosesThinkingUsersConnections(t *testing.T) {
+	var mu sync.Mutex
+	open := 0
+	ts := httptest.NewUnstartedServer(&countingServer{seen: map[string]int{}})
+	ts.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch s {
+		case http.StateNew:
+			open++
+		case http.StateClosed, http.StateHijacked:
+			open--
+		}
+	}
+	ts.Start()
+	defer ts.Close()
+	opened := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return open
+	}
+	e := New(compileYAML(t, `target: `+ts.URL+`
+load: {users: 20, spawn_rate: 1000, duration: 3s}
+think: 1h
+idle_timeout: 300ms
+tasks:
+  - {name: a, steps: [{name: a, get: "/a?vu={{vu}}"}, {name: b, get: "/b?vu={{vu}}"}]}
+`))
+	wait := running(e)
+	deadline := time.Now().Add(2 * time.Second)
+	for opened() < 20 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := opened(); n != 20 {
+		t.Fatalf("%d connections open after the users' first requests, want 20 (one each, kept for both steps)", n)
+	}
+	deadline = time.Now().Add(2 * time.Second)
+	for opened() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := opened(); n != 0 {
+		t.Errorf("%d connections still open 2 s into a think time of an hour with idle_timeout 300ms, want 0", n)
+	}
+	for _, r := range wait() {
+		if r.Failed() {
+			t.Errorf("user %d %s: %s", r.User, r.Name, r.Reason)
+		}
+	}
+}
+
+func TestParseIdleTimeout(t *testing.T) {
+	for in, want := range map[string]time.Duration{"15s": 15 * time.Second, "2m": 2 * time.Minute, "0": -1, "never": -1} {
+		if got, err := ParseIdleTimeout(in); err != nil || got != want {
+			t.Errorf("%q: %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1s", "soon", "0s"} {
+		if _, err := ParseIdleTimeout(in); err == nil {
+			t.Errorf("%q: no error", in)
+		}
+	}
+	if p := (&Plan{}); p.ConnIdleTimeout() != DefaultIdleTimeout {
+		t.Errorf("default idle timeout %v", p.ConnIdleTimeout())
+	}
+	_, err := ParseScenario("s.yaml", []byte("target: http://127.0.0.1:1\nload: {users: 1}\nidle_timeout: soon\ntasks: [{name: a, steps: [{get: /}]}]\n"))
+	if err == nil {
+		sc, _ := ParseScenario("s.yaml", []byte("target: http://127.0.0.1:1\nload: {users: 1}\nidle_timeout: soon\ntasks: [{name: a, steps: [{get: /}]}]\n"))
+		_, err = sc.Compile()
+	}
+	if err == nil || !strings.Contains(err.Error(), "s.yaml:3") || !strings.Contains(err.Error(), "idle_timeout") {
+		t.Errorf("bad idle_timeout: %v, want an error at s.yaml:3 naming idle_timeout", err)
 	}
 }

@@ -31,10 +31,9 @@ type Engine struct {
 	// Plan.Secrets and the run's other secrets.
 	Secrets *secret.Masker
 
-	plan       *Plan
-	transports transports
-	ctl        control // the load followed (SetUsers, SetArrivalRate)
-	slots      slots   // the users' numbers
+	plan  *Plan
+	ctl   control // the load followed (SetUsers, SetArrivalRate)
+	slots slots   // the users' numbers
 
 	users    atomic.Int64 // virtual users alive
 	inflight atomic.Int64 // requests in flight
@@ -45,13 +44,16 @@ type Engine struct {
 	relogins atomic.Int64 // logins made again after a lost session
 
 	cookies cookieRefusals // the cookies the users' browsers refused
+
+	// keepPage says a step after think time reads the page before it (a
+	// task or on_start that begins with submit_form): users then keep
+	// their last page while they think.
+	keepPage bool
 }
 
 // New returns an engine for the plan.
 func New(p *Plan) *Engine {
-	e := &Engine{plan: p}
-	e.transports = transports{insecure: p.Insecure, hosts: p.Hosts,
-		pools: []*http.Transport{session.NewTransport(p.Users, p.Insecure, p.Hosts)}, bounds: []int{p.Users}}
+	e := &Engine{plan: p, keepPage: p.firstStepReadsPage()}
 	rate := p.SpawnRate
 	if p.Model == Open {
 		rate = p.ArrivalRate
@@ -87,7 +89,6 @@ func (e *Engine) Relogins() int64 { return e.relogins.Load() }
 func (e *Engine) Run(ctx context.Context, out chan<- stampede.Result) error {
 	ctx, cancel := context.WithTimeout(ctx, e.plan.Duration)
 	defer cancel()
-	defer e.transports.closeIdle()
 	var wg sync.WaitGroup
 	if e.plan.Model == Open {
 		e.runOpen(ctx, out, &wg)
@@ -115,7 +116,12 @@ func (e *Engine) newVU(j, users int, out chan<- stampede.Result) *vu {
 			v.fast = fc
 		}
 	}
-	v.b = session.New(session.Options{Transport: e.transports.forSlot(j, users, from), Timeout: e.plan.Timeout,
+	// Each user has its own connections, as each browser does: no
+	// goroutine and no buffer of its own while it thinks, closed once idle
+	// for the plan's idle timeout.
+	v.ut = session.NewUserTransport(session.UserTransportOptions{From: from, Hosts: e.plan.Hosts,
+		Insecure: e.plan.Insecure, IdleTimeout: e.plan.ConnIdleTimeout()})
+	v.b = session.New(session.Options{Transport: v.ut, Timeout: e.plan.Timeout,
 		// Called during v.b.Do, on the user's goroutine: v.endpoint is
 		// the step whose response set the cookie.
 		CookieRefused: func(r session.CookieRefusal) { e.cookies.add(&r, v.endpoint) }})
@@ -131,6 +137,9 @@ func (e *Engine) newVU(j, users int, out chan<- stampede.Result) *vu {
 // 1/rate seconds, the first at once.
 func (e *Engine) runClosed(ctx context.Context, out chan<- stampede.Result, wg *sync.WaitGroup) {
 	p := e.plan
+	// The users in think time wait on timers, not goroutines: the end of
+	// the run stops them (those under way end after their request, cut off).
+	defer e.slots.stopAll()
 	start := time.Now()
 	t := e.ctl.get()
 	ramp, k := start, 0 // a change's ramp: its start and the steps made
@@ -164,17 +173,17 @@ func (e *Engine) runClosed(ctx context.Context, out chan<- stampede.Result, wg *
 			e.slots.stopLast()
 			continue
 		}
-		j, quit := e.slots.take()
+		j := e.slots.take()
 		v := e.newVU(j, t.users, out)
+		e.slots.attach(j, v)
 		wg.Add(1)
 		e.users.Add(1)
-		go func() {
-			defer wg.Done()
-			defer e.users.Add(-1)
-			defer e.slots.free(j)
-			defer v.close()
-			v.loop(ctx, quit)
-		}()
+		v.start(ctx, func() {
+			v.close()
+			e.slots.release(j)
+			e.users.Add(-1)
+			wg.Done()
+		})
 	}
 }
 
@@ -214,14 +223,14 @@ func (e *Engine) runOpen(ctx context.Context, out chan<- stampede.Result, wg *sy
 			e.dropped.Add(1)
 			continue
 		}
-		j, _ := e.slots.take()
+		j := e.slots.take()
 		v := e.newVU(j, t.users, out)
 		wg.Add(1)
 		e.users.Add(1)
 		e.started.Add(1)
 		go func(first time.Time) {
 			defer wg.Done()
-			defer e.slots.free(j)
+			defer e.slots.release(j)
 			defer v.close()
 			v.iterate(ctx, first)
 			for {
@@ -256,12 +265,27 @@ func (e *Engine) leave(max int) bool {
 	}
 }
 
+// firstStepReadsPage reports whether a task or on_start begins with a step
+// that reads the page before it (submit_form).
+func (p *Plan) firstStepReadsPage() bool {
+	if len(p.OnStart) > 0 && p.OnStart[0].SubmitForm {
+		return true
+	}
+	for _, t := range p.Tasks {
+		if len(t.Steps) > 0 && t.Steps[0].SubmitForm {
+			return true
+		}
+	}
+	return false
+}
+
 // vu is one virtual user.
 type vu struct {
 	e        *Engine
 	n        int
 	b        *session.Browser
-	fast     *session.FastClient // quick form over http only
+	fast     *session.FastClient    // quick form over http only
+	ut       *session.UserTransport // the browser's connections
 	out      chan<- stampede.Result
 	rng      *rand.Rand
 	vars     vars
@@ -273,6 +297,16 @@ type vu struct {
 	// password) of the last form the user submitted, masked in its reasons
 	// with its cookies.
 	sent []string
+
+	// The closed model's user between tasks (start): ctx is the run's, done
+	// is called when the user ends; mu guards the rest against stop and the
+	// timer.
+	ctx      context.Context
+	done     func()
+	mu       sync.Mutex
+	timer    *time.Timer // think time; reused
+	thinking bool        // waiting on timer (or, with --auth-only, for the end)
+	quit     bool        // told to stop
 }
 
 // vars resolves template variables for one user.
@@ -302,24 +336,31 @@ func (v *vu) close() {
 	if v.fast != nil {
 		_ = v.fast.Close()
 	}
+	if v.ut != nil {
+		v.ut.CloseIdleConnections()
+	}
 }
 
-// loop runs the closed model's user until ctx ends or quit is closed. quit
-// is only looked at between tasks: a user told to stop finishes the task
-// it is in, every request of it recorded.
-func (v *vu) loop(ctx context.Context, quit <-chan struct{}) {
+// start runs the closed model's user until ctx ends or it is told to stop
+// (stop), then calls done once. quit is only looked at between tasks: a
+// user told to stop finishes the task it is in, every request of it
+// recorded. Its tasks run on a goroutine, its think times on a timer: a
+// user in think time holds no goroutine and no stack, only its state (the
+// memory of 100,000 logged-in users is that of their sessions).
+func (v *vu) start(ctx context.Context, done func()) {
+	v.ctx, v.done = ctx, done
+	go v.run()
+}
+
+// run runs tasks until the user thinks, stops or the run ends.
+func (v *vu) run() {
 	p := v.e.plan
-	for ctx.Err() == nil {
-		select {
-		case <-quit:
-			return
-		default:
-		}
-		v.iterate(ctx, time.Time{})
+	for v.ctx.Err() == nil && !v.told() {
+		v.iterate(v.ctx, time.Time{})
 		if p.AuthOnly && v.started {
-			select {
-			case <-ctx.Done():
-			case <-quit:
+			// Logged in and holding its session until the end.
+			if !v.sleep(-1) {
+				break
 			}
 			return
 		}
@@ -328,10 +369,77 @@ func (v *vu) loop(ctx context.Context, quit <-chan struct{}) {
 			if p.ThinkMax > p.ThinkMin {
 				d += time.Duration(v.rng.Int64N(int64(p.ThinkMax - p.ThinkMin)))
 			}
-			if waitUntil(ctx, quit, time.Now().Add(d)) != waitTime {
-				return
+			if !v.e.keepPage {
+				// Nothing after think time reads this page: it is not
+				// kept while the user thinks.
+				v.b.Rest()
 			}
+			if !v.sleep(d) {
+				break
+			}
+			return
 		}
+	}
+	v.end()
+}
+
+// told reports whether the user was told to stop.
+func (v *vu) told() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.quit
+}
+
+// sleep arms the think timer for d (forever when d < 0) and reports
+// whether it did: not when the user was told to stop or the run is over.
+func (v *vu) sleep(d time.Duration) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.quit || v.ctx.Err() != nil {
+		return false
+	}
+	v.thinking = true
+	switch {
+	case d < 0:
+	case v.timer == nil:
+		v.timer = time.AfterFunc(d, v.wake)
+	default:
+		v.timer.Reset(d)
+	}
+	return true
+}
+
+// wake ends a think time: the timer's own goroutine runs the next task.
+func (v *vu) wake() {
+	v.mu.Lock()
+	if !v.thinking {
+		v.mu.Unlock()
+		return
+	}
+	v.thinking = false
+	v.mu.Unlock()
+	v.run()
+}
+
+// stop tells the user to stop: in think time it ends at once, under way
+// after its task.
+func (v *vu) stop() {
+	v.mu.Lock()
+	v.quit = true
+	now := v.thinking && (v.timer == nil || v.timer.Stop())
+	if now {
+		v.thinking = false
+	}
+	v.mu.Unlock()
+	if now {
+		v.end()
+	}
+}
+
+// end ends the user: called once, by whoever finds it stopping.
+func (v *vu) end() {
+	if v.done != nil {
+		v.done()
 	}
 }
 
@@ -474,7 +582,7 @@ func (v *vu) step(ctx context.Context, s *Step, intended time.Time) bool {
 	res.Latency = end.Sub(res.Start)
 	res.Connect, res.TTFB = tm.Connect, tm.TTFB
 	if err != nil {
-		if ctx.Err() != nil {
+		if ended(ctx, end) {
 			// Cut off by the end of the run: neither a success nor a failure.
 			v.e.aborted.Add(1)
 			return false
@@ -504,6 +612,17 @@ func (v *vu) step(ctx context.Context, s *Step, intended time.Time) bool {
 	}
 	v.emit(ctx, &res)
 	return res.Outcome == stampede.OK
+}
+
+// ended reports whether the run (ctx) was over at t: cancelled, or past its
+// deadline (a connection's deadline set from it can fire before the
+// context's own timer marks it done).
+func ended(ctx context.Context, t time.Time) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !t.Before(d)
 }
 
 func noFormReason(err error, last *session.Page) string {

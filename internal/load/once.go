@@ -50,7 +50,7 @@ type Exchange struct {
 // way through a scenario.
 func (p *Plan) RunOnce(ctx context.Context, n int, fn func(*Trace) bool) error {
 	e := New(p)
-	tr := session.NewTransport(2, p.Insecure, p.Hosts)
+	tr := session.NewUserTransport(session.UserTransportOptions{Hosts: p.Hosts, Insecure: p.Insecure, IdleTimeout: p.ConnIdleTimeout()})
 	defer tr.CloseIdleConnections()
 	out := make(chan stampede.Result, 1)
 	// The user as the engine makes it, through a transport that records

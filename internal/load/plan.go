@@ -65,6 +65,10 @@ type Plan struct {
 	ThinkMin    time.Duration
 	ThinkMax    time.Duration
 	Timeout     time.Duration
+	// IdleTimeout closes a user's kept-alive connection idle this long
+	// (idle_timeout, --idle-timeout); 0 means DefaultIdleTimeout, below 0
+	// never.
+	IdleTimeout time.Duration
 	Insecure    bool
 	// Hosts maps host names to the addresses dialled instead.
 	Hosts   session.Hosts
@@ -190,6 +194,11 @@ func (sc *Scenario) Compile() (*Plan, error) {
 	}
 	if p.ThinkMin, p.ThinkMax, err = ParseThink(sc.Think); err != nil {
 		return nil, fmt.Errorf("%s: %v", sc.Pos("$.think"), err)
+	}
+	if sc.IdleTimeout != "" {
+		if p.IdleTimeout, err = ParseIdleTimeout(sc.IdleTimeout); err != nil {
+			return nil, fmt.Errorf("%s: idle_timeout: %v", sc.Pos("$.idle_timeout"), err)
+		}
 	}
 	p.Timeout = 60 * time.Second
 	if sc.Timeout != "" {
@@ -696,4 +705,34 @@ func scenarioSecrets(sc *Scenario) []string {
 		}
 	}
 	return out
+}
+
+// DefaultIdleTimeout is how long a user's kept-alive connection may stay
+// idle before the user closes it: net/http's IdleConnTimeout, and above
+// the keep-alive timeout of most servers (nginx 75 s, Apache 5 s,
+// gunicorn 2 s), which close it first.
+const DefaultIdleTimeout = 90 * time.Second
+
+// ParseIdleTimeout parses idle_timeout and --idle-timeout: a duration
+// ("15s"), or "0" or "never" for a connection kept until the server closes
+// it. It returns below 0 for never.
+func ParseIdleTimeout(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "0" || s == "never" {
+		return -1, nil
+	}
+	d, err := parseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%q: want a positive duration such as 15s, or 0 (never)", s)
+	}
+	return d, nil
+}
+
+// ConnIdleTimeout is the idle timeout in force: IdleTimeout, or
+// DefaultIdleTimeout when unset; below 0 never.
+func (p *Plan) ConnIdleTimeout() time.Duration {
+	if p.IdleTimeout == 0 {
+		return DefaultIdleTimeout
+	}
+	return p.IdleTimeout
 }

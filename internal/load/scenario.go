@@ -20,10 +20,15 @@ import (
 // Scenario is the scenario file as written (DESIGN.md "Scenario file").
 // Unknown keys are an error. Compile turns it into a Plan.
 type Scenario struct {
-	Target         string              `yaml:"target"`
-	Load           LoadSpec            `yaml:"load"`
-	Think          string              `yaml:"think"`
-	Timeout        string              `yaml:"timeout"`
+	Target  string   `yaml:"target"`
+	Load    LoadSpec `yaml:"load"`
+	Think   string   `yaml:"think"`
+	Timeout string   `yaml:"timeout"`
+	// IdleTimeout closes a user's kept-alive connection once it has been
+	// idle this long, as browsers and servers do ("90s", the default; "0"
+	// never): with long think times, users then hold sockets only while
+	// they browse.
+	IdleTimeout    string              `yaml:"idle_timeout"`
 	UsersFile      string              `yaml:"users_file"`
 	UserAssignment string              `yaml:"user_assignment"`
 	OnStart        []StepSpec          `yaml:"on_start"`

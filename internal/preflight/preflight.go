@@ -31,19 +31,44 @@ type Need struct {
 	// connections: probes, followed logs, the run directory's files,
 	// listeners.
 	Extra int
+	// Held, when above 0, is the number of users holding their
+	// connections at once, fewer than Users: users that close a
+	// connection once idle (idle_timeout) shorter than their think time
+	// hold one only while they browse and just after.
+	Held int
+	// Closes is the connections the users close a second (one a task when
+	// Held is set): each leaves its port in TIME_WAIT for 60 s, unless the
+	// kernel reuses it (tcp_tw_reuse).
+	Closes float64
+}
+
+// holding is the number of users holding connections at once.
+func (n Need) holding() int {
+	if n.Held > 0 && n.Held < n.Users {
+		return n.Held
+	}
+	return n.Users
 }
 
 // Conns is the number of connections the users may hold at once.
-func (n Need) Conns() int { return n.Users * max(len(n.Dials), 1) }
+func (n Need) Conns() int { return n.holding() * max(len(n.Dials), 1) }
+
+// timeWaitSecs is how long a closed connection keeps its port (Linux's
+// TCP_TIMEWAIT_LEN).
+const timeWaitSecs = 60
+
+// TimeWait is the number of ports in TIME_WAIT at once from the users'
+// closes, per destination.
+func (n Need) TimeWait() int { return int(math.Ceil(n.Closes * timeWaitSecs)) }
 
 // Files is the number of file descriptors the run may hold at once.
 func (n Need) Files() int { return n.Conns() + n.Extra }
 
-// PerSource is the number of users of the busiest source address: each
-// holds at most one connection to each destination.
+// PerSource is the number of users of the busiest source address holding
+// a connection at once: each holds at most one to each destination.
 func (n Need) PerSource() int {
 	s := max(len(n.Sources), 1)
-	return (n.Users + s - 1) / s
+	return (n.holding() + s - 1) / s
 }
 
 // Files is the RLIMIT_NOFILE of this process.
@@ -74,6 +99,10 @@ type System struct {
 	Files     *Files
 	Ports     *Ports
 	Conntrack *Conntrack
+	// TwReuse is net.ipv4.tcp_tw_reuse: 1 lets a new connection take a
+	// port in TIME_WAIT, 2 (Linux's default) on loopback only; nil when
+	// not said.
+	TwReuse *int
 }
 
 // Check runs every check on s that applies and returns the soft
@@ -87,7 +116,7 @@ func Check(n Need, s System) (raiseTo uint64, err error) {
 		errs = append(errs, e)
 	}
 	if s.Ports != nil {
-		errs = append(errs, CheckPorts(n, *s.Ports))
+		errs = append(errs, CheckPorts(n, *s.Ports, s.TwReuse))
 	}
 	if s.Conntrack != nil {
 		errs = append(errs, CheckConntrack(n, *s.Conntrack))
@@ -109,8 +138,15 @@ func CheckFiles(n Need, f Files) (raiseTo uint64, err error) {
 		return f.Max, nil
 	}
 	want := roundUp(need, 1024)
-	return 0, fmt.Errorf("open files: this run may hold %d file descriptors (%d users × %d destination(s) + %d for probes, logs and the run's files), above the hard limit of %d; raise it: `ulimit -n %d` in the shell that starts stampede (as root, or in /etc/security/limits.conf), LimitNOFILE=%d in a systemd unit, `--ulimit nofile=%d` with docker run",
-		need, n.Users, max(len(n.Dials), 1), n.Extra, f.Max, want, want, want)
+	users, idle := fmt.Sprintf("%d users", n.Users), ""
+	if h := n.holding(); h < n.Users {
+		users = fmt.Sprintf("%d users holding connections at once", h)
+	} else {
+		// Closing idle connections is the other way out.
+		idle = "; or let users close idle connections while they think: idle_timeout (--idle-timeout) shorter than the think time"
+	}
+	return 0, fmt.Errorf("open files: this run may hold %d file descriptors (%s × %d destination(s) + %d for probes, logs and the run's files), above the hard limit of %d; raise it: `ulimit -n %d` in the shell that starts stampede (as root, or in /etc/security/limits.conf), LimitNOFILE=%d in a systemd unit, `--ulimit nofile=%d` with docker run%s",
+		need, users, max(len(n.Dials), 1), n.Extra, f.Max, want, want, want, idle)
 }
 
 // CheckPorts checks that no source address needs more connections to one
@@ -119,11 +155,11 @@ func CheckFiles(n Need, f Files) (raiseTo uint64, err error) {
 // destination) pair has the range's ports to itself. The fix is more source
 // addresses (--local-ips, any 127.x.y.z for a loopback destination) or a
 // wider range.
-func CheckPorts(n Need, p Ports) error {
-	per, size := n.PerSource(), p.Size()
-	if per <= size {
-		return nil
-	}
+//
+// Ports of connections the users closed stay in TIME_WAIT for 60 s and
+// count too, unless tcp_tw_reuse (twReuse: nil when unknown) lets new
+// connections take them: 1, or 2 (the default) on loopback.
+func CheckPorts(n Need, p Ports, twReuse *int) error {
 	dests, loop := "the target", len(n.Dials) > 0
 	if len(n.Dials) > 0 {
 		dests = strings.Join(n.Dials, ", ")
@@ -131,9 +167,25 @@ func CheckPorts(n Need, p Ports) error {
 	for _, d := range n.Dials {
 		loop = loop && isLoopback4(d)
 	}
-	msg := fmt.Sprintf("ephemeral ports: %d users connect to %s from %d source address(es), %d from the busiest, but the port range %d-%d (net.ipv4.ip_local_port_range, less %d reserved) gives %d connections per source address and destination",
-		n.Users, dests, max(len(n.Sources), 1), per, p.Lo, p.Hi, p.Reserved, size)
-	if need := (n.Users + size - 1) / max(size, 1); loop && size > 0 && need <= 254 {
+	srcs := max(len(n.Sources), 1)
+	held, waiting := n.holding(), 0
+	if reuse := twReuse != nil && (*twReuse == 1 || *twReuse == 2 && loop); !reuse {
+		waiting = n.TimeWait()
+	}
+	per, size := (held+waiting+srcs-1)/srcs, p.Size()
+	if per <= size {
+		return nil
+	}
+	users := fmt.Sprintf("%d users connect", n.Users)
+	if held < n.Users {
+		users = fmt.Sprintf("%d users (%d at once, idle_timeout) connect", n.Users, held)
+	}
+	if waiting > 0 {
+		users += fmt.Sprintf(", their closed connections leaving %d ports in TIME_WAIT (net.ipv4.tcp_tw_reuse off),", waiting)
+	}
+	msg := fmt.Sprintf("ephemeral ports: %s to %s from %d source address(es), %d from the busiest, but the port range %d-%d (net.ipv4.ip_local_port_range, less %d reserved) gives %d connections per source address and destination",
+		users, dests, srcs, per, p.Lo, p.Hi, p.Reserved, size)
+	if need := (held + waiting + size - 1) / max(size, 1); loop && size > 0 && need <= 254 {
 		return fmt.Errorf("%s; spread the users over %d loopback addresses: --local-ips 127.0.0.1-127.0.0.%d (or load.local_ips in the scenario)", msg, need, need)
 	}
 	return fmt.Errorf("%s; widen the range: `sysctl -w net.ipv4.ip_local_port_range=\"1024 65535\"`, or spread the users over more addresses of this machine with --local-ips", msg)

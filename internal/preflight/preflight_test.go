@@ -50,27 +50,40 @@ func TestCheckFiles(t *testing.T) {
 
 func TestCheckPorts(t *testing.T) {
 	loop := []string{"127.0.0.1:8000"}
+	reuse0, reuse1, reuse2 := 0, 1, 2
 	for _, tc := range []struct {
 		name  string
 		need  Need
 		ports Ports
+		reuse *int // tcp_tw_reuse
 		err   []string
 	}{
-		{"fits exactly", Need{Users: 28232, Dials: loop}, debianPorts, nil},
-		{"one over", Need{Users: 28233, Dials: loop}, debianPorts,
+		{"fits exactly", Need{Users: 28232, Dials: loop}, debianPorts, nil, nil},
+		{"one over", Need{Users: 28233, Dials: loop}, debianPorts, nil,
 			[]string{"28233 users connect to 127.0.0.1:8000 from 1 source address(es)", "32768-60999", "gives 28232", "--local-ips 127.0.0.1-127.0.0.2"}},
-		{"100k on loopback", Need{Users: 100000, Dials: loop}, debianPorts, []string{"over 4 loopback addresses: --local-ips 127.0.0.1-127.0.0.4"}},
-		{"100k over 4 addresses", Need{Users: 100000, Dials: loop, Sources: addrs("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4")}, debianPorts, nil},
-		{"100k over 3 addresses", Need{Users: 100000, Dials: loop, Sources: addrs("127.0.0.1", "127.0.0.2", "127.0.0.3")}, debianPorts,
+		{"100k on loopback", Need{Users: 100000, Dials: loop}, debianPorts, nil, []string{"over 4 loopback addresses: --local-ips 127.0.0.1-127.0.0.4"}},
+		{"100k over 4 addresses", Need{Users: 100000, Dials: loop, Sources: addrs("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4")}, debianPorts, nil, nil},
+		{"100k over 3 addresses", Need{Users: 100000, Dials: loop, Sources: addrs("127.0.0.1", "127.0.0.2", "127.0.0.3")}, debianPorts, nil,
 			[]string{"from 3 source address(es), 33334 from the busiest", "--local-ips 127.0.0.1-127.0.0.4"}},
-		{"localhost is loopback", Need{Users: 60000, Dials: []string{"localhost:8000"}}, debianPorts, []string{"--local-ips 127.0.0.1-127.0.0.3"}},
-		{"IPv6 loopback has one address", Need{Users: 60000, Dials: []string{"[::1]:8000"}}, debianPorts, []string{`sysctl -w net.ipv4.ip_local_port_range="1024 65535"`}},
-		{"remote target", Need{Users: 30000, Dials: []string{"10.0.0.5:80"}}, debianPorts, []string{"10.0.0.5:80", "sysctl -w net.ipv4.ip_local_port_range"}},
-		{"one remote of two", Need{Users: 30000, Dials: []string{"127.0.0.1:80", "cdn.test:443"}}, debianPorts, []string{"127.0.0.1:80, cdn.test:443", "sysctl -w"}},
-		{"reserved ports count", Need{Users: 28230, Dials: loop}, Ports{Lo: 32768, Hi: 60999, Reserved: 3}, []string{"less 3 reserved", "gives 28229"}},
-		{"wide range", Need{Users: 64512, Dials: loop}, Ports{Lo: 1024, Hi: 65535}, nil},
+		{"localhost is loopback", Need{Users: 60000, Dials: []string{"localhost:8000"}}, debianPorts, nil, []string{"--local-ips 127.0.0.1-127.0.0.3"}},
+		{"IPv6 loopback has one address", Need{Users: 60000, Dials: []string{"[::1]:8000"}}, debianPorts, nil, []string{`sysctl -w net.ipv4.ip_local_port_range="1024 65535"`}},
+		{"remote target", Need{Users: 30000, Dials: []string{"10.0.0.5:80"}}, debianPorts, nil, []string{"10.0.0.5:80", "sysctl -w net.ipv4.ip_local_port_range"}},
+		{"one remote of two", Need{Users: 30000, Dials: []string{"127.0.0.1:80", "cdn.test:443"}}, debianPorts, nil, []string{"127.0.0.1:80, cdn.test:443", "sysctl -w"}},
+		{"reserved ports count", Need{Users: 28230, Dials: loop}, Ports{Lo: 32768, Hi: 60999, Reserved: 3}, nil, []string{"less 3 reserved", "gives 28229"}},
+		{"wide range", Need{Users: 64512, Dials: loop}, Ports{Lo: 1024, Hi: 65535}, nil, nil},
+		// 100,000 users thinking 1-3 min, closing connections idle 10 s:
+		// 12,500 hold one at once, 833 close a second.
+		{"100k holding 12.5k", Need{Users: 100000, Dials: loop, Held: 12500, Closes: 833}, debianPorts, &reuse2, nil},
+		{"TIME_WAIT reused on loopback (2)", Need{Users: 100000, Dials: loop, Held: 12500, Closes: 833}, debianPorts, &reuse2, nil},
+		{"TIME_WAIT unknown counts", Need{Users: 100000, Dials: loop, Held: 12500, Closes: 833}, debianPorts, nil,
+			[]string{"100000 users (12500 at once, idle_timeout) connect, their closed connections leaving 49980 ports in TIME_WAIT", "--local-ips 127.0.0.1-127.0.0.3"}},
+		{"TIME_WAIT counts off loopback with 2", Need{Users: 100000, Dials: []string{"10.0.0.5:80"}, Held: 12500, Closes: 833}, debianPorts, &reuse2,
+			[]string{"49980 ports in TIME_WAIT", "62480 from the busiest", "sysctl -w"}},
+		{"TIME_WAIT reused anywhere with 1", Need{Users: 100000, Dials: []string{"10.0.0.5:80"}, Held: 12500, Closes: 833}, debianPorts, &reuse1, nil},
+		{"TIME_WAIT with reuse off", Need{Users: 20000, Dials: loop, Held: 2500, Closes: 200}, debianPorts, &reuse0, nil},
+		{"held above users is users", Need{Users: 28233, Dials: loop, Held: 50000}, debianPorts, &reuse2, []string{"28233 users connect to"}},
 	} {
-		t.Run(tc.name, func(t *testing.T) { checkErr(t, CheckPorts(tc.need, tc.ports), tc.err) })
+		t.Run(tc.name, func(t *testing.T) { checkErr(t, CheckPorts(tc.need, tc.ports, tc.reuse), tc.err) })
 	}
 }
 

@@ -17,6 +17,7 @@ const (
 	reservedPortsFile  = "net/ipv4/ip_local_reserved_ports"
 	conntrackMaxFile   = "net/netfilter/nf_conntrack_max"
 	conntrackCountFile = "net/netfilter/nf_conntrack_count"
+	twReuseFile        = "net/ipv4/tcp_tw_reuse"
 )
 
 // Read reads this machine's limits: the process's open-files limit and,
@@ -59,6 +60,13 @@ func ReadProc(fsys fs.FS) (System, error) {
 			return s, fmt.Errorf("preflight: /proc/sys/net/netfilter: %w", err)
 		}
 		s.Conntrack = &Conntrack{Max: m, Count: c}
+	}
+	if b, err := fs.ReadFile(fsys, twReuseFile); err == nil {
+		v, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			return s, fmt.Errorf("preflight: /proc/sys/%s: %w", twReuseFile, err)
+		}
+		s.TwReuse = &v
 	}
 	return s, nil
 }

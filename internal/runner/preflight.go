@@ -3,6 +3,8 @@ package runner
 import (
 	"fmt"
 	"io"
+	"math"
+	"time"
 
 	"github.com/stampede-load/stampede/internal/load"
 	"github.com/stampede-load/stampede/internal/preflight"
@@ -17,8 +19,13 @@ const preflightExtra = 64
 // machineNeed estimates what the run asks of this machine: every user
 // alive at once (closed model: users; open model: max users) holding one
 // connection to each destination of the plan, from its source address.
+//
+// Users whose think time is longer than the idle timeout close their
+// connection while they think (load.Plan.ConnIdleTimeout): they hold one
+// for a task and the idle timeout after it, out of a task and a think
+// time, and close one a task.
 func machineNeed(plan *load.Plan, o Options) preflight.Need {
-	return preflight.Need{
+	n := preflight.Need{
 		Users:   plan.Users,
 		Dials:   plan.Dials(),
 		Sources: plan.LocalIPs.Used(plan.Users),
@@ -26,7 +33,23 @@ func machineNeed(plan *load.Plan, o Options) preflight.Need {
 		// an inotify descriptor.
 		Extra: preflightExtra + 4*len(o.Probes.Names()) + 2*len(o.Logs),
 	}
+	idle := plan.ConnIdleTimeout()
+	if plan.Model == load.Closed && idle > 0 && plan.ThinkMin > idle {
+		cycle := (plan.ThinkMin+plan.ThinkMax)/2 + taskAllowance
+		held := float64(plan.Users) * float64(idle+taskAllowance) / float64(cycle) * heldMargin
+		n.Held = min(plan.Users, int(math.Ceil(held)))
+		n.Closes = float64(plan.Users) / cycle.Seconds()
+	}
+	return n
 }
+
+// taskAllowance is the time a task is counted to take, its requests and
+// their redirects, in the estimate of the connections held at once; and
+// heldMargin the room left for users whose think times happen to line up.
+const (
+	taskAllowance = 5 * time.Second
+	heldMargin    = 1.25
+)
 
 // checkMachine runs the preflight before anything of the run is written:
 // the source addresses must be this machine's, and the open files, the

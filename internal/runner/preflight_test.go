@@ -93,3 +93,34 @@ func TestRunPreflightForeignAddress(t *testing.T) {
 		t.Errorf("run directory after a failed preflight: %v", err)
 	}
 }
+
+// Users thinking longer than the idle timeout close their connections
+// while they think: the need counts those holding one at once and the
+// closes a second; shorter think times (or no idle timeout) hold one each.
+func TestMachineNeedIdleTimeout(t *testing.T) {
+	p := quick(t, "http://127.0.0.1:8000/", 100000, "")
+	p.ThinkMin, p.ThinkMax = time.Minute, 3*time.Minute
+	p.IdleTimeout = 10 * time.Second
+	n := machineNeed(p, Options{})
+	// (10 s + 5 s) / (120 s + 5 s) of the users, with a quarter more.
+	if n.Held != 15000 || n.Closes < 799 || n.Closes > 801 {
+		t.Errorf("think 1-3 min, idle 10 s: held %d, closes %.1f/s; want 15000 and 800", n.Held, n.Closes)
+	}
+	if n.Files() != 15000+preflightExtra {
+		t.Errorf("files %d, want %d", n.Files(), 15000+preflightExtra)
+	}
+	for _, tc := range []struct {
+		name string
+		idle time.Duration
+		min  time.Duration
+	}{
+		{"default idle timeout (90 s) above the think time", 0, time.Minute},
+		{"never", -1, time.Minute},
+		{"think shorter than the idle timeout", 10 * time.Second, 5 * time.Second},
+	} {
+		p.IdleTimeout, p.ThinkMin = tc.idle, tc.min
+		if n := machineNeed(p, Options{}); n.Held != 0 || n.Closes != 0 || n.Files() != 100000+preflightExtra {
+			t.Errorf("%s: held %d, closes %.1f, files %d: want every user holding one", tc.name, n.Held, n.Closes, n.Files())
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -72,8 +73,9 @@ func NewTransport(maxConns int, insecure bool, hosts Hosts) *http.Transport {
 // each virtual user owns one.
 type Browser struct {
 	client  http.Client
+	timeout time.Duration // of each request, redirects included
 	jar     *jar
-	body    bytes.Buffer
+	body    *bytes.Buffer // from bodyBufs; nil at rest
 	maxBody int64
 	// Last is the previous response, for submit_form and extract.
 	Last Page
@@ -173,7 +175,11 @@ func New(o Options) *Browser {
 		// transport.
 		rt = &checkSetCookie{rt: rt, jar: b.jar}
 	}
-	b.client = http.Client{Transport: rt, Jar: b.jar, Timeout: to}
+	// The timeout goes on each request's context, not on the client:
+	// http.Client's Timeout starts a goroutine and a timer a request for
+	// any transport but *http.Transport.
+	b.timeout = to
+	b.client = http.Client{Transport: rt, Jar: b.jar}
 	return b
 }
 
@@ -210,6 +216,8 @@ type Request struct {
 func (b *Browser) Do(ctx context.Context, r *Request) (Page, Timing, error) {
 	var tm Timing
 	ph := &phases{}
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, ph.trace()), r.Method, r.URL, nil)
 	if err != nil {
 		return Page{}, tm, fmt.Errorf("session: build request: %w", err)
@@ -248,6 +256,9 @@ func (b *Browser) Do(ctx context.Context, r *Request) (Page, Timing, error) {
 		return Page{}, tm, err
 	}
 	defer resp.Body.Close()
+	if b.body == nil {
+		b.body = bodyBufs.Get().(*bytes.Buffer)
+	}
 	b.body.Reset()
 	var n int64
 	if r.KeepBody {
@@ -274,6 +285,24 @@ func (b *Browser) Do(ctx context.Context, r *Request) (Page, Timing, error) {
 	p := Page{URL: resp.Request.URL, Status: resp.StatusCode, Header: resp.Header, Body: b.body.Bytes(), Size: n, Redirects: redirects}
 	b.Last = p
 	return p, tm, nil
+}
+
+// bodyBufs holds the body buffers of browsers at rest (Rest).
+var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// Rest lets go of the last page's body and header, keeping its URL (the
+// next request's Referer), status and size: a user in think time keeps
+// its cookies, not its page. Last.Body is nil afterwards.
+func (b *Browser) Rest() {
+	if b.body != nil {
+		if b.body.Cap() <= 1<<20 {
+			// A buffer grown for a large page is left to the collector.
+			b.body.Reset()
+			bodyBufs.Put(b.body)
+		}
+		b.body = nil
+	}
+	b.Last.Body, b.Last.Header, b.Last.Redirects = nil, nil, nil
 }
 
 // IsTimeout reports whether a transport error was a timeout (client
