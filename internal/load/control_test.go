@@ -481,3 +481,26 @@ func TestParseIdleTimeout(t *testing.T) {
 		t.Errorf("bad idle_timeout: %v, want an error at s.yaml:3 naming idle_timeout", err)
 	}
 }
+
+// --auth-only users hold their session until the end: past the idle
+// timeout their connections close, and the end of the run still ends them.
+func TestAuthOnlyPastIdleTimeout(t *testing.T) {
+	ts := httptest.NewServer(&countingServer{seen: map[string]int{}})
+	defer ts.Close()
+	p := compileYAML(t, `target: `+ts.URL+`
+load: {users: 5, spawn_rate: 1000, duration: 1s}
+idle_timeout: 200ms
+on_start: [{name: a, get: /a}]
+tasks: [{name: b, steps: [{name: b, get: /b}]}]
+`)
+	p.AuthOnly = true
+	e := New(p)
+	start := time.Now()
+	rs := running(e)()
+	if took := time.Since(start); took > 2500*time.Millisecond {
+		t.Errorf("a 1 s --auth-only run ended after %v", took)
+	}
+	if len(rs) != 5 || e.Users() != 0 {
+		t.Errorf("%d results, %d users left: want 5 logins, 0 users", len(rs), e.Users())
+	}
+}

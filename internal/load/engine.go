@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	stampede "github.com/stampede-load/stampede"
+	"github.com/stampede-load/stampede/internal/evloop"
 	"github.com/stampede-load/stampede/internal/secret"
 	"github.com/stampede-load/stampede/internal/session"
 )
@@ -45,6 +46,9 @@ type Engine struct {
 
 	cookies cookieRefusals // the cookies the users' browsers refused
 
+	// loop runs the quick form's users when it can (quickloop.go).
+	loop atomic.Pointer[evloop.Loop]
+
 	// keepPage says a step after think time reads the page before it (a
 	// task or on_start that begins with submit_form): users then keep
 	// their last page while they think.
@@ -66,7 +70,12 @@ func New(p *Plan) *Engine {
 func (e *Engine) Users() int { return int(e.users.Load()) }
 
 // InFlight is the number of requests in flight.
-func (e *Engine) InFlight() int { return int(e.inflight.Load()) }
+func (e *Engine) InFlight() int {
+	if l := e.loop.Load(); l != nil {
+		return l.InFlight()
+	}
+	return int(e.inflight.Load())
+}
 
 // Dropped is the number of open-model starts that found no free user.
 func (e *Engine) Dropped() int64 { return e.dropped.Load() }
@@ -90,6 +99,11 @@ func (e *Engine) Run(ctx context.Context, out chan<- stampede.Result) error {
 	ctx, cancel := context.WithTimeout(ctx, e.plan.Duration)
 	defer cancel()
 	var wg sync.WaitGroup
+	if l := e.newQuickLoop(out); l != nil {
+		e.loop.Store(l)
+		e.runLoop(ctx, l)
+		return nil
+	}
 	if e.plan.Model == Open {
 		e.runOpen(ctx, out, &wg)
 	} else {
@@ -118,9 +132,10 @@ func (e *Engine) newVU(j, users int, out chan<- stampede.Result) *vu {
 	}
 	// Each user has its own connections, as each browser does: no
 	// goroutine and no buffer of its own while it thinks, closed once idle
-	// for the plan's idle timeout.
+	// for the plan's idle timeout: the user's think timer closes them
+	// (sleep), so the transport keeps no timer of its own.
 	v.ut = session.NewUserTransport(session.UserTransportOptions{From: from, Hosts: e.plan.Hosts,
-		Insecure: e.plan.Insecure, IdleTimeout: e.plan.ConnIdleTimeout()})
+		Insecure: e.plan.Insecure, IdleTimeout: -1})
 	v.b = session.New(session.Options{Transport: v.ut, Timeout: e.plan.Timeout,
 		// Called during v.b.Do, on the user's goroutine: v.endpoint is
 		// the step whose response set the cookie.
@@ -305,8 +320,13 @@ type vu struct {
 	done     func()
 	mu       sync.Mutex
 	timer    *time.Timer // think time; reused
+	armed    bool        // timer set and not fired
 	thinking bool        // waiting on timer (or, with --auth-only, for the end)
-	quit     bool        // told to stop
+	// rest is the think time left after the timer, set to the idle
+	// timeout, wakes the user to close its connections (below 0: until
+	// the end, --auth-only).
+	rest time.Duration
+	quit bool // told to stop
 }
 
 // vars resolves template variables for one user.
@@ -399,21 +419,45 @@ func (v *vu) sleep(d time.Duration) bool {
 		return false
 	}
 	v.thinking = true
+	if idle := v.e.plan.ConnIdleTimeout(); idle > 0 && (d < 0 || d > idle) {
+		// The connections close once idle that long: the timer wakes the
+		// user then to close them, and again at the end of its think time.
+		v.rest = d
+		if d > 0 {
+			v.rest = d - idle
+		}
+		d = idle
+	}
 	switch {
 	case d < 0:
 	case v.timer == nil:
+		v.armed = true
 		v.timer = time.AfterFunc(d, v.wake)
 	default:
+		v.armed = true
 		v.timer.Reset(d)
 	}
 	return true
 }
 
 // wake ends a think time: the timer's own goroutine runs the next task.
+// Woken at the idle timeout first (rest set), it closes the user's
+// connections and sleeps the rest.
 func (v *vu) wake() {
 	v.mu.Lock()
+	v.armed = false
 	if !v.thinking {
 		v.mu.Unlock()
+		return
+	}
+	if rest := v.rest; rest != 0 {
+		v.rest = 0
+		if rest > 0 {
+			v.armed = true
+			v.timer.Reset(rest)
+		}
+		v.mu.Unlock()
+		v.ut.CloseIdleConnections()
 		return
 	}
 	v.thinking = false
@@ -426,7 +470,7 @@ func (v *vu) wake() {
 func (v *vu) stop() {
 	v.mu.Lock()
 	v.quit = true
-	now := v.thinking && (v.timer == nil || v.timer.Stop())
+	now := v.thinking && (!v.armed || v.timer.Stop())
 	if now {
 		v.thinking = false
 	}

@@ -252,6 +252,9 @@ func (b *Browser) Do(ctx context.Context, r *Request) (Page, Timing, error) {
 		return nil
 	}
 	resp, err := b.client.Do(req)
+	// The closure holds this request (its body: a password) and its
+	// phases: not kept while the user thinks.
+	b.client.CheckRedirect = nil
 	if err != nil {
 		return Page{}, tm, err
 	}

@@ -224,6 +224,13 @@ func cutOff(ctx context.Context) error {
 // host, which it still names in the Host header (see Hosts).
 func (c *FastClient) DialTo(addr string) { c.addr = addr }
 
+// Addr returns the host:port the client dials.
+func (c *FastClient) Addr() string { return c.addr }
+
+// Request returns the request the client sends, whole (shared: not to be
+// modified).
+func (c *FastClient) Request() []byte { return c.req }
+
 // Get sends one GET and reads the whole response, discarding the body; size
 // is the body's length after chunked decoding. Status 0 and err != nil mean
 // no response (transport error, malformed response or timeout); IsTimeout

@@ -1,0 +1,128 @@
+package load
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"strconv"
+	"time"
+
+	stampede "github.com/stampede-load/stampede"
+	"github.com/stampede-load/stampede/internal/evloop"
+	"github.com/stampede-load/stampede/internal/session"
+)
+
+// EnvQuickLoop turns the quick form's event loop off when set to "off":
+// its users then run as goroutines over session.FastClient, as before the
+// loop (for comparing the two, and as a way out should the loop misbehave
+// on a system).
+const EnvQuickLoop = "STAMPEDE_QUICK_LOOP"
+
+// newQuickLoop returns the event loop (internal/evloop) that runs the quick
+// form's users, or nil when the plan is not the quick form's plain-HTTP
+// closed model or the loop is not available here (not Linux): the users
+// are then goroutines.
+func (e *Engine) newQuickLoop(out chan<- stampede.Result) *evloop.Loop {
+	p := e.plan
+	if !p.Quick || p.Model != Closed || p.Target.Scheme != "http" || len(p.Tasks) != 1 || len(p.Tasks[0].Steps) != 1 || len(p.OnStart) > 0 {
+		return nil
+	}
+	if os.Getenv(EnvQuickLoop) == "off" {
+		return nil
+	}
+	fc, err := session.NewFastClient(p.Target, p.Timeout)
+	if err != nil {
+		return nil
+	}
+	fc.DialTo(p.Hosts.Map(fc.Addr()))
+	s := p.Tasks[0].Steps[0]
+	cfg := evloop.Config{Addr: fc.Addr(), Request: fc.Request(), Timeout: p.Timeout,
+		From: func(user int) netip.Addr { return p.LocalIPs.At(user - 1) },
+		OnResult: func(r evloop.Result) {
+			res := stampede.Result{Name: s.Name, Method: "GET", User: p.Segment.global(r.User - 1),
+				Start: r.Start, Latency: r.Latency, Connect: r.Connect, TTFB: r.TTFB}
+			switch {
+			case r.Err != nil:
+				res.Outcome = stampede.FailTransport
+				if session.IsTimeout(r.Err) {
+					res.Outcome = stampede.FailTimeout
+				}
+				res.Reason = e.Secrets.Mask(session.Describe(r.Err))
+			case !statusOK(s.Status, r.Status):
+				res.Status, res.Bytes = r.Status, r.Size
+				res.Outcome, res.Reason = stampede.FailStatus, "HTTP "+strconv.Itoa(r.Status)
+			default:
+				res.Status, res.Bytes = r.Status, r.Size
+			}
+			out <- res
+		}}
+	if p.ThinkMax > 0 {
+		// Called on the loop's goroutine only.
+		rng := rand.New(rand.NewPCG(uint64(p.Segment.global(0)), uint64(time.Now().UnixNano())))
+		cfg.Think = func() time.Duration {
+			d := p.ThinkMin
+			if p.ThinkMax > p.ThinkMin {
+				d += time.Duration(rng.Int64N(int64(p.ThinkMax - p.ThinkMin)))
+			}
+			return d
+		}
+	}
+	l, err := evloop.New(cfg)
+	if err != nil {
+		return nil
+	}
+	return l
+}
+
+// runLoop runs the closed model's users on the event loop l: the plan's
+// users started on its schedule, then the changes of the load followed
+// (SetUsers), as runClosed does with goroutines. A user told to stop ends
+// after its request under way; the loop stops with ctx, its requests cut
+// off counted as aborted.
+func (e *Engine) runLoop(ctx context.Context, l *evloop.Loop) {
+	p := e.plan
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = l.Run(ctx)
+	}()
+	defer func() {
+		<-done
+		e.aborted.Add(l.Aborted())
+		e.users.Store(0)
+	}()
+	start := time.Now()
+	t := e.ctl.get()
+	ramp, k, n := start, 0, 0
+	for {
+		if n == t.users {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.changed:
+				t, ramp, k = e.ctl.get(), time.Now(), 0
+				continue
+			}
+		}
+		at := start.Add(p.spawnOffset(n))
+		if t.gen > 0 {
+			at = ramp.Add(offset(k, t.rate))
+		}
+		switch waitUntil(ctx, t.changed, at) {
+		case waitDone:
+			return
+		case waitChanged:
+			t, ramp, k = e.ctl.get(), time.Now(), 0
+			continue
+		}
+		k++
+		if n > t.users {
+			n--
+		} else {
+			n++
+		}
+		l.SetUsers(n)
+		e.users.Store(int64(n))
+	}
+}
