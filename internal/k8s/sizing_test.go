@@ -40,28 +40,28 @@ func TestSize(t *testing.T) {
 		// second × 2 login steps; everything at its floor.
 		{name: "seed in 4", scenario: "seed.yaml", segments: 4, usersPod: 25, rate: 22.1875,
 			cpuReq: "250m", cpuLim: "1", memReq: "128Mi", memLim: "256Mi", mergeMem: "256Mi", resultsGB: 1},
-		// 5,000 users a pod: 64 MiB + 5,000 × 96 KiB + 60 s × 32 KiB = 535 MiB;
+		// 5,000 users a pod: 64 MiB + 5,000 × 32 KiB + 60 s × 32 KiB = 223 MiB;
 		// 3,447.5 requests/s × 0.08 ms + 100m = 376m, rounded to 400m.
 		{name: "10,000 users in 2", scenario: "seed.yaml", users: 10000, segments: 2, usersPod: 5000, rate: 3447.5,
-			cpuReq: "400m", cpuLim: "1", memReq: "535Mi", memLim: "1070Mi", mergeMem: "331Mi", resultsGB: 1},
+			cpuReq: "400m", cpuLim: "1", memReq: "223Mi", memLim: "446Mi", mergeMem: "331Mi", resultsGB: 1},
 		// The README's table: one pod of 1,000, 5,000 and 20,000 users.
 		{name: "1,000 users in 1", scenario: "seed.yaml", users: 1000, segments: 1, usersPod: 1000, rate: 707.5,
-			cpuReq: "250m", cpuLim: "1", memReq: "160Mi", memLim: "320Mi", mergeMem: "256Mi", resultsGB: 1},
+			cpuReq: "250m", cpuLim: "1", memReq: "128Mi", memLim: "256Mi", mergeMem: "256Mi", resultsGB: 1},
 		{name: "5,000 users in 1", scenario: "seed.yaml", users: 5000, segments: 1, usersPod: 5000, rate: 3457.5,
-			cpuReq: "400m", cpuLim: "1", memReq: "535Mi", memLim: "1070Mi", mergeMem: "256Mi", resultsGB: 1},
+			cpuReq: "400m", cpuLim: "1", memReq: "223Mi", memLim: "446Mi", mergeMem: "256Mi", resultsGB: 1},
 		// 20,000 users in one pod: 13,770 requests/s need 1.25 cores.
 		{name: "20,000 users in 1", scenario: "seed.yaml", users: 20000, segments: 1, usersPod: 20000, rate: 13770,
-			cpuReq: "1250m", cpuLim: "2500m", memReq: "1941Mi", memLim: "3882Mi", mergeMem: "532Mi", resultsGB: 1},
+			cpuReq: "1250m", cpuLim: "2500m", memReq: "691Mi", memLim: "1382Mi", mergeMem: "532Mi", resultsGB: 1},
 		// 200 flows/s over 3 pods × (1.75 task steps + 0 login steps).
 		{name: "open in 3", scenario: "open.yaml", segments: 3, usersPod: 667, rate: 116.6667,
-			cpuReq: "250m", cpuLim: "1", memReq: "146Mi", memLim: "292Mi", mergeMem: "256Mi", resultsGB: 1},
+			cpuReq: "250m", cpuLim: "1", memReq: "128Mi", memLim: "256Mi", mergeMem: "256Mi", resultsGB: 1},
 		// No think: 150 users at an assumed 10 ms a response.
 		{name: "no think", scenario: "nothink.yaml", segments: 2, usersPod: 150, rate: 15000, assumed: true,
 			cpuReq: "1300m", cpuLim: "2600m", memReq: "128Mi", memLim: "256Mi", mergeMem: "4523Mi", resultsGB: 2},
 		{name: "no think, one user a pod", scenario: "nothink.yaml", users: 2, segments: 2, usersPod: 1, rate: 100, assumed: true,
 			cpuReq: "250m", cpuLim: "1", memReq: "128Mi", memLim: "256Mi", mergeMem: "256Mi", resultsGB: 1},
 		{name: "no think, capped at a core's rate", scenario: "nothink.yaml", users: 1000, segments: 1, usersPod: 1000, rate: 25000, assumed: true,
-			cpuReq: "2100m", cpuLim: "4200m", memReq: "168Mi", memLim: "336Mi", mergeMem: "3791Mi", resultsGB: 2},
+			cpuReq: "2100m", cpuLim: "4200m", memReq: "128Mi", memLim: "256Mi", mergeMem: "3791Mi", resultsGB: 2},
 		{name: "overrides", scenario: "seed.yaml", segments: 4, cpu: "1500m", mem: "3Gi", usersPod: 25, rate: 22.1875,
 			cpuReq: "1500m", cpuLim: "3", memReq: "3Gi", memLim: "6Gi", mergeMem: "256Mi", resultsGB: 1},
 	}
