@@ -3,7 +3,6 @@ package session
 import (
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -71,12 +70,13 @@ type CookieRefusal struct {
 	Detail string
 }
 
-// jar is a browser's cookie jar: Go's net/http/cookiejar (with the public
-// suffix list), behind a check of every cookie a response sets against the
+// jar is a browser's cookie jar: a cookieStore (what Go's
+// net/http/cookiejar with the public suffix list keeps and sends, in less
+// memory), behind a check of every cookie a response sets against the
 // rules of RFC 6265bis. A refused cookie is not stored, so it is never sent,
 // and it is reported to refused.
 type jar struct {
-	inner   *cookiejar.Jar
+	inner   *cookieStore
 	refused func(CookieRefusal) // nil: refusals are enforced, not reported
 	// psDomain and psSuffix are the last Domain attribute looked up in the
 	// public suffix list and its suffix: a server sends the same one again
@@ -89,13 +89,11 @@ type jar struct {
 var _ http.CookieJar = (*jar)(nil)
 
 func newJar(refused func(CookieRefusal)) *jar {
-	// cookiejar.New never fails.
-	inner, _ := cookiejar.New(&cookiejar.Options{PublicSuffixList: publicsuffix.List})
-	return &jar{inner: inner, refused: refused}
+	return &jar{inner: new(cookieStore), refused: refused}
 }
 
 // Cookies returns the cookies to send to u.
-func (j *jar) Cookies(u *url.URL) []*http.Cookie { return j.inner.Cookies(u) }
+func (j *jar) Cookies(u *url.URL) []*http.Cookie { return j.inner.cookies(u, time.Now()) }
 
 // SetCookies stores the cookies a response from u set, except those a
 // browser refuses. It is called only for a response with cookies; when
@@ -108,7 +106,7 @@ func (j *jar) setCookies(u *url.URL, cookies []*http.Cookie, now time.Time) {
 	host, ok := jarHost(u)
 	if !ok {
 		// Not http(s) or no host: Go's jar ignores the cookies too.
-		j.inner.SetCookies(u, cookies)
+		j.inner.setCookies(u, cookies, now, j.publicSuffix)
 		return
 	}
 	https := u.Scheme == "https"
@@ -132,7 +130,7 @@ func (j *jar) setCookies(u *url.URL, cookies []*http.Cookie, now time.Time) {
 		}
 	}
 	if len(kept) > 0 {
-		j.inner.SetCookies(u, kept)
+		j.inner.setCookies(u, kept, now, j.publicSuffix)
 	}
 }
 
@@ -212,7 +210,10 @@ func (j *jar) publicSuffix(domain string) string {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if domain != j.psDomain {
-		j.psDomain, j.psSuffix = domain, publicsuffix.List.PublicSuffix(domain)
+		// A copy: domain is a piece of the Set-Cookie line, which the
+		// cache would otherwise keep alive.
+		j.psDomain = strings.Clone(domain)
+		j.psSuffix = publicsuffix.List.PublicSuffix(j.psDomain)
 	}
 	return j.psSuffix
 }
