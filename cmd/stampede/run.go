@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -145,6 +146,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		defer pprof.StopCPUProfile()
 	}
+	tuneGC(plan)
 	if f.memprofile != "" {
 		stop, err := heapProfileAt(f.memprofile, plan.Duration*9/10, stderr)
 		if err != nil {
@@ -396,6 +398,22 @@ func executeRun(ctx context.Context, plan *load.Plan, o runner.Options, v runVie
 		fmt.Fprintln(v.stdout, "The run was interrupted: its files are complete up to the interruption and marked partial.")
 	}
 	return res, nil
+}
+
+// manyUsers is the number of users in think time from which the run
+// collects garbage more often (tuneGC).
+const manyUsers = 5000
+
+// tuneGC sets the garbage collector's target to 50% (GOGC=50) for a run of
+// many users with think time, unless GOGC is set: their sessions are most
+// of the heap and long-lived, and they allocate little while they think,
+// so collecting at 1.5 times the live heap rather than twice holds about a
+// quarter less memory a user for little CPU.
+func tuneGC(plan *load.Plan) {
+	if os.Getenv("GOGC") != "" || plan.Users < manyUsers || plan.ThinkMin < time.Second {
+		return
+	}
+	debug.SetGCPercent(50)
 }
 
 // heapProfileAt writes the heap profile to path after d (from now: the
