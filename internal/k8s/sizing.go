@@ -28,10 +28,12 @@ const (
 
 	// memPerUser is the peak RSS per logged-in browser user in think time
 	// (login by form, two cookies, one kept-alive connection each, no
-	// goroutine while it thinks): 7.5 KB a user from 1,000 to 19,000 users
-	// of the seed scenario against the lab (scripts/bench-peers), plain
-	// HTTP. An idle TLS connection also keeps its record buffers, not
-	// measured here: the sizing counts four times the measured figure.
+	// goroutine while it thinks): 4.3 KB a user from 1,000 to 19,000 users
+	// of the seed scenario against the lab at GOGC=50 (stampede's own from
+	// 5,000 users in think time), 5.4 KB at Go's default (scripts/bench-
+	// peers), plain HTTP. An idle TLS connection also keeps its record
+	// buffers, not measured here: the sizing counts about six times the
+	// default's figure.
 	memPerUser = 32 << 10
 	// memBase is a segment's RSS besides its users and its history: 23 MB
 	// were measured with one user; the rest is room for the final files.
