@@ -141,11 +141,12 @@ tasks:
 		rec[fmt.Sprintf("%s %d", r.Name, r.User)]++
 	}
 	// Users 4 to 12 were stopped mid-run (the highest numbers first):
-	// nothing of theirs was cut off.
+	// nothing of theirs was cut off. User 12, told to stop the moment the
+	// ramp up reached it, may have been stopped before its first task.
 	for vu := 4; vu <= 12; vu++ {
 		a, b := rec[fmt.Sprintf("a %d", vu)], rec[fmt.Sprintf("b %d", vu)]
 		sa, sb := srv.count("a", vu), srv.count("b", vu)
-		if a == 0 || a != b || a != sa || b != sb {
+		if (a == 0 && vu < 12) || a != b || a != sa || b != sb {
 			t.Errorf("stopped user %d: recorded a %d, b %d; server answered a %d, b %d: want equal, not 0", vu, a, b, sa, sb)
 		}
 	}
