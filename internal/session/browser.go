@@ -73,7 +73,8 @@ func NewTransport(maxConns int, insecure bool, hosts Hosts) *http.Transport {
 // each virtual user owns one.
 type Browser struct {
 	client  http.Client
-	timeout time.Duration // of each request, redirects included
+	cookies cookieTransport // the client's transport
+	timeout time.Duration   // of each request, redirects included
 	jar     *jar
 	body    *bytes.Buffer // from bodyBufs; nil at rest
 	maxBody int64
@@ -169,17 +170,14 @@ func New(o Options) *Browser {
 	if to <= 0 {
 		to = 60 * time.Second
 	}
-	if o.CookieRefused != nil {
-		// Go's client drops a Set-Cookie line it cannot parse before the
-		// jar sees it: the lines are looked at on their way out of the
-		// transport.
-		rt = &checkSetCookie{rt: rt, jar: b.jar}
-	}
+	// The cookies are the transport's business, not the client's (Jar):
+	// see cookieTransport.
+	b.cookies = cookieTransport{rt: rt, jar: b.jar}
 	// The timeout goes on each request's context, not on the client:
 	// http.Client's Timeout starts a goroutine and a timer a request for
 	// any transport but *http.Transport.
 	b.timeout = to
-	b.client = http.Client{Transport: rt, Jar: b.jar}
+	b.client = http.Client{Transport: &b.cookies}
 	return b
 }
 
@@ -251,10 +249,12 @@ func (b *Browser) Do(ctx context.Context, r *Request) (Page, Timing, error) {
 		ph.reset()
 		return nil
 	}
+	b.cookies.hand = req.Header.Get("Cookie")
 	resp, err := b.client.Do(req)
 	// The closure holds this request (its body: a password) and its
-	// phases: not kept while the user thinks.
+	// phases: not kept while the user thinks; nor is a hand-set cookie.
 	b.client.CheckRedirect = nil
+	b.cookies.hand = ""
 	if err != nil {
 		return Page{}, tm, err
 	}

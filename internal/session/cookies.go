@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -327,45 +328,89 @@ func clipName(s string) string {
 	return strings.ToValidUTF8(s, "")
 }
 
-// checkSetCookie reports the Set-Cookie lines of a response that net/http
-// cannot parse (its ParseSetCookie rules), which Go's client drops before
-// the jar sees them. It allocates nothing when every line parses.
-type checkSetCookie struct {
+// cookieTransport is the browser's cookie handling, in place of
+// http.Client's Jar: it puts the Cookie header on each request the client
+// sends (the first and each redirect), built from the store in one
+// string, where the client would make the cookies and add them one by one
+// (AddCookie); and it stores the cookies each response sets, reporting the
+// Set-Cookie lines net/http cannot parse (its ParseSetCookie rules), which
+// the client would drop before the jar saw them. What it sends is what the
+// client with the Jar sends: a Cookie header set by hand first, then the
+// jar's; on a redirect, the hand-set cookies that a response has set since
+// are left out, the rest sorted (net/http's makeHeadersCopier).
+type cookieTransport struct {
 	rt  http.RoundTripper
 	jar *jar
+	// hand is the Cookie header the request being sent was given by hand
+	// ("" when none); Browser.Do sets it. Redirects carry it while their
+	// host matches (the client drops it, a sensitive header, elsewhere).
+	hand string
 }
 
-// RoundTrip sends req through the browser's transport and looks at the
-// Set-Cookie lines of the response, if any.
-func (t *checkSetCookie) RoundTrip(req *http.Request) (*http.Response, error) {
+// RoundTrip sends req with the browser's cookies and stores those of the
+// response.
+func (t *cookieTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	hand := ""
+	if _, ok := req.Header["Cookie"]; ok {
+		hand = t.hand
+	}
+	if h := t.jar.inner.header(req.URL, time.Now(), hand); h != "" {
+		req.Header["Cookie"] = []string{h}
+	}
 	resp, err := t.rt.RoundTrip(req)
-	if err != nil || t.jar.refused == nil {
+	if err != nil {
 		return resp, err
 	}
 	lines := resp.Header["Set-Cookie"]
 	if len(lines) == 0 {
-		return resp, err
+		return resp, nil
 	}
-	if _, ok := jarHost(req.URL); !ok {
-		return resp, err
+	if _, ok := jarHost(req.URL); ok && t.jar.refused != nil {
+		var now time.Time
+		for _, line := range lines {
+			name, attr, why := parseSetCookieError(line)
+			if why == "" {
+				continue
+			}
+			if now.IsZero() {
+				now = time.Now()
+			}
+			t.jar.refused(CookieRefusal{Time: now, Name: clipName(name), Attribute: attr, Reason: RefusedInvalid,
+				URL: responseURL(req.URL), Detail: "unparsable Set-Cookie line (" + why + ") sent"})
+		}
 	}
-	var now time.Time
-	for _, line := range lines {
-		name, attr, why := parseSetCookieError(line)
-		if why == "" {
+	if rc := resp.Cookies(); len(rc) > 0 {
+		t.jar.SetCookies(req.URL, rc)
+		if t.hand != "" {
+			t.hand = withoutCookies(t.hand, rc)
+		}
+	}
+	return resp, nil
+}
+
+// withoutCookies returns the Cookie header hand without the cookies named
+// in set, the rest sorted as name=value pairs, or hand itself when set
+// names none of them.
+func withoutCookies(hand string, set []*http.Cookie) string {
+	have := (&http.Request{Header: http.Header{"Cookie": {hand}}}).Cookies()
+	var keep []string
+	changed := false
+	for _, c := range have {
+		if slices.ContainsFunc(set, func(s *http.Cookie) bool { return s.Name == c.Name }) {
+			changed = true
 			continue
 		}
-		if now.IsZero() {
-			now = time.Now()
-		}
-		t.jar.refused(CookieRefusal{Time: now, Name: clipName(name), Attribute: attr, Reason: RefusedInvalid,
-			URL: responseURL(req.URL), Detail: "unparsable Set-Cookie line (" + why + ") sent"})
+		keep = append(keep, c.Name+"="+c.Value)
 	}
-	return resp, err
+	if !changed {
+		return hand
+	}
+	slices.Sort(keep)
+	return strings.Join(keep, "; ")
 }
 
 // CloseIdleConnections closes the idle connections of the transport.
-func (t *checkSetCookie) CloseIdleConnections() {
+func (t *cookieTransport) CloseIdleConnections() {
 	if c, ok := t.rt.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}

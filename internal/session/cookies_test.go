@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -263,4 +264,76 @@ func BenchmarkSetCookies(b *testing.B) {
 			j.SetCookies(u, cs)
 		}
 	})
+}
+
+// TestBrowserCookieHeaderAsGoClient: the Cookie header each hop of a
+// request carries is the one net/http's client with Go's cookiejar sends:
+// a hand-set Cookie header first, then the jar's cookies (quoted where
+// AddCookie quotes); on a same-host redirect the hand-set cookies minus
+// those a response set since, sorted; on a redirect to another host no
+// hand-set cookie.
+func TestBrowserCookieHeaderAsGoClient(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	var other string // the same server under another host name
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Host[:strings.IndexByte(r.Host, ':')]+r.URL.Path+" "+strings.Join(r.Header["Cookie"], "|"))
+		mu.Unlock()
+		switch r.URL.Path {
+		case "/set":
+			w.Header()["Set-Cookie"] = []string{`sid=abc; Path=/`, `q="a b"; Path=/`, `sp=x y; Path=/`, `deep=1; Path=/a/b`}
+		case "/hop1":
+			w.Header()["Set-Cookie"] = []string{`hand1=fromserver; Path=/`}
+			http.Redirect(w, r, "/hop2", http.StatusFound)
+		case "/hop2":
+			http.Redirect(w, r, "/a/b/hop3", http.StatusTemporaryRedirect)
+		case "/a/b/hop3":
+			http.Redirect(w, r, other+"/away", http.StatusFound)
+		}
+	}))
+	defer srv.Close()
+	other = strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
+
+	run := func(do func(method, u, cookie string)) []string {
+		mu.Lock()
+		seen = nil
+		mu.Unlock()
+		do("GET", srv.URL+"/set", "")
+		do("GET", srv.URL+"/set", "hand2=2; hand1=1")
+		do("POST", srv.URL+"/hop1", "hand2=2; hand1=1; z=9")
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), seen...)
+	}
+
+	j, _ := cookiejar.New(&cookiejar.Options{PublicSuffixList: publicsuffix.List})
+	goClient := &http.Client{Jar: j}
+	want := run(func(method, u, cookie string) {
+		req, _ := http.NewRequest(method, u, strings.NewReader("k=v"))
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		resp, err := goClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	})
+	b := New(Options{Transport: NewUserTransport(UserTransportOptions{})})
+	got := run(func(method, u, cookie string) {
+		r := &Request{Method: method, URL: u, Body: []byte("k=v"), ContentType: "text/plain"}
+		if cookie != "" {
+			r.Header = http.Header{"Cookie": {cookie}}
+		}
+		if _, _, err := b.Do(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("cookies sent\n got: %q\nwant: %q", got, want)
+	}
+	if len(want) != 6 || !strings.Contains(want[5], "localhost/away") {
+		t.Fatalf("the server saw %q: not the hops the test means", want)
+	}
 }

@@ -64,6 +64,8 @@ func FindForm(body []byte, pageURL *url.URL, selector string) (*Form, error) {
 	var err error
 	if selector != "" && selector != "form" {
 		forms, err = formsBySelector(body, selector)
+	} else if fs, ok := scanFormsFast(body); ok {
+		forms = fs
 	} else {
 		forms = scanForms(body)
 	}

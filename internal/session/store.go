@@ -222,12 +222,89 @@ func (e *storeEntry) expired(sec int64, nsec int32) bool {
 // expired and returns those that match, the longer path first, then the
 // first stored.
 func (s *cookieStore) cookies(u *url.URL, now time.Time) []*http.Cookie {
-	if u.Scheme != "http" && u.Scheme != "https" {
+	var selBuf [16]int
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sel := s.selectLocked(u, now, selBuf[:0])
+	if len(sel) == 0 {
 		return nil
+	}
+	cs := make([]http.Cookie, len(sel))
+	out := make([]*http.Cookie, len(sel))
+	for i, k := range sel {
+		e := &s.entries[k]
+		cs[i] = http.Cookie{Name: e.name(), Value: e.value(), Quoted: e.quoted}
+		out[i] = &cs[i]
+	}
+	return out
+}
+
+// header returns the Cookie header a request to u carries, with prefix
+// (a Cookie header set by hand, or "") first: the line net/http's client
+// writes by adding Cookies(u) to the request one by one (AddCookie), built
+// without the cookies and the copies.
+func (s *cookieStore) header(u *url.URL, now time.Time, prefix string) string {
+	var selBuf [16]int
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sel := s.selectLocked(u, now, selBuf[:0])
+	if len(sel) == 0 {
+		return prefix
+	}
+	n := len(prefix)
+	for _, k := range sel {
+		n += len(s.entries[k].nv) + 5 // "; ", "=" and quotes
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(prefix)
+	for _, k := range sel {
+		e := &s.entries[k]
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		writeCookiePair(&b, e.name(), e.value(), e.quoted)
+	}
+	return b.String()
+}
+
+// writeCookiePair writes name=value as AddCookie does: a new line in the
+// name as "-", the bytes not allowed in a value left out, a value with a
+// space or a comma (or one that came quoted) in quotes. The store's names
+// and values came through ParseSetCookie, so only the quotes ever apply.
+func writeCookiePair(b *strings.Builder, name, value string, quoted bool) {
+	for i := range len(name) {
+		c := name[i]
+		if c == '\n' || c == '\r' {
+			c = '-'
+		}
+		b.WriteByte(c)
+	}
+	b.WriteByte('=')
+	q := quoted || strings.ContainsAny(value, " ,")
+	if q {
+		b.WriteByte('"')
+	}
+	for i := range len(value) {
+		if c := value[i]; 0x20 <= c && c < 0x7f && c != '"' && c != ';' && c != '\\' {
+			b.WriteByte(c)
+		}
+	}
+	if q {
+		b.WriteByte('"')
+	}
+}
+
+// selectLocked removes the expired cookies of u's key and returns, in sel,
+// the indexes in s.entries of the cookies to send to u in the order to
+// send them. s.mu is held.
+func (s *cookieStore) selectLocked(u *url.URL, now time.Time, sel []int) []int {
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return sel
 	}
 	host, ok := canonicalHost(u.Host)
 	if !ok {
-		return nil
+		return sel
 	}
 	https := u.Scheme == "https"
 	path := u.Path
@@ -235,18 +312,13 @@ func (s *cookieStore) cookies(u *url.URL, now time.Time) []*http.Cookie {
 		path = "/"
 	}
 	nowSec, nowNsec := now.Unix(), int32(now.Nanosecond())
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if len(s.entries) == 0 {
-		return nil
+		return sel
 	}
 	// key is host's cookiejar key, looked up only when an entry needs it
 	// (the look-up allocates): a host-only cookie of host itself was set
 	// by host, so it has host's key.
 	key, keyKnown := "", false
-	var selBuf [16]int
-	sel := selBuf[:0]
 	kept := s.entries[:0]
 	for _, e := range s.entries {
 		inKey := e.hostOnly && e.domain() == host
@@ -271,21 +343,11 @@ func (s *cookieStore) cookies(u *url.URL, now time.Time) []*http.Cookie {
 	if len(kept) == 0 {
 		s.entries = nil
 	}
-	if len(sel) == 0 {
-		return nil
-	}
 	// RFC 6265 5.4, step 2, as cookiejar sorts: the longer path (of two
 	// that match one request path, one is a prefix of the other) first,
 	// then the earlier stored (a stable sort keeps the store's order).
 	slices.SortStableFunc(sel, func(a, b int) int { return cmp.Compare(kept[b].path, kept[a].path) })
-	cs := make([]http.Cookie, len(sel))
-	out := make([]*http.Cookie, len(sel))
-	for i, k := range sel {
-		e := &kept[k]
-		cs[i] = http.Cookie{Name: e.name(), Value: e.value(), Quoted: e.quoted}
-		out[i] = &cs[i]
-	}
-	return out
+	return sel
 }
 
 // shouldSend is cookiejar's: e is sent to host and path, over https or
