@@ -74,7 +74,10 @@ func NewTransport(maxConns int, insecure bool, hosts Hosts) *http.Transport {
 type Browser struct {
 	client  http.Client
 	cookies cookieTransport // the client's transport
-	timeout time.Duration   // of each request, redirects included
+	// direct: the transport is a UserTransport, which takes the request's
+	// deadline and times its phases through a requestCtx.
+	direct  bool
+	timeout time.Duration // of each request, redirects included
 	jar     *jar
 	body    *bytes.Buffer // from bodyBufs; nil at rest
 	maxBody int64
@@ -173,6 +176,7 @@ func New(o Options) *Browser {
 	// The cookies are the transport's business, not the client's (Jar):
 	// see cookieTransport.
 	b.cookies = cookieTransport{rt: rt, jar: b.jar}
+	_, b.direct = rt.(*UserTransport)
 	// The timeout goes on each request's context, not on the client:
 	// http.Client's Timeout starts a goroutine and a timer a request for
 	// any transport but *http.Transport.
@@ -213,10 +217,19 @@ type Request struct {
 // transport failure (no response); HTTP statuses are not errors.
 func (b *Browser) Do(ctx context.Context, r *Request) (Page, Timing, error) {
 	var tm Timing
-	ph := &phases{}
-	ctx, cancel := context.WithTimeout(ctx, b.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, ph.trace()), r.Method, r.URL, nil)
+	var ph *phases
+	var rc *requestCtx
+	if b.direct {
+		rc = &requestCtx{Context: ctx, deadline: time.Now().Add(b.timeout)}
+		ctx = rc
+	} else {
+		ph = &phases{}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, b.timeout)
+		defer cancel()
+		ctx = httptrace.WithClientTrace(ctx, ph.trace())
+	}
+	req, err := http.NewRequestWithContext(ctx, r.Method, r.URL, nil)
 	if err != nil {
 		return Page{}, tm, fmt.Errorf("session: build request: %w", err)
 	}
@@ -246,7 +259,11 @@ func (b *Browser) Do(ctx context.Context, r *Request) (Page, Timing, error) {
 			return errors.New("stopped after 10 redirects")
 		}
 		redirects = append(redirects, nr.URL.String())
-		ph.reset()
+		if ph != nil {
+			ph.reset()
+		} else {
+			rc.ph = directPhases{}
+		}
 		return nil
 	}
 	b.cookies.hand = req.Header.Get("Cookie")
@@ -277,8 +294,13 @@ func (b *Browser) Do(ctx context.Context, r *Request) (Page, Timing, error) {
 	if err != nil {
 		return Page{}, tm, err
 	}
-	ds, cd, wr, fb := ph.dialStart.Load(), ph.connDone.Load(), ph.wrote.Load(), ph.firstByte.Load()
-	tm.Reused = ph.reused.Load()
+	var ds, cd, wr, fb int64
+	if ph != nil {
+		ds, cd, wr, fb = ph.dialStart.Load(), ph.connDone.Load(), ph.wrote.Load(), ph.firstByte.Load()
+		tm.Reused = ph.reused.Load()
+	} else {
+		ds, cd, wr, fb, tm.Reused = rc.ph.dialStart, rc.ph.connDone, rc.ph.wrote, rc.ph.firstByte, rc.ph.reused
+	}
 	if ds != 0 && cd > ds && !tm.Reused {
 		tm.Connect = time.Duration(cd - ds)
 	}

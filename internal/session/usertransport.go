@@ -232,6 +232,9 @@ func (t *UserTransport) getConn(ctx context.Context, trace *httptrace.ClientTrac
 	if uc, idleFor := t.takeIdle(https, host, port); uc != nil {
 		if idleFor < userStaleAfter || connAlive(uc.conn) {
 			uc.reused = true
+			if ph := phasesOf(ctx); ph != nil {
+				ph.reused, ph.connDone = true, now()
+			}
 			if trace != nil && trace.GotConn != nil {
 				trace.GotConn(httptrace.GotConnInfo{Conn: uc.conn, Reused: true, WasIdle: true, IdleTime: idleFor})
 			}
@@ -288,12 +291,10 @@ func (t *UserTransport) dial(ctx context.Context, trace *httptrace.ClientTrace, 
 	d := newDialer()
 	d.Timeout = t.dialTimeout
 	bindDialer(d, t.from)
-	conn, err := d.DialContext(ctx, "tcp", t.hosts.Map(addr))
+	ph := phasesOf(ctx)
+	conn, err := d.DialContext(dialTrace(ctx, ph), "tcp", t.hosts.Map(addr))
 	if err != nil {
-		if isDone(ctx.Done()) {
-			return nil, cutOff(ctx)
-		}
-		return nil, fmt.Errorf("session: dial: %w", err)
+		return nil, userErr(ctx, "dial", err)
 	}
 	if https {
 		tc := tls.Client(conn, &tls.Config{
@@ -315,12 +316,12 @@ func (t *UserTransport) dial(ctx context.Context, trace *httptrace.ClientTrace, 
 		}
 		if err != nil {
 			_ = conn.Close()
-			if isDone(ctx.Done()) {
-				return nil, cutOff(ctx)
-			}
-			return nil, fmt.Errorf("session: tls handshake: %w", err)
+			return nil, userErr(ctx, "tls handshake", err)
 		}
 		conn = tc
+	}
+	if ph != nil {
+		ph.connDone = now()
 	}
 	if trace != nil && trace.GotConn != nil {
 		trace.GotConn(httptrace.GotConnInfo{Conn: conn})
@@ -358,7 +359,20 @@ func (uc *userConn) roundTrip(ctx context.Context, trace *httptrace.ClientTrace,
 	uc.bw.Reset(uc)
 	uc.wrote, uc.werr = false, nil
 	uc.readLimit = userMaxHeader
-	err = req.Write(uc.bw) // closes req.Body, calls the trace's WroteHeaders and WroteRequest
+	// Without a trace to call, the request is written by writeRequest,
+	// with req.Write's bytes, or by req.Write (which closes req.Body and
+	// calls the trace's WroteHeaders and WroteRequest).
+	handled := false
+	if trace == nil {
+		handled, err = writeRequest(uc.bw, req)
+	}
+	if !handled {
+		err = req.Write(uc.bw)
+	}
+	ph := phasesOf(ctx)
+	if ph != nil {
+		ph.wrote = now() // where WroteRequest is called: before the flush
+	}
 	if err == nil {
 		err = uc.bw.Flush()
 	}
@@ -384,6 +398,9 @@ func (uc *userConn) roundTrip(ctx context.Context, trace *httptrace.ClientTrace,
 	} else if _, err := uc.br.Peek(1); err != nil {
 		uc.finish(false, nil)
 		return nil, !isDone(ctx.Done()) && !isNetTimeout(err), userErr(ctx, "read response", err)
+	}
+	if ph != nil {
+		ph.firstByte = now()
 	}
 	if trace != nil && trace.GotFirstResponseByte != nil {
 		trace.GotFirstResponseByte()

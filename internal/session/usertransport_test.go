@@ -640,10 +640,15 @@ func TestUserTransportDeadline(t *testing.T) {
 			t.Errorf("%s: %v after %v", path, err, el)
 		}
 	}
+	// The browser's timeout is the requestCtx's deadline, held by the
+	// connection's: the header's wait and the body's both end there, as a
+	// context's deadline.
 	b := New(Options{Transport: newUT(t, UserTransportOptions{}), Timeout: 100 * time.Millisecond})
 	for _, path := range []string{"/", "/header"} {
-		if _, _, err := b.Do(context.Background(), &Request{Method: "GET", URL: base + path}); !IsTimeout(err) || Describe(err) != "timeout" {
-			t.Errorf("browser %s: %v", path, err)
+		start := time.Now()
+		_, _, err := b.Do(context.Background(), &Request{Method: "GET", URL: base + path, KeepBody: true})
+		if el := time.Since(start); !IsTimeout(err) || Describe(err) != "timeout" || !errors.Is(err, context.DeadlineExceeded) || el < 90*time.Millisecond || el > 2*time.Second {
+			t.Errorf("browser %s: %v after %v", path, err, el)
 		}
 	}
 }
