@@ -273,21 +273,36 @@ func (s *cookieStore) header(u *url.URL, now time.Time, prefix string) string {
 // space or a comma (or one that came quoted) in quotes. The store's names
 // and values came through ParseSetCookie, so only the quotes ever apply.
 func writeCookiePair(b *strings.Builder, name, value string, quoted bool) {
-	for i := range len(name) {
-		c := name[i]
-		if c == '\n' || c == '\r' {
-			c = '-'
+	if strings.ContainsAny(name, "\n\r") {
+		for i := range len(name) {
+			c := name[i]
+			if c == '\n' || c == '\r' {
+				c = '-'
+			}
+			b.WriteByte(c)
 		}
-		b.WriteByte(c)
+	} else {
+		b.WriteString(name)
 	}
 	b.WriteByte('=')
 	q := quoted || strings.ContainsAny(value, " ,")
 	if q {
 		b.WriteByte('"')
 	}
+	clean := true
 	for i := range len(value) {
-		if c := value[i]; 0x20 <= c && c < 0x7f && c != '"' && c != ';' && c != '\\' {
-			b.WriteByte(c)
+		if c := value[i]; c < 0x20 || c >= 0x7f || c == '"' || c == ';' || c == '\\' {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		b.WriteString(value)
+	} else {
+		for i := range len(value) {
+			if c := value[i]; 0x20 <= c && c < 0x7f && c != '"' && c != ';' && c != '\\' {
+				b.WriteByte(c)
+			}
 		}
 	}
 	if q {

@@ -688,3 +688,25 @@ func BenchmarkCookies(b *testing.B) {
 		})
 	}
 }
+
+// TestWriteCookiePairAsAddCookie: a pair is written as net/http's
+// AddCookie writes it, clean or not.
+func TestWriteCookiePairAsAddCookie(t *testing.T) {
+	for _, c := range []http.Cookie{
+		{Name: "sessionid", Value: "abc123"},
+		{Name: "q", Value: "a b"},
+		{Name: "c", Value: "x,y"},
+		{Name: "quoted", Value: "v", Quoted: true},
+		{Name: "empty", Value: ""},
+		{Name: "dirty", Value: "a;b\"c\\d\x01e\x7ff"},
+		{Name: "new\nline\r", Value: "v"},
+	} {
+		r, _ := http.NewRequest("GET", "http://h/", nil)
+		r.AddCookie(&c)
+		var b strings.Builder
+		writeCookiePair(&b, c.Name, c.Value, c.Quoted)
+		if got, want := b.String(), r.Header.Get("Cookie"); got != want {
+			t.Errorf("%q=%q: %q, want %q", c.Name, c.Value, got, want)
+		}
+	}
+}
