@@ -147,7 +147,8 @@ func TestFaultPostgresRestart(t *testing.T) {
 }
 
 // One backend terminated with pg_terminate_backend while it runs a query
-// of the lab's heavy recap page: that request fails with SQLSTATE 57P01,
+// of the lab's heavy recap page (held at a lock for the moment, so that it
+// is surely inside its query): that request fails with SQLSTATE 57P01,
 // nothing else does; the server never goes down.
 func TestFaultTerminateBackend(t *testing.T) {
 	// Twice the analysis rows, so that the recap's aggregate runs long
@@ -188,25 +189,42 @@ func TestFaultTerminateBackend(t *testing.T) {
 		Recorded: recorded(oc) + fmt.Sprintf("; %d log events of the termination", n57), Diagnosis: top})
 }
 
-// terminateActive waits (at most five seconds) for a backend of the
-// application's user running a query on rincian_ahsp and terminates it. The
-// choice and the termination are one statement, and the query that started
-// last is chosen: a query that ends between the two would leave an idle
-// backend to terminate, which fails no request.
+// terminateActive terminates a backend of the application's user in the
+// middle of a query on rincian_ahsp (at most five seconds to find one). A
+// backend chosen while it ran could finish its query before the signal
+// lands, and an idle server connection of PgBouncer's fails no request:
+// so the table is locked for the moment it takes a recap's query to queue
+// behind the lock, and that backend, sure to be inside its query, is the
+// one terminated; the lock goes with the locking transaction.
 func terminateActive(t *testing.T, pg *testenv.PG) (int, error) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
+	locker, err := pgx.Connect(ctx, pg.SuperDSN())
+	if err != nil {
+		return 0, err
+	}
+	defer locker.Close(context.Background())
+	// The look-up runs on a connection of its own: a transaction sees
+	// pg_stat_activity as it was at its first look.
 	c, err := pgx.Connect(ctx, pg.SuperDSN())
 	if err != nil {
 		return 0, err
 	}
 	defer c.Close(context.Background())
+	tx, err := locker.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback(context.Background()) //nolint:errcheck // releases the lock; nothing to do about an error
+	if _, err := tx.Exec(ctx, "LOCK TABLE rincian_ahsp IN ACCESS EXCLUSIVE MODE"); err != nil {
+		return 0, err
+	}
 	for ctx.Err() == nil {
 		var pid int
 		var ok bool
 		err := c.QueryRow(ctx, `SELECT pid, pg_terminate_backend(pid) FROM (
 			SELECT pid FROM pg_stat_activity WHERE usename = $1 AND state = 'active'
-			AND query LIKE '%rincian_ahsp%' AND pid <> pg_backend_pid()
+			AND wait_event_type = 'Lock' AND query LIKE '%rincian_ahsp%'
 			ORDER BY query_start DESC LIMIT 1) a`, pg.User).Scan(&pid, &ok)
 		if err == nil {
 			if !ok {
@@ -217,7 +235,7 @@ func terminateActive(t *testing.T, pg *testenv.PG) (int, error) {
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return 0, err
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(time.Millisecond)
 	}
 	return 0, errors.New("no backend ran the recap within 5 s")
 }
