@@ -347,12 +347,18 @@ func (l *Loop) now() time.Duration { return time.Since(l.base) }
 
 // loop runs passes until done is closed.
 func (l *Loop) loop(done <-chan struct{}) error {
+	if l.cfg.OnPass != nil {
+		defer l.cfg.OnPass() // the results of the last pass
+	}
 	l.sync()
 	for !isDone(done) {
 		now := l.now()
 		l.expire(now)
 		l.runQueue(now)
 		l.inflight.Store(int64(l.nflight))
+		if l.cfg.OnPass != nil {
+			l.cfg.OnPass()
+		}
 		n, err := unix.EpollWait(l.epfd, l.events, l.waitTime())
 		if err != nil {
 			if err == unix.EINTR {

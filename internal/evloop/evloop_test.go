@@ -938,3 +938,36 @@ func cannedNoAlloc(resp string) func(net.Conn) {
 		}
 	}
 }
+
+// TestOnPassAfterResults checks that every result given to OnResult is
+// followed by an OnPass before the loop waits or returns: a caller batching
+// results at OnPass loses none, the last pass's included, and is not called
+// once a request (several users' responses arrive in one pass).
+func TestOnPassAfterResults(t *testing.T) {
+	addr, _, _ := rawServer(t, canned(helloResp, 0, writeWhole))
+	var results, passes, pending int // on the loop's goroutine only
+	l, err := New(Config{Addr: addr, Request: request("/"),
+		OnResult: func(Result) { results++; pending++ },
+		OnPass: func() {
+			passes++
+			pending = 0
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetUsers(20)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := l.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if results == 0 {
+		t.Fatal("no results")
+	}
+	if pending != 0 {
+		t.Errorf("%d results of %d not followed by an OnPass", pending, results)
+	}
+	if passes >= results {
+		t.Errorf("%d passes for %d results: one pass per request or more", passes, results)
+	}
+}

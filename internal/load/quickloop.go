@@ -37,6 +37,9 @@ func (e *Engine) newQuickLoop(out chan<- stampede.Result) *evloop.Loop {
 	}
 	fc.DialTo(p.Hosts.Map(fc.Addr()))
 	s := p.Tasks[0].Steps[0]
+	// The results of a pass of the loop go to the recorder together, at its
+	// end: the recorder is woken once a pass, not once a request.
+	var batch []stampede.Result
 	cfg := evloop.Config{Addr: fc.Addr(), Request: fc.Request(), Timeout: p.Timeout,
 		From: func(user int) netip.Addr { return p.LocalIPs.At(user - 1) },
 		OnResult: func(r evloop.Result) {
@@ -55,7 +58,14 @@ func (e *Engine) newQuickLoop(out chan<- stampede.Result) *evloop.Loop {
 			default:
 				res.Status, res.Bytes = r.Status, r.Size
 			}
-			out <- res
+			batch = append(batch, res)
+		},
+		OnPass: func() {
+			for i := range batch {
+				out <- batch[i]
+			}
+			clear(batch)
+			batch = batch[:0]
 		}}
 	if p.ThinkMax > 0 {
 		// Called on the loop's goroutine only.
