@@ -141,7 +141,7 @@ func TestNewFastClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "GET /a%20b/c?q=1&r=%2F HTTP/1.1\r\nHost: example.com\r\nUser-Agent: " + UserAgent +
-		"\r\nAccept: */*\r\nAuthorization: Basic dXNlcjpwdw==\r\n\r\n"
+		"\r\nAuthorization: Basic dXNlcjpwdw==\r\n\r\n"
 	if string(c.req) != want || c.addr != "example.com:80" || c.timeout != 60*time.Second {
 		t.Errorf("req %q addr %q timeout %v", c.req, c.addr, c.timeout)
 	}
@@ -200,7 +200,7 @@ func TestFastHTTPServer(t *testing.T) {
 		io.WriteString(w, "bye")
 	})
 	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != "GET" || r.Header.Get("User-Agent") != UserAgent || r.Header.Get("Accept") != "*/*" ||
+		if r.Method != "GET" || r.Header.Get("User-Agent") != UserAgent || r.Header.Get("Accept") != "" ||
 			r.Host != r.URL.Query().Get("host") || r.URL.RawQuery == "" {
 			http.Error(w, fmt.Sprintf("%s %s %v", r.Method, r.Host, r.Header), 400)
 		}
