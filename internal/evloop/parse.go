@@ -87,7 +87,11 @@ type parser struct {
 	// so an obs-fold continuation of it cannot be ignored.
 	lastTracked bool
 	haveCR      bool // the first byte of a chunk's CRLF has arrived, in cr
-	cr          byte
+	// inLong says the trailer line being read began in an earlier part
+	// (a line longer than lineMax): its last part, a bare CRLF maybe, ends
+	// that line, not the trailer.
+	inLong bool
+	cr     byte
 
 	carry    *[lineMax]byte // nil unless a line is split across reads
 	carryLen int32
@@ -299,10 +303,12 @@ func (p *parser) line(part []byte) error {
 		if p.budget < 0 {
 			return errTrailerTooBig
 		}
-		// Trailer fields are not interpreted. Each part counts as a line,
-		// as in fast.go's readChunked, where the part after a long line's
-		// first lineMax bytes is read as a line of its own.
-		if !long && len(trimEOL(part)) == 0 {
+		// Trailer fields are not interpreted: their parts count against
+		// the budget as fast.go's readChunked counts them. Only an empty
+		// line of its own ends the trailer.
+		cont := p.inLong
+		p.inLong = long
+		if !long && !cont && len(trimEOL(part)) == 0 {
 			p.st = psDone
 		}
 		return nil

@@ -637,7 +637,19 @@ func readChunked(br *bufio.Reader) (int64, error) {
 		case errors.Is(err, errHeaderTooBig):
 			return size, errTrailerTooBig
 		case errors.Is(err, bufio.ErrBufferFull):
-			continue // trailer fields are not interpreted: length only matters to the budget
+			// Trailer fields are not interpreted: only their length counts,
+			// against the budget. The rest of a long line is read to its
+			// end here, so that a remainder of just CRLF is not taken for
+			// the empty line that ends the trailer.
+			for errors.Is(err, bufio.ErrBufferFull) {
+				_, err = readLine(br, &budget)
+			}
+			if errors.Is(err, errHeaderTooBig) {
+				return size, errTrailerTooBig
+			}
+			if err != nil {
+				return size, err
+			}
 		case err != nil:
 			return size, err
 		case len(line) == 0:

@@ -770,3 +770,25 @@ func BenchmarkNetHTTPGet(b *testing.B) {
 		}
 	})
 }
+
+// TestFastTrailerLineAtBufferEnd checks a chunked trailer whose line fills
+// the read buffer exactly, so that what is left of it is a bare CRLF (or
+// LF): that remainder ends the long line, not the trailer, and the next
+// response on the kept connection starts where it should.
+func TestFastTrailerLineAtBufferEnd(t *testing.T) {
+	for _, n := range []int{fastBufSize - 1, fastBufSize, fastBufSize + 1} {
+		field := "T: " + strings.Repeat("x", n-3)
+		resp := "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n" + field + "\r\n\r\n"
+		u, conns := rawServer(t, canned(resp, 0))
+		c := newFast(t, u, 5*time.Second)
+		for i := range 3 {
+			st, size, tm, err := c.Get(context.Background())
+			if err != nil || st != 200 || size != 2 || tm.Reused != (i > 0) {
+				t.Fatalf("line of %d bytes, #%d: %d %d %+v %v", n, i, st, size, tm, err)
+			}
+		}
+		if conns.Load() != 1 {
+			t.Errorf("line of %d bytes: %d connections, want 1", n, conns.Load())
+		}
+	}
+}
