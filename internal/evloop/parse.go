@@ -87,11 +87,11 @@ type parser struct {
 	// so an obs-fold continuation of it cannot be ignored.
 	lastTracked bool
 	haveCR      bool // the first byte of a chunk's CRLF has arrived, in cr
+	cr          byte
 	// inLong says the trailer line being read began in an earlier part
 	// (a line longer than lineMax): its last part, a bare CRLF maybe, ends
 	// that line, not the trailer.
 	inLong bool
-	cr     byte
 
 	carry    *[lineMax]byte // nil unless a line is split across reads
 	carryLen int32
