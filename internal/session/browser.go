@@ -81,8 +81,43 @@ type Browser struct {
 	jar     *jar
 	body    *bytes.Buffer // from bodyBufs; nil at rest
 	maxBody int64
+	lim     io.LimitedReader // reads a kept body up to maxBody
+	// hop is the request under way's, for checkRedirect: set by Do, and
+	// cleared before it returns (it holds the request's phases), so that
+	// the client's CheckRedirect is one method value made once.
+	hop struct {
+		noRedirect bool
+		redirects  []string
+		ph         *phases
+		rc         *requestCtx
+	}
 	// Last is the previous response, for submit_form and extract.
 	Last Page
+}
+
+// userAgent is every request's User-Agent value, shared: net/http copies
+// a header's values when it copies the header (redirects), never writes
+// into them, and a scenario's own User-Agent replaces the slice.
+var userAgent = []string{UserAgent}
+
+// checkRedirect is the client's CheckRedirect: it stops at the first
+// response when the request asked so (the response is then the page),
+// after 10 redirects as net/http's default does, and otherwise records
+// the hop and starts the timing of its phases afresh.
+func (b *Browser) checkRedirect(nr *http.Request, via []*http.Request) error {
+	if b.hop.noRedirect {
+		return http.ErrUseLastResponse
+	}
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	b.hop.redirects = append(b.hop.redirects, nr.URL.String())
+	if b.hop.ph != nil {
+		b.hop.ph.reset()
+	} else if b.hop.rc != nil {
+		b.hop.rc.ph = directPhases{}
+	}
+	return nil
 }
 
 // phases records the httptrace callbacks of one request. net/http calls
@@ -181,7 +216,7 @@ func New(o Options) *Browser {
 	// http.Client's Timeout starts a goroutine and a timer a request for
 	// any transport but *http.Transport.
 	b.timeout = to
-	b.client = http.Client{Transport: &b.cookies}
+	b.client = http.Client{Transport: &b.cookies, CheckRedirect: b.checkRedirect}
 	return b
 }
 
@@ -242,7 +277,7 @@ func (b *Browser) Do(ctx context.Context, r *Request) (Page, Timing, error) {
 			req.Header.Set("Content-Type", r.ContentType)
 		}
 	}
-	req.Header.Set("User-Agent", UserAgent)
+	req.Header["User-Agent"] = userAgent
 	for k, vs := range r.Header {
 		req.Header[k] = vs
 	}
@@ -250,27 +285,13 @@ func (b *Browser) Do(ctx context.Context, r *Request) (Page, Timing, error) {
 		// Browsers send the Referer; Django's CSRF check needs it over HTTPS.
 		req.Header.Set("Referer", b.Last.URL.String())
 	}
-	var redirects []string
-	b.client.CheckRedirect = func(nr *http.Request, via []*http.Request) error {
-		if r.NoRedirect {
-			return http.ErrUseLastResponse
-		}
-		if len(via) >= 10 {
-			return errors.New("stopped after 10 redirects")
-		}
-		redirects = append(redirects, nr.URL.String())
-		if ph != nil {
-			ph.reset()
-		} else {
-			rc.ph = directPhases{}
-		}
-		return nil
-	}
+	b.hop.noRedirect, b.hop.ph, b.hop.rc = r.NoRedirect, ph, rc
 	b.cookies.hand = req.Header.Get("Cookie")
 	resp, err := b.client.Do(req)
-	// The closure holds this request (its body: a password) and its
-	// phases: not kept while the user thinks; nor is a hand-set cookie.
-	b.client.CheckRedirect = nil
+	redirects := b.hop.redirects
+	// The request's phases are not kept while the user thinks; nor is a
+	// hand-set cookie.
+	b.hop.redirects, b.hop.ph, b.hop.rc = nil, nil, nil
 	b.cookies.hand = ""
 	if err != nil {
 		return Page{}, tm, err
@@ -282,7 +303,9 @@ func (b *Browser) Do(ctx context.Context, r *Request) (Page, Timing, error) {
 	b.body.Reset()
 	var n int64
 	if r.KeepBody {
-		n, err = b.body.ReadFrom(io.LimitReader(resp.Body, b.maxBody))
+		b.lim = io.LimitedReader{R: resp.Body, N: b.maxBody}
+		n, err = b.body.ReadFrom(&b.lim)
+		b.lim.R = nil
 		if err == nil {
 			var m int64
 			m, err = io.Copy(io.Discard, resp.Body)

@@ -2,12 +2,17 @@ package session
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stampede-load/stampede/internal/testserver"
 )
@@ -183,4 +188,62 @@ func FuzzForms(f *testing.F) {
 		_ = ErrorText(page)
 		_ = IsLoginPage(page)
 	})
+}
+
+// TestBrowserRedirectChain checks the browser's redirect hook: the hops of
+// a chain in order, none carried over to the next request, the timing of
+// the last hop only, net/http's limit of 10 redirects with its error, and
+// NoRedirect's first response; over a UserTransport (the run's) and over
+// an http.Transport.
+func TestBrowserRedirectChain(t *testing.T) {
+	var hits atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		switch {
+		case r.URL.Path == "/loop":
+			http.Redirect(w, r, "/loop", http.StatusFound)
+		case strings.HasPrefix(r.URL.Path, "/r/"):
+			n, _ := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/r/"))
+			if n == 0 {
+				time.Sleep(20 * time.Millisecond) // the last hop's TTFB
+				io.WriteString(w, "done")
+				return
+			}
+			http.Redirect(w, r, "/r/"+strconv.Itoa(n-1), http.StatusFound)
+		default:
+			io.WriteString(w, "plain")
+		}
+	}))
+	defer ts.Close()
+	for _, name := range []string{"user transport", "http transport"} {
+		t.Run(name, func(t *testing.T) {
+			o := Options{}
+			if name == "user transport" {
+				o.Transport = NewUserTransport(UserTransportOptions{})
+			}
+			b := New(o)
+			ctx := context.Background()
+			p, tm, err := b.Do(ctx, &Request{Method: "GET", URL: ts.URL + "/r/3", KeepBody: true})
+			want := []string{ts.URL + "/r/2", ts.URL + "/r/1", ts.URL + "/r/0"}
+			if err != nil || p.Status != 200 || string(p.Body) != "done" || !slices.Equal(p.Redirects, want) || p.URL.Path != "/r/0" {
+				t.Fatalf("chain: %d %q %v %v %v", p.Status, p.Body, p.Redirects, p.URL, err)
+			}
+			if tm.TTFB < 20*time.Millisecond || tm.TTFB > 5*time.Second {
+				t.Errorf("chain: TTFB %v, want the last hop's (20 ms and more)", tm.TTFB)
+			}
+			p, _, err = b.Do(ctx, &Request{Method: "GET", URL: ts.URL + "/plain"})
+			if err != nil || p.Status != 200 || p.Redirects != nil {
+				t.Errorf("after the chain: %d %v %v", p.Status, p.Redirects, err)
+			}
+			hits.Store(0)
+			_, _, err = b.Do(ctx, &Request{Method: "GET", URL: ts.URL + "/loop"})
+			if err == nil || !strings.Contains(err.Error(), "stopped after 10 redirects") || hits.Load() != 10 {
+				t.Errorf("loop: %v after %d requests, want net/http's error after 10", err, hits.Load())
+			}
+			p, _, err = b.Do(ctx, &Request{Method: "GET", URL: ts.URL + "/r/3", NoRedirect: true})
+			if err != nil || p.Status != 302 || p.Redirects != nil || p.URL.Path != "/r/3" {
+				t.Errorf("no redirect: %d %v %v %v", p.Status, p.Redirects, p.URL, err)
+			}
+		})
+	}
 }
