@@ -81,19 +81,26 @@ type Browser struct {
 	jar     *jar
 	body    *bytes.Buffer // from bodyBufs; nil at rest
 	maxBody int64
-	lim     io.LimitedReader // reads a kept body up to maxBody
-	// hop is the request under way's, for checkRedirect: set by Do, and
-	// cleared before it returns (it holds the request's phases), so that
-	// the client's CheckRedirect is one method value made once.
-	hop struct {
-		noRedirect bool
-		redirects  []string
-		ph         *phases
-		rc         *requestCtx
-	}
+	// hop is the state of the request under way, for checkRedirect (so
+	// that the client's CheckRedirect is one method value made once, not
+	// a closure a request): from doStates for the time of Do, nil at rest,
+	// a pointer so that a user in think time holds 8 bytes of it.
+	hop *doState
 	// Last is the previous response, for submit_form and extract.
 	Last Page
 }
+
+// doState is what Do keeps for the time of one request.
+type doState struct {
+	noRedirect bool
+	redirects  []string
+	ph         *phases
+	rc         *requestCtx
+	lim        io.LimitedReader // reads a kept body up to maxBody
+}
+
+// doStates holds the doStates of browsers at rest.
+var doStates = sync.Pool{New: func() any { return new(doState) }}
 
 // userAgent is every request's User-Agent value, shared: net/http copies
 // a header's values when it copies the header (redirects), never writes
@@ -105,17 +112,18 @@ var userAgent = []string{UserAgent}
 // after 10 redirects as net/http's default does, and otherwise records
 // the hop and starts the timing of its phases afresh.
 func (b *Browser) checkRedirect(nr *http.Request, via []*http.Request) error {
-	if b.hop.noRedirect {
+	st := b.hop
+	if st.noRedirect {
 		return http.ErrUseLastResponse
 	}
 	if len(via) >= 10 {
 		return errors.New("stopped after 10 redirects")
 	}
-	b.hop.redirects = append(b.hop.redirects, nr.URL.String())
-	if b.hop.ph != nil {
-		b.hop.ph.reset()
-	} else if b.hop.rc != nil {
-		b.hop.rc.ph = directPhases{}
+	st.redirects = append(st.redirects, nr.URL.String())
+	if st.ph != nil {
+		st.ph.reset()
+	} else if st.rc != nil {
+		st.rc.ph = directPhases{}
 	}
 	return nil
 }
@@ -285,13 +293,19 @@ func (b *Browser) Do(ctx context.Context, r *Request) (Page, Timing, error) {
 		// Browsers send the Referer; Django's CSRF check needs it over HTTPS.
 		req.Header.Set("Referer", b.Last.URL.String())
 	}
-	b.hop.noRedirect, b.hop.ph, b.hop.rc = r.NoRedirect, ph, rc
+	st := doStates.Get().(*doState)
+	st.noRedirect, st.ph, st.rc = r.NoRedirect, ph, rc
+	b.hop = st
+	// The request's phases are not kept while the user thinks (nor by the
+	// pool); nor is a hand-set cookie.
+	defer func() {
+		*st = doState{}
+		doStates.Put(st)
+	}()
 	b.cookies.hand = req.Header.Get("Cookie")
 	resp, err := b.client.Do(req)
-	redirects := b.hop.redirects
-	// The request's phases are not kept while the user thinks; nor is a
-	// hand-set cookie.
-	b.hop.redirects, b.hop.ph, b.hop.rc = nil, nil, nil
+	b.hop = nil
+	redirects := st.redirects
 	b.cookies.hand = ""
 	if err != nil {
 		return Page{}, tm, err
@@ -303,9 +317,8 @@ func (b *Browser) Do(ctx context.Context, r *Request) (Page, Timing, error) {
 	b.body.Reset()
 	var n int64
 	if r.KeepBody {
-		b.lim = io.LimitedReader{R: resp.Body, N: b.maxBody}
-		n, err = b.body.ReadFrom(&b.lim)
-		b.lim.R = nil
+		st.lim = io.LimitedReader{R: resp.Body, N: b.maxBody}
+		n, err = b.body.ReadFrom(&st.lim)
 		if err == nil {
 			var m int64
 			m, err = io.Copy(io.Discard, resp.Body)
