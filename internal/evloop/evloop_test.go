@@ -663,7 +663,16 @@ func TestFrom(t *testing.T) {
 		canned(helloResp, 0, writeWhole)(c)
 	})
 	from := func(u int) netip.Addr { return netip.AddrFrom4([4]byte{127, 0, 0, byte(1 + u)}) }
-	rs, _ := run(t, Config{Addr: addr, From: from, Timeout: 5 * time.Second}, 3, 10*time.Second, atLeast(30))
+	// Until every user has had a response: 30 results may all be one
+	// user's while the server has yet to run the others' handlers.
+	everyUser := func(rs []Result) bool {
+		users := map[int]bool{}
+		for _, r := range rs {
+			users[r.User] = true
+		}
+		return len(rs) >= 30 && len(users) == 3
+	}
+	rs, _ := run(t, Config{Addr: addr, From: from, Timeout: 5 * time.Second}, 3, 10*time.Second, everyUser)
 	for i, r := range rs {
 		if r.Err != nil || r.Status != 200 {
 			t.Fatalf("#%d: %+v", i, r)
