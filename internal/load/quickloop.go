@@ -66,6 +66,9 @@ func (e *Engine) newQuickLoop(out chan<- stampede.Result) *evloop.Loop {
 			}
 			clear(batch)
 			batch = batch[:0]
+			if cap(batch) > 4096 {
+				batch = nil // a burst's (many users' timeouts in one pass) is not kept
+			}
 		}}
 	if p.ThinkMax > 0 {
 		// Called on the loop's goroutine only.
