@@ -226,6 +226,9 @@ func (e *Engine) runOpen(ctx context.Context, out chan<- stampede.Result, wg *sy
 			t, ramp, k = e.ctl.get(), time.Now(), 1
 			continue
 		}
+		if ended(ctx, time.Now()) {
+			return // past the deadline, the context not done yet (vu.run)
+		}
 		k++
 		select {
 		case work <- at:
@@ -375,7 +378,12 @@ func (v *vu) start(ctx context.Context, done func()) {
 // run runs tasks until the user thinks, stops or the run ends.
 func (v *vu) run() {
 	p := v.e.plan
-	for v.ctx.Err() == nil && !v.told() {
+	// ended, not only ctx.Err: past the run's deadline a request fails at
+	// once (its connection's deadline is the run's) while the context's own
+	// timer may not have run yet, on a CPU kept busy by the users; a user
+	// that went round again would cut off request after request, counted
+	// as aborted, until it did.
+	for !ended(v.ctx, time.Now()) && !v.told() {
 		v.iterate(v.ctx, time.Time{})
 		if p.AuthOnly && v.started {
 			// Logged in and holding its session until the end.

@@ -400,3 +400,63 @@ func TestReloginKey(t *testing.T) {
 		}
 	}
 }
+
+// lateCtx is a context whose deadline passes before it is done, as the
+// run's context is on a CPU kept busy by its users: its timer has not run
+// yet when the connections' deadlines, set from it, already fire.
+type lateCtx struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c lateCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// TestNoRoundsAfterTheDeadline checks that users past the run's deadline
+// stop, rather than going round again while its context is not yet done:
+// each round's request failed at once (its deadline past) and was counted
+// as cut off by the end, tens of thousands of them in a second.
+func TestNoRoundsAfterTheDeadline(t *testing.T) {
+	srv := testserver.New("pw-ok")
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	users := 5
+	for _, load := range []LoadSpec{
+		{Users: users, SpawnRate: 1000, Duration: "10s"},
+		{ArrivalRate: "2000/s", MaxUsers: users, Duration: "10s"},
+	} {
+		model := "closed"
+		if load.ArrivalRate != "" {
+			model = "open"
+		}
+		t.Run(model, func(t *testing.T) {
+			sc := &Scenario{Target: ts.URL, Load: load, Tasks: []TaskSpec{{Name: "home", Steps: []StepSpec{{Get: "/"}}}}}
+			p, err := sc.Compile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			parent, cancel := context.WithTimeout(context.Background(), 800*time.Millisecond)
+			defer cancel()
+			ctx := lateCtx{Context: parent, deadline: time.Now().Add(300 * time.Millisecond)}
+			e := New(p)
+			out := make(chan stampede.Result, 1024)
+			n := make(chan int)
+			go func() {
+				c := 0
+				for range out {
+					c++
+				}
+				n <- c
+			}()
+			if err := e.Run(ctx, out); err != nil {
+				t.Fatal(err)
+			}
+			close(out)
+			if got := <-n; got == 0 {
+				t.Fatal("no request recorded before the deadline")
+			}
+			if got := e.Aborted(); got > int64(users) {
+				t.Errorf("%d requests cut off by the end for %d users: users went round again past the deadline", got, users)
+			}
+		})
+	}
+}
