@@ -20,6 +20,12 @@ import (
 	"github.com/stampede-load/stampede/internal/secret"
 )
 
+// recorderNap is how long the recorder leaves the results to gather in
+// their channel between two batches: at 30,000 requests a second, about 60
+// a batch; a run at rest costs it 500 wake-ups a second, a few thousandths
+// of a CPU.
+const recorderNap = 2 * time.Millisecond
+
 // Run runs plan until its duration is over or ctx ends, with the probes and
 // log followers of o, and writes the run directory as it goes: meta.json
 // first (marked partial), then requests.csv, timeline.jsonl,
@@ -33,12 +39,6 @@ import (
 // the interruption and marked partial, and Result.Partial is set. Errors
 // are bad options, a probe that cannot be set up (ProbeError), or files
 // that cannot be written.
-// recorderNap is how long the recorder leaves the results to gather in
-// their channel between two batches: at 30,000 requests a second, about 60
-// a batch; a run at rest costs it 500 wake-ups a second, a few thousandths
-// of a CPU.
-const recorderNap = 2 * time.Millisecond
-
 func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
