@@ -34,11 +34,18 @@ var causes = map[string][]string{
 // its runs take a good part of the cores' time.
 func canCause(r, v *verdict) bool {
 	switch {
-	case (r.id == IDPasswordHashCPU || r.id == IDCPUSaturation) && v.id == IDSlowQuery:
-		// On a host whose cores are busy with something else (hashes),
-		// every statement timed there waits for a core too: its slowness
-		// is the CPU's, unless the query itself is what burns it.
-		return v.dominance < 0.5 && (r.id != IDCPUSaturation || r.status == stampede.Confirmed)
+	case r.id == IDPasswordHashCPU && v.id == IDSlowQuery:
+		// Hashes hold the cores: every statement timed there waits for
+		// one, and its logged runs, wall time, say nothing of what it
+		// burns itself. It is a root beside the hashes only on evidence
+		// of its own cost: PostgreSQL the CPU's main consumer, or its
+		// page slow alone on a CPU that was not saturated.
+		return v.ownCPU == ""
+	case r.id == IDCPUSaturation && v.id == IDSlowQuery:
+		// On a host whose cores are busy with something else, every
+		// statement timed there waits for a core too: its slowness is the
+		// CPU's, unless the query itself is what burns it.
+		return v.dominance < 0.5 && r.status == stampede.Confirmed
 	case r.id == IDCPUSaturation:
 		return r.status == stampede.Confirmed
 	case r.id == IDSlowQuery && v.id == IDCPUSaturation:
@@ -86,6 +93,9 @@ func (c *ctx) chain(found []*verdict) {
 			if share >= chainShare {
 				v.causedBy = r.id
 				v.evidence = append(v.evidence, noteRef("chain", fmt.Sprintf("caused by %s: %.0f%% of these requests fall where its mechanism was active (%s)", r.id, 100*share, r.title)))
+				if r.id == IDPasswordHashCPU && v.id == IDSlowQuery && v.dominance >= minDominance {
+					v.evidence = append(v.evidence, noteRef("arithmetic", fmt.Sprintf("its logged runs add up to %.0f%% of the cores' time while it ran, but that is wall time on cores the hashes held, waits for a core included: PostgreSQL was not the CPU's main consumer and no page that issues it was read slow on a CPU that was not saturated, so nothing says it burned them itself", 100*v.dominance)))
+				}
 				consequence(v, r)
 				break
 			}

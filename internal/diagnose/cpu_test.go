@@ -1,6 +1,7 @@
 package diagnose
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -207,4 +208,80 @@ func TestHashWhenOtherPagesWereBarelyReached(t *testing.T) {
 	if f := d.Findings[0]; f.Status == stampede.Possible || !hasEvidence(&f, "takes 2.0 s even alone") {
 		t.Errorf("want the login's floor against the login form's in the evidence, confirmed or likely: %+v", f)
 	}
+}
+
+// Hashing holds the host's cores from the first second and a recap page,
+// reached a dozen times, runs its statement meanwhile: the statement's
+// logged runs (wall time, waits for a core included) add up to most of the
+// cores' time, and the page was never read on a quiet CPU. The lab's
+// password-hash-cpu fault, where slow-query came out on top in one run of
+// four: the statement is a victim of the hashes' CPU, not a cause.
+func TestQueryStarvedByHashing(t *testing.T) {
+	d := Diagnose(starvedRecap(false).input())
+	t.Log(describe(d))
+	if len(d.Findings) == 0 || d.Findings[0].ID != IDPasswordHashCPU {
+		t.Fatalf("want password-hash-cpu on top; got %s", describe(d))
+	}
+	f := findingOf(d, IDSlowQuery)
+	if f == nil {
+		t.Fatalf("the statements were logged: want slow-query named, as the hashes' consequence; got %s", describe(d))
+	}
+	if f.CausedBy != IDPasswordHashCPU || !hasEvidence(f, "wall time on cores the hashes held") {
+		t.Errorf("want slow-query caused by password-hash-cpu, why in its evidence: %+v", f)
+	}
+	if hasEvidence(f, "is slow by itself") || !hasEvidence(f, "not a clean reading of its own cost") {
+		t.Errorf("GET /recap/ was only read on a saturated CPU: it cannot be called slow by itself: %+v", f.Evidence)
+	}
+
+	// The same recap read at 4 s in the first seconds, before the hashes
+	// took the CPU: its cost is its own, a root beside the hashes.
+	d = Diagnose(starvedRecap(true).input())
+	t.Log(describe(d))
+	f = findingOf(d, IDSlowQuery)
+	if f == nil || f.CausedBy != "" || f.Status != stampede.Confirmed || !hasEvidence(f, "GET /recap/ is slow by itself") {
+		t.Fatalf("want slow-query a confirmed root, GET /recap/ slow by itself; got %s", describe(d))
+	}
+	if h := findingOf(d, IDPasswordHashCPU); h == nil || h.CausedBy != "" {
+		t.Errorf("want password-hash-cpu a root too; got %s", describe(d))
+	}
+}
+
+// starvedRecap is TestQueryStarvedByHashing's run; early adds recap
+// requests in the first four seconds, while the CPU was 30% busy.
+func starvedRecap(early bool) *sim {
+	s := newSim(32 * time.Second)
+	s.reqs(0, 32, 3, "GET", "[AUTH] Login GET", func(sec int) time.Duration {
+		if sec < 2 {
+			return ms(5)
+		}
+		return ms(1000 + 40*(sec%5))
+	}, nil)
+	s.reqs(0, 32, 3, "POST", "[AUTH] Login POST", func(sec int) time.Duration {
+		if sec < 2 {
+			return ms(600)
+		}
+		return ms(5000 + 150*(sec%6))
+	}, nil)
+	s.reqs(3, 32, 2, "GET", "GET /dashboard/", constLat(ms(1000)), nil)
+	const q = "SELECT k.name, sum(a.cost) FROM work_analysis a JOIN category k ON k.id = a.category_id GROUP BY k.name"
+	for sec := 4; sec < 28; sec += 2 {
+		lat := ms(4000 + 100*(sec%3))
+		s.rs = append(s.rs, stampede.Result{Start: s.at(float64(sec)), Name: "GET /recap/", Method: "GET", Status: 200, Latency: lat, TTFB: lat})
+		d := float64(lat/time.Millisecond) - 150
+		s.event(float64(sec)+lat.Seconds()-0.05, "postgres", "slow-query", fmt.Sprintf("duration: %.3f ms  statement: %s", d, q),
+			map[string]string{"duration_ms": fmt.Sprintf("%.3f", d), "statement": q, "pid": fmt.Sprint(300 + sec%4)})
+	}
+	if !early {
+		s.hostSplit(0, 34, 99, map[string]float64{"app": 198}, map[string]string{"cpu_app": "lab"})
+		return s
+	}
+	for sec := 0; sec < 4; sec++ {
+		lat := ms(4000)
+		s.rs = append(s.rs, stampede.Result{Start: s.at(float64(sec) + 0.5), Name: "GET /recap/", Method: "GET", Status: 200, Latency: lat, TTFB: lat})
+		s.event(float64(sec)+4.4, "postgres", "slow-query", fmt.Sprintf("duration: %.3f ms  statement: %s", 3850.0, q),
+			map[string]string{"duration_ms": "3850.000", "statement": q, "pid": fmt.Sprint(310 + sec)})
+	}
+	s.hostSplit(0, 4, 30, map[string]float64{"app": 60}, map[string]string{"cpu_app": "lab"})
+	s.hostSplit(4, 34, 99, map[string]float64{"app": 198}, map[string]string{"cpu_app": "lab"})
+	return s
 }

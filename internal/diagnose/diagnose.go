@@ -45,7 +45,12 @@ type verdict struct {
 	// stmtShare is, for a slow query, the share of its issuers' latency
 	// its logged statement takes: whether the query is what holds them.
 	stmtShare float64
-	ruledOut  string
+	// ownCPU is, for a slow query, the evidence that it burns the CPU by
+	// itself rather than waiting for it: PostgreSQL the CPU's main
+	// consumer, or a page that issues it slow alone while the host's
+	// CPU was not saturated. Empty: only its logged runs' wall time.
+	ownCPU   string
+	ruledOut string
 	// ruledOutIfExplained rules the hypothesis out when, in the end, every
 	// server-side failure is explained by a confirmed finding.
 	ruledOutIfExplained string

@@ -838,9 +838,19 @@ func ruleSlowQuery(c *ctx) verdict {
 		}
 		v.evidence = append(v.evidence, probeRef(longSample, text))
 	}
+	if pgDom {
+		v.ownCPU = "PostgreSQL held most of the busy CPU"
+	}
 	for _, e := range issuers {
+		if e.slow.self && e.slow.aloneHot < hotAloneShare && v.ownCPU == "" {
+			v.ownCPU = e.Name + " slow alone on a CPU that was not saturated"
+		}
 		if e.slow.self {
-			v.evidence = append(v.evidence, noteRef("latency", fmt.Sprintf("%s is slow by itself: %s even with little else in flight, so its cost is the query's own, not the load's", e.Name, secs(e.slow.alone))))
+			text := e.aloneText()
+			if e.slow.aloneHot < hotAloneShare {
+				text += ", so its cost is the query's own, not the load's"
+			}
+			v.evidence = append(v.evidence, noteRef("latency", text))
 		}
 	}
 	if len(v.claims) == 0 {

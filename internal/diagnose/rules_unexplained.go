@@ -106,16 +106,23 @@ func ruleUnexplainedSlowness(c *ctx) verdict {
 	v.claims = []claim{{eps: rest, rest: true}}
 	var parts []string
 	self := []string{}
+	var hotSelf []*endpoint
 	for _, e := range rest {
 		p := fmt.Sprintf("%.0f on %s (floor %s, slow above %s, median %s)", e.uncoveredSlow(), e.Name, secs(e.slow.floor), secs(e.slow.bar), secs(e.Median))
 		parts = append(parts, p)
-		if e.slow.self {
+		switch {
+		case e.slow.self && e.slow.aloneHot >= hotAloneShare:
+			hotSelf = append(hotSelf, e)
+		case e.slow.self:
 			self = append(self, e.Name)
 		}
 	}
 	v.evidence = append(v.evidence, noteRef("requests", "client: unexplained slow requests: "+joinMax(parts, 5)))
 	if len(self) > 0 {
 		v.evidence = append(v.evidence, noteRef("latency", fmt.Sprintf("%s slow by itself: slow even with little else in flight, so the cost is the request's own work (a query, a computation, a call to another service), not the load", strings.Join(self, ", "))))
+	}
+	for _, e := range hotSelf {
+		v.evidence = append(v.evidence, noteRef("latency", e.aloneText()))
 	}
 	var capture []string
 	var probes []string

@@ -104,6 +104,11 @@ type slowState struct {
 	limit      string        // the threshold defining the bar, if any
 	lateFloor  time.Duration // the floor as read, when it was read under load (see setBar)
 	alone      time.Duration // its typical latency with little else in flight, when slow by itself
+	// aloneHot is the share of the requests its floor and typical latency
+	// were read from that started while the host's CPU was saturated
+	// (-1 when the host was not sampled): little else of the load in
+	// flight, but the cores busy all the same, so not its own cost.
+	aloneHot   float64
 	series     []float64     // slow requests per second
 	loadSeries []float64     // those of them slowed by the load, per second
 	latSum     []float64     // their latency in seconds, per second
@@ -208,9 +213,11 @@ func (c *ctx) slowFromResults(rs []stampede.Result) {
 	}
 	quiet := int32(max(2, math.Floor(quietShare*float64(peak))))
 	type floors struct {
-		ok, quiet Histogram
-		early     []*stampede.Result // the first successes by start, at most earlyRequests
+		ok, quiet        Histogram
+		early            []*stampede.Result // the first successes by start, at most earlyRequests
+		quietHot, quietN int                // quiet successes, and of them those started on a saturated CPU
 	}
+	hot := c.hostHotSeconds()
 	fl := make(map[*endpoint]*floors, len(c.eps))
 	for _, e := range c.eps {
 		fl[e] = &floors{}
@@ -228,6 +235,10 @@ func (c *ctx) slowFromResults(rs []stampede.Result) {
 		f.ok.Add(r.Latency)
 		if active[c.sec(r.Start)] <= quiet {
 			f.quiet.Add(r.Latency)
+			f.quietN++
+			if hot != nil && hot[c.sec(r.Start)] {
+				f.quietHot++
+			}
 		}
 		f.early = keepEarliest(f.early, r)
 	}
@@ -265,6 +276,19 @@ func (c *ctx) slowFromResults(rs []stampede.Result) {
 			}
 		}
 		c.setBar(e, floor, fastest, typical)
+		e.slow.aloneHot = -1
+		if hot != nil {
+			n, h := f.quietN, f.quietHot
+			for _, r := range f.early {
+				n++
+				if hot[c.sec(r.Start)] {
+					h++
+				}
+			}
+			if n > 0 {
+				e.slow.aloneHot = float64(h) / float64(n)
+			}
+		}
 	}
 	for i := range rs {
 		r := &rs[i]
@@ -566,3 +590,39 @@ func sum(xs []float64) float64 {
 	}
 	return t
 }
+
+// hostHotSeconds returns, per second of the run, whether the host's CPU
+// was saturated (cpuHigh) in the sample that covers it; nil when the host
+// was not sampled.
+func (c *ctx) hostHotSeconds() []bool {
+	var hot []bool
+	cores := c.hostCores()
+	next := 0 // the first second not yet covered by a sample
+	for _, s := range c.samples["host"] {
+		if s.Err == "" && s.Values != nil {
+			if hot == nil {
+				hot = make([]bool, c.nsec)
+			}
+			h := cpuHigh(s, cores)
+			last := c.sec(s.Time)
+			for i := next; i <= last; i++ {
+				hot[i] = h
+			}
+			next = max(next, last+1)
+		}
+	}
+	return hot
+}
+
+// aloneText says how slow e is alone, and whether that was read on a
+// saturated CPU.
+func (e *endpoint) aloneText() string {
+	if e.slow.aloneHot >= hotAloneShare {
+		return fmt.Sprintf("%s takes %s with little else of the load in flight, but the host's CPU was saturated during %.0f%% of those requests: that is not a clean reading of its own cost", e.Name, secs(e.slow.alone), 100*e.slow.aloneHot)
+	}
+	return fmt.Sprintf("%s is slow by itself: %s even with little else in flight", e.Name, secs(e.slow.alone))
+}
+
+// hotAloneShare is the share of an endpoint's quiet requests that must
+// have run on a saturated CPU for its floor not to count as its own cost.
+const hotAloneShare = 0.8
