@@ -39,8 +39,10 @@ func canCause(r, v *verdict) bool {
 		// one, and its logged runs, wall time, say nothing of what it
 		// burns itself. It is a root beside the hashes only on evidence
 		// of its own cost: PostgreSQL the CPU's main consumer, or its
-		// page slow alone on a CPU that was not saturated.
-		return v.ownCPU == ""
+		// page slow alone on a CPU that was not saturated. With the host
+		// not seen saturated meanwhile, the runs' share of the cores'
+		// time is all there is: half or more, the query burns them.
+		return v.ownCPU == "" && (v.cpuHeld || v.dominance < 0.5)
 	case r.id == IDCPUSaturation && v.id == IDSlowQuery:
 		// On a host whose cores are busy with something else, every
 		// statement timed there waits for a core too: its slowness is the

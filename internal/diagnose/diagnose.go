@@ -49,7 +49,10 @@ type verdict struct {
 	// itself rather than waiting for it: PostgreSQL the CPU's main
 	// consumer, or a page that issues it slow alone while the host's
 	// CPU was not saturated. Empty: only its logged runs' wall time.
-	ownCPU   string
+	ownCPU string
+	// cpuHeld is, for a slow query, whether the host's CPU was seen
+	// saturated while its statements ran.
+	cpuHeld  bool
 	ruledOut string
 	// ruledOutIfExplained rules the hypothesis out when, in the end, every
 	// server-side failure is explained by a confirmed finding.

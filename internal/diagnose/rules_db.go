@@ -841,6 +841,17 @@ func ruleSlowQuery(c *ctx) verdict {
 	if pgDom {
 		v.ownCPU = "PostgreSQL held most of the busy CPU"
 	}
+	held := v.active
+	if len(held) == 0 {
+		held = ws
+	}
+	cores := c.hostCores()
+	for _, s := range c.samples["host"] {
+		if s.Err == "" && inWindows(s.Time, held) && cpuHigh(s, cores) {
+			v.cpuHeld = true
+			break
+		}
+	}
 	for _, e := range issuers {
 		if e.slow.self && e.slow.aloneHot < hotAloneShare && v.ownCPU == "" {
 			v.ownCPU = e.Name + " slow alone on a CPU that was not saturated"

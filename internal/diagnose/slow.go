@@ -595,6 +595,9 @@ func sum(xs []float64) float64 {
 // was saturated (cpuHigh) in the sample that covers it; nil when the host
 // was not sampled.
 func (c *ctx) hostHotSeconds() []bool {
+	if c.nsec <= 0 {
+		return nil
+	}
 	var hot []bool
 	cores := c.hostCores()
 	next := 0 // the first second not yet covered by a sample
