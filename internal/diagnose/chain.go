@@ -95,7 +95,7 @@ func (c *ctx) chain(found []*verdict) {
 			if share >= chainShare {
 				v.causedBy = r.id
 				v.evidence = append(v.evidence, noteRef("chain", fmt.Sprintf("caused by %s: %.0f%% of these requests fall where its mechanism was active (%s)", r.id, 100*share, r.title)))
-				if r.id == IDPasswordHashCPU && v.id == IDSlowQuery && v.dominance >= minDominance {
+				if r.id == IDPasswordHashCPU && v.id == IDSlowQuery && v.cpuHeld && v.dominance >= minDominance {
 					v.evidence = append(v.evidence, noteRef("arithmetic", fmt.Sprintf("its logged runs add up to %.0f%% of the cores' time while it ran, but that is wall time on cores the hashes held, waits for a core included: PostgreSQL was not the CPU's main consumer and no page that issues it was read slow on a CPU that was not saturated, so nothing says it burned them itself", 100*v.dominance)))
 				}
 				consequence(v, r)
