@@ -60,6 +60,54 @@ type Config struct {
 	// request (a wake-up costs a futex call and a switch on another CPU, as
 	// much as a request's own work).
 	OnPass func()
+	// Driver, when not nil, runs users whose requests differ from one to
+	// the next (a browser's: its cookies, forms and redirects): it gives
+	// each request and is told each response, in place of Request, Think
+	// and OnResult, which are then unused.
+	Driver Driver
+	// IdleClose, when above 0, closes the connection of a user pausing
+	// longer than it once it has been idle that long (a browser's idle
+	// timeout): the next request dials. With a Driver only.
+	IdleClose time.Duration
+}
+
+// Driver runs users whose requests differ (Config.Driver). Its methods are
+// called on the loop's goroutine, one at a time; users are numbered from 1.
+type Driver interface {
+	// Next is called when user is to go on: at its start, at the end of
+	// its pause, and after a request that Done did not follow with a hop.
+	// It returns the request to send now (its bytes left unchanged until
+	// Done is called for it) and where to (nil: Config.Addr); or nil and
+	// the pause before Next is called again: 0 in the loop's next pass,
+	// below 0 not before the end of the run (the user holds its session,
+	// and its connection until IdleClose). stopping says the user is to
+	// stop (SetUsers): it stops unless Next returns a request, which it
+	// should only to finish what it is in the middle of.
+	Next(user int, stopping bool) (req []byte, to *Dest, pause time.Duration)
+	// Field is called with each header field of the final (not 1xx)
+	// response under way, its value trimmed; the slices are valid during
+	// the call only. A field line longer than 4 KiB is skipped unseen.
+	Field(user int, name, value []byte)
+	// Body is called with the response's body bytes as they arrive, after
+	// chunked decoding; valid during the call only.
+	Body(user int, p []byte)
+	// Done ends every request, success or failure (r.Err). A request it
+	// returns (after a success) is sent at once, to to (nil: Config.Addr),
+	// as the next hop of the same exchange, a redirect: over the same
+	// connection when the response left it open and to is where it goes,
+	// under the same deadline, and the next Result counts its latency from
+	// the exchange's start.
+	Done(r Result) (hop []byte, to *Dest)
+	// Stop is called when a user stops (SetUsers, or the end of Run); it
+	// starts afresh if started again.
+	Stop(user int)
+}
+
+// Dest is an address users' requests go to, other than Config.Addr (see
+// Loop.Dest); a user's connection is to one Dest at a time.
+type Dest struct {
+	addr string
+	sys  destSys // per operating system
 }
 
 // Result is the outcome of one request.
@@ -117,7 +165,7 @@ func (cfg *Config) validate() (time.Duration, error) {
 	if cfg.Addr == "" {
 		return 0, errors.New("evloop: no address")
 	}
-	if len(cfg.Request) == 0 {
+	if len(cfg.Request) == 0 && cfg.Driver == nil {
 		return 0, errors.New("evloop: no request")
 	}
 	if cfg.Timeout <= 0 {

@@ -122,6 +122,9 @@ type user struct {
 	addr0  int    // the address the dial under way tried first
 	try    int    // addresses it tried since
 	sent   int    // bytes of the request written
+	req    []byte // the request under way: Config.Request, or the Driver's
+	to     *Dest  // where it goes; conn: where the connection goes
+	conn   *Dest
 
 	reused  bool // the request went over a kept connection
 	retried bool // the request was sent again on a new connection
@@ -133,6 +136,10 @@ type user struct {
 	connect                        time.Duration
 	deadline, dialDeadline, wake   time.Duration
 	heapIdx                        int
+	// rest is what is left of a pause after its first IdleClose, at whose
+	// end the connection closes: above 0 a think time's rest, below 0 a
+	// hold's (until the end); 0 when the pause ends at wake.
+	rest time.Duration
 
 	links [2]link // in the deadline list, in the dial list
 	p     parser
@@ -172,11 +179,10 @@ type sys struct {
 	mu     sync.Mutex
 	wakeFD int // -1 when no Run is under way
 
-	addrs   []target
-	primary int // the address that answered last
-	base    time.Time
-	epfd    int
-	efd     int
+	dest *Dest // Config.Addr's
+	base time.Time
+	epfd int
+	efd  int
 
 	users   []*user
 	synced  int     // users wanted, as of the last look at want
@@ -206,18 +212,47 @@ func New(cfg Config) (*Loop, error) {
 		return nil, err
 	}
 	l := &Loop{sys: sys{cfg: cfg, timeout: timeout, wakeFD: -1}}
-	for _, ap := range aps {
-		sa, family, err := sockaddr(ap.Addr(), ap.Port())
-		if err != nil {
-			return nil, err
-		}
-		l.addrs = append(l.addrs, target{sa, family})
+	if l.dest, err = newDest(cfg.Addr, aps); err != nil {
+		return nil, err
 	}
 	l.epfd, l.efd = -1, -1
 	l.reqs.k, l.dials.k = 0, 1
 	l.buf = make([]byte, readBufSize)
 	l.events = make([]unix.EpollEvent, maxEvents)
 	return l, nil
+}
+
+// destSys is the Linux part of a Dest.
+type destSys struct {
+	addrs   []target
+	primary int // the address that answered last
+}
+
+// newDest returns the Dest of addr at aps.
+func newDest(addr string, aps []netip.AddrPort) (*Dest, error) {
+	d := &Dest{addr: addr}
+	for _, ap := range aps {
+		sa, family, err := sockaddr(ap.Addr(), ap.Port())
+		if err != nil {
+			return nil, err
+		}
+		d.sys.addrs = append(d.sys.addrs, target{sa, family})
+	}
+	return d, nil
+}
+
+// Dest returns the destination host:port addr, resolved now (a host name
+// blocks the caller for its lookup: a Driver should keep what it gets).
+// Config.Addr's is the loop's own. It may be called from any goroutine.
+func (l *Loop) Dest(addr string) (*Dest, error) {
+	if addr == l.dest.addr {
+		return l.dest, nil
+	}
+	aps, err := resolve(addr)
+	if err != nil {
+		return nil, err
+	}
+	return newDest(addr, aps)
 }
 
 // resolve returns the addresses of host:port addr.
@@ -428,7 +463,7 @@ func (l *Loop) sync() {
 	for n := old + 1; n <= want; n++ {
 		for len(l.users) < n {
 			i := len(l.users)
-			l.users = append(l.users, &user{n: i + 1, idx: int32(i), fd: -1, heapIdx: -1})
+			l.users = append(l.users, &user{n: i + 1, idx: int32(i), fd: -1, heapIdx: -1, req: l.cfg.Request, to: l.dest})
 			l.users[i].p.reset(&l.carries)
 		}
 		if u := l.users[n-1]; u.st == usOff {
@@ -438,7 +473,9 @@ func (l *Loop) sync() {
 	}
 	for n := want + 1; n <= old; n++ {
 		if u := l.users[n-1]; u.st == usThink {
-			l.thinkRemove(u)
+			if u.heapIdx >= 0 {
+				l.thinkRemove(u)
+			}
 			l.stopUser(u)
 		}
 	}
@@ -454,6 +491,34 @@ func (l *Loop) queue(u *user) {
 func (l *Loop) stopUser(u *user) {
 	l.closeConn(u)
 	u.st = usOff
+	u.rest = 0
+	if d := l.cfg.Driver; d != nil {
+		d.Stop(u.n)
+	}
+}
+
+// pause sends u to a pause of d from now (see Driver.Next): the next pass
+// for 0, the end of the run below 0. With IdleClose, a pause longer than
+// it closes the connection once it has been idle that long.
+func (l *Loop) pause(u *user, now, d time.Duration) {
+	idle := l.cfg.IdleClose
+	switch {
+	case d == 0:
+		l.queue(u)
+		return
+	case d < 0 && (idle <= 0 || u.fd < 0):
+		u.st = usThink // held, in no heap: only the end of the run or SetUsers ends it
+		return
+	case idle > 0 && u.fd >= 0 && (d < 0 || d > idle):
+		u.rest = d
+		if d > 0 {
+			u.rest = d - idle
+		}
+		d = idle
+	}
+	u.wake = now + d
+	u.st = usThink
+	l.thinkPush(u)
 }
 
 // expire fails the requests past their deadline and queues the users whose
@@ -468,6 +533,17 @@ func (l *Loop) expire(now time.Duration) {
 	for len(l.thinks) > 0 && l.thinks[0].wake <= now {
 		u := l.thinks[0]
 		l.thinkRemove(u)
+		if rest := u.rest; rest != 0 {
+			// Idle for IdleClose: the connection closes, the pause goes on.
+			u.rest = 0
+			l.closeConn(u)
+			if rest < 0 {
+				continue // held until the end, in no heap
+			}
+			u.wake += rest
+			l.thinkPush(u)
+			continue
+		}
 		l.queue(u)
 	}
 }
@@ -502,7 +578,19 @@ func (l *Loop) runQueue(now time.Duration) {
 		if u.st != usQueued {
 			continue
 		}
-		if u.n > l.synced {
+		stopping := u.n > l.synced
+		if d := l.cfg.Driver; d != nil {
+			req, to, pause := d.Next(u.n, stopping)
+			if req == nil {
+				if stopping {
+					l.stopUser(u)
+				} else {
+					l.pause(u, t, pause)
+				}
+				continue
+			}
+			u.req, u.to = req, l.destOr(to)
+		} else if stopping {
 			l.stopUser(u)
 			continue
 		}
@@ -521,12 +609,23 @@ func (l *Loop) start(u *user, t time.Duration) time.Duration {
 	u.inReq = true
 	l.nflight++
 	u.connect = 0
+	if u.fd >= 0 && u.conn != u.to {
+		l.closeConn(u) // a connection to elsewhere
+	}
 	if u.fd < 0 {
 		l.dial(u, t)
 		return l.now()
 	}
 	u.reused = true
 	return l.send(u)
+}
+
+// destOr returns d, or the loop's own Dest when d is nil.
+func (l *Loop) destOr(d *Dest) *Dest {
+	if d == nil {
+		return l.dest
+	}
+	return d
 }
 
 // dial starts connecting u at now.
@@ -536,7 +635,8 @@ func (l *Loop) dial(u *user, now time.Duration) {
 	u.dialDeadline = now + min(l.timeout, dialMax)
 	l.dials.push(u)
 	u.inDial = true
-	u.addr0, u.try = l.primary, 0
+	u.addr0, u.try = u.to.sys.primary, 0
+	u.conn = u.to
 	l.connectNext(u)
 }
 
@@ -548,8 +648,9 @@ func (l *Loop) connectNext(u *user) {
 		from = l.cfg.From(u.n).Unmap()
 	}
 	var lastErr error
-	for ; u.try < len(l.addrs); u.try++ {
-		a := &l.addrs[(u.addr0+u.try)%len(l.addrs)]
+	addrs := u.to.sys.addrs
+	for ; u.try < len(addrs); u.try++ {
+		a := &addrs[(u.addr0+u.try)%len(addrs)]
 		if from.IsValid() && from.Is4() != (a.family == unix.AF_INET) {
 			// A source address dials targets of its own family only.
 			if lastErr == nil {
@@ -642,14 +743,14 @@ func (l *Loop) connected(u *user) {
 	if err != nil {
 		l.closeConn(u)
 		u.try++
-		if u.try < len(l.addrs) {
+		if u.try < len(u.to.sys.addrs) {
 			l.connectNext(u)
 		} else {
 			l.fail(u, fmt.Errorf("evloop: dial: %w", err))
 		}
 		return
 	}
-	l.primary = (u.addr0 + u.try) % len(l.addrs)
+	u.to.sys.primary = (u.addr0 + u.try) % len(u.to.sys.addrs)
 	l.dials.remove(u)
 	u.inDial = false
 	u.connect = l.now() - u.connStart
@@ -658,7 +759,7 @@ func (l *Loop) connected(u *user) {
 
 // send writes (the rest of) u's request and returns the time after.
 func (l *Loop) send(u *user) time.Duration {
-	req := l.cfg.Request
+	req := u.req
 	n, err := rawWrite(u.fd, req[u.sent:])
 	for err == unix.EINTR {
 		n, err = rawWrite(u.fd, req[u.sent:])
@@ -752,7 +853,7 @@ func (l *Loop) read(u *user) {
 			u.got = true
 			u.first = now
 		}
-		used, perr := u.p.feed(l.buf[:n], &l.carries)
+		used, perr := u.p.feedTo(l.buf[:n], &l.carries, l.cfg.Driver, u.n)
 		if perr != nil {
 			l.fail(u, perr)
 			return
@@ -795,6 +896,27 @@ func (l *Loop) complete(u *user, now time.Duration, extra bool) {
 	if extra || !u.p.keep() {
 		l.closeConn(u)
 	}
+	if d := l.cfg.Driver; d != nil {
+		l.endHop(u)
+		if hop, to := d.Done(r); hop != nil {
+			// The next hop of the same exchange: same start, same deadline.
+			u.req, u.to = hop, l.destOr(to)
+			u.connect = 0
+			if u.fd >= 0 && u.conn != u.to {
+				l.closeConn(u)
+			}
+			if u.fd < 0 {
+				l.dial(u, now)
+				return
+			}
+			u.reused = true
+			l.send(u)
+			return
+		}
+		l.endRequest(u)
+		l.next(u, now)
+		return
+	}
 	l.endRequest(u)
 	if l.cfg.OnResult != nil {
 		l.cfg.OnResult(r)
@@ -818,7 +940,9 @@ func (l *Loop) fail(u *user, err error) {
 	}
 	l.closeConn(u)
 	l.endRequest(u)
-	if l.cfg.OnResult != nil {
+	if d := l.cfg.Driver; d != nil {
+		_, _ = d.Done(r) // a failure ends the exchange
+	} else if l.cfg.OnResult != nil {
 		l.cfg.OnResult(r)
 	}
 	l.next(u, now)
@@ -835,6 +959,11 @@ func (l *Loop) endRequest(u *user) {
 		l.dials.remove(u)
 		u.inDial = false
 	}
+	l.endHop(u)
+}
+
+// endHop clears the state of u's request that a next hop starts afresh.
+func (l *Loop) endHop(u *user) {
 	u.p.reset(&l.carries)
 	u.sent = 0
 	u.got, u.retried = false, false
@@ -842,6 +971,12 @@ func (l *Loop) endRequest(u *user) {
 
 // next sends u to its think time, the run queue, or its stop.
 func (l *Loop) next(u *user, now time.Duration) {
+	if l.cfg.Driver != nil {
+		// Next, in runQueue, says whether it sends, pauses or (stopping)
+		// stops.
+		l.queue(u)
+		return
+	}
 	if u.n > l.synced {
 		l.stopUser(u)
 		return
@@ -875,6 +1010,10 @@ func (l *Loop) shutdown() {
 		case usConnect, usWrite, usRead:
 			cut++
 		}
+		if d := l.cfg.Driver; d != nil && u.st != usOff {
+			d.Stop(u.n)
+		}
+		u.rest = 0
 		l.closeConn(u)
 		u.inReq, u.inDial = false, false
 		u.links = [2]link{}

@@ -27,3 +27,9 @@ func New(cfg Config) (*Loop, error) {
 
 // Run returns an error: see New.
 func (l *Loop) Run(ctx context.Context) error { return errUnsupported }
+
+// destSys is empty where the loop is not implemented.
+type destSys struct{}
+
+// Dest returns an error: see New.
+func (l *Loop) Dest(addr string) (*Dest, error) { return nil, errUnsupported }

@@ -735,7 +735,7 @@ func TestFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	sa, family, _ := sockaddr(closed.Addr(), closed.Port())
-	l.addrs = append([]target{{sa, family}}, l.addrs...) // as if the name had both
+	l.dest.sys.addrs = append([]target{{sa, family}}, l.dest.sys.addrs...) // as if the name had both
 	l.SetUsers(1)
 	if err := l.Run(ctx); err != nil {
 		t.Fatal(err)
@@ -745,8 +745,8 @@ func TestFallback(t *testing.T) {
 			t.Errorf("#%d: %+v", i, r)
 		}
 	}
-	if l.primary != 1 || conns.Load() != 3 {
-		t.Errorf("primary address %d after %d connections", l.primary, conns.Load())
+	if l.dest.sys.primary != 1 || conns.Load() != 3 {
+		t.Errorf("primary address %d after %d connections", l.dest.sys.primary, conns.Load())
 	}
 }
 

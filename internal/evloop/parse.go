@@ -95,6 +95,11 @@ type parser struct {
 
 	carry    *[lineMax]byte // nil unless a line is split across reads
 	carryLen int32
+
+	// d, when not nil, is told the final response's header fields and
+	// body bytes, as user who's (feedTo sets both for the time of a feed).
+	d   Driver
+	who int
 }
 
 // carryPool holds carry buffers between the lines that need one. It is
@@ -140,10 +145,20 @@ func (p *parser) keep() bool {
 // used: fewer than len(b) only when the response is complete (the rest
 // belongs to no request) or on an error.
 func (p *parser) feed(b []byte, pool *carryPool) (n int, err error) {
+	return p.feedTo(b, pool, nil, 0)
+}
+
+// feedTo is feed telling d, when not nil, the final response's header
+// fields and body bytes as user who's.
+func (p *parser) feedTo(b []byte, pool *carryPool, d Driver, who int) (n int, err error) {
+	p.d, p.who = d, who
 	for n < len(b) && p.st != psDone && err == nil {
 		switch p.st {
 		case psBody, psChunkData:
 			k := min(p.remain, int64(len(b)-n))
+			if d != nil && k > 0 {
+				d.Body(who, b[n:n+int(k)])
+			}
 			n += int(k)
 			p.remain -= k
 			p.size += k
@@ -155,6 +170,9 @@ func (p *parser) feed(b []byte, pool *carryPool) (n int, err error) {
 				}
 			}
 		case psUntilEOF:
+			if d != nil {
+				d.Body(who, b[n:])
+			}
 			p.size += int64(len(b) - n)
 			n = len(b)
 		case psChunkEnd:
@@ -190,6 +208,7 @@ func (p *parser) feed(b []byte, pool *carryPool) (n int, err error) {
 		pool.put(p.carry)
 		p.carry = nil
 	}
+	p.d = nil
 	return n, err
 }
 
@@ -355,7 +374,7 @@ func (p *parser) endHeader() error {
 		}
 		// Interim response (100 Continue, 103 Early Hints): no body, the
 		// final response follows. The shared budget bounds how many.
-		*p = parser{budget: p.budget, length: -1, first: true, carry: p.carry, carryLen: p.carryLen}
+		*p = parser{budget: p.budget, length: -1, first: true, carry: p.carry, carryLen: p.carryLen, d: p.d, who: p.who}
 		return nil
 	}
 	switch {
@@ -428,6 +447,12 @@ func (p *parser) field(line []byte) error {
 		}
 	default:
 		p.lastTracked = false
+	}
+	if p.d != nil && p.status >= 200 {
+		// Every field is the driver's (a Set-Cookie, a Location): an
+		// obs-fold continuation of any is refused rather than cut off.
+		p.lastTracked = true
+		p.d.Field(p.who, name, value)
 	}
 	return nil
 }

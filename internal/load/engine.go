@@ -18,7 +18,6 @@ import (
 	"unicode/utf8"
 
 	stampede "github.com/stampede-load/stampede"
-	"github.com/stampede-load/stampede/internal/evloop"
 	"github.com/stampede-load/stampede/internal/secret"
 	"github.com/stampede-load/stampede/internal/session"
 )
@@ -46,8 +45,8 @@ type Engine struct {
 
 	cookies cookieRefusals // the cookies the users' browsers refused
 
-	// loop runs the quick form's users when it can (quickloop.go).
-	loop atomic.Pointer[evloop.Loop]
+	// loops run the users when they can (quickloop.go, browserloop.go).
+	loops atomic.Pointer[loops]
 
 	// keepPage says a step after think time reads the page before it (a
 	// task or on_start that begins with submit_form): users then keep
@@ -71,8 +70,8 @@ func (e *Engine) Users() int { return int(e.users.Load()) }
 
 // InFlight is the number of requests in flight.
 func (e *Engine) InFlight() int {
-	if l := e.loop.Load(); l != nil {
-		return l.InFlight()
+	if g := e.loops.Load(); g != nil {
+		return g.InFlight()
 	}
 	return int(e.inflight.Load())
 }
@@ -100,8 +99,11 @@ func (e *Engine) Run(ctx context.Context, out chan<- stampede.Result) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	if l := e.newQuickLoop(out); l != nil {
-		e.loop.Store(l)
-		e.runLoop(ctx, l)
+		e.runLoop(ctx, loops{l})
+		return nil
+	}
+	if g := e.newBrowserLoops(ctx, out); g != nil {
+		e.runLoop(ctx, g)
 		return nil
 	}
 	if e.plan.Model == Open {
@@ -305,6 +307,7 @@ type vu struct {
 	fast     *session.FastClient    // quick form over http only
 	ut       *session.UserTransport // the browser's connections
 	out      chan<- stampede.Result
+	batch    *[]stampede.Result // the event loop's results of a pass, in place of out
 	rng      *rand.Rand
 	vars     vars
 	started  bool   // on_start done
@@ -544,9 +547,37 @@ func (v *vu) iterate(ctx context.Context, intended time.Time) {
 // should go on: a failed step ends the task, as a failed page would stop a
 // person.
 func (v *vu) step(ctx context.Context, s *Step, intended time.Time) bool {
-	p := v.e.plan
 	res := stampede.Result{Name: s.Name, Method: s.Method, User: v.n}
-	req := session.Request{Method: s.Method, NoRedirect: s.NoRedirect, KeepBody: !p.Quick}
+	var req session.Request
+	if !v.prepare(ctx, s, intended, &req, &res) {
+		return false
+	}
+	v.e.inflight.Add(1)
+	sent := time.Now()
+	var page session.Page
+	var tm session.Timing
+	var err error
+	if v.fast != nil {
+		page.Status, page.Size, tm, err = v.fast.Get(ctx)
+	} else {
+		v.endpoint = s.Name
+		page, tm, err = v.b.Do(ctx, &req)
+	}
+	end := time.Now()
+	v.e.inflight.Add(-1)
+	res.Start = sent
+	if !intended.IsZero() && intended.Before(sent) {
+		res.Start = intended
+	}
+	res.Latency = end.Sub(res.Start)
+	return v.finish(ctx, s, &res, end, &page, tm, err)
+}
+
+// prepare builds the request of step s into req. When it cannot be sent
+// (no form on the page, a bad URL), it records why and returns false.
+func (v *vu) prepare(ctx context.Context, s *Step, intended time.Time, req *session.Request, res *stampede.Result) bool {
+	p := v.e.plan
+	*req = session.Request{Method: s.Method, NoRedirect: s.NoRedirect, KeepBody: !p.Quick}
 	switch {
 	case v.fast != nil:
 		// The quick form's one URL: nothing to build per request.
@@ -562,7 +593,7 @@ func (v *vu) step(ctx context.Context, s *Step, intended time.Time) bool {
 			}
 			res.Outcome = stampede.FailContent
 			res.Reason = "not sent: " + noFormReason(err, &last)
-			v.emit(ctx, &res)
+			v.emit(ctx, res)
 			return false
 		}
 		over := make(map[string]string, len(s.Fields))
@@ -587,25 +618,20 @@ func (v *vu) step(ctx context.Context, s *Step, intended time.Time) bool {
 			req.Body = []byte(vals.Encode())
 			req.ContentType = "application/x-www-form-urlencoded"
 		}
+	case s.abs != nil && s.absBase == p.Target:
+		// The URL resolved at compile time (read only: shared by the users).
+		req.URL, req.Parsed = s.absText, s.abs
+		v.bodyOf(s, req)
 	default:
 		raw := s.URL.render(&v.vars)
 		ref, err := p.Target.Parse(raw)
 		if err != nil {
 			res.Start, res.Outcome, res.Reason = time.Now(), stampede.FailContent, fmt.Sprintf("not sent: bad URL %q", raw)
-			v.emit(ctx, &res)
+			v.emit(ctx, res)
 			return false
 		}
-		req.URL = ref.String()
-		if s.Form != nil {
-			vals := url.Values{}
-			for k, t := range s.Form {
-				vals.Set(k, t.render(&v.vars))
-			}
-			req.Body = []byte(vals.Encode())
-		} else if len(s.Body) > 0 {
-			req.Body = []byte(s.Body.render(&v.vars))
-		}
-		req.ContentType = s.ContentType
+		req.URL, req.Parsed = ref.String(), ref
+		v.bodyOf(s, req)
 	}
 	if len(s.Headers) > 0 {
 		req.Header = make(http.Header, len(s.Headers))
@@ -613,25 +639,27 @@ func (v *vu) step(ctx context.Context, s *Step, intended time.Time) bool {
 			req.Header.Set(k, t.render(&v.vars))
 		}
 	}
+	return true
+}
 
-	v.e.inflight.Add(1)
-	sent := time.Now()
-	var page session.Page
-	var tm session.Timing
-	var err error
-	if v.fast != nil {
-		page.Status, page.Size, tm, err = v.fast.Get(ctx)
-	} else {
-		v.endpoint = s.Name
-		page, tm, err = v.b.Do(ctx, &req)
+// bodyOf sets the body of step s's request (not a form's).
+func (v *vu) bodyOf(s *Step, req *session.Request) {
+	if s.Form != nil {
+		vals := url.Values{}
+		for k, t := range s.Form {
+			vals.Set(k, t.render(&v.vars))
+		}
+		req.Body = []byte(vals.Encode())
+	} else if len(s.Body) > 0 {
+		req.Body = []byte(s.Body.render(&v.vars))
 	}
-	end := time.Now()
-	v.e.inflight.Add(-1)
-	res.Start = sent
-	if !intended.IsZero() && intended.Before(sent) {
-		res.Start = intended
-	}
-	res.Latency = end.Sub(res.Start)
+	req.ContentType = s.ContentType
+}
+
+// finish records the outcome of step s's request, sent at res.Start and
+// ended at end (page and tm, or the transport's err), and reports whether
+// the flow should go on.
+func (v *vu) finish(ctx context.Context, s *Step, res *stampede.Result, end time.Time, page *session.Page, tm session.Timing, err error) bool {
 	res.Connect, res.TTFB = tm.Connect, tm.TTFB
 	if err != nil {
 		if ended(ctx, end) {
@@ -644,17 +672,17 @@ func (v *vu) step(ctx context.Context, s *Step, intended time.Time) bool {
 			res.Outcome = stampede.FailTimeout
 		}
 		res.Reason = session.Describe(err)
-		v.emit(ctx, &res)
+		v.emit(ctx, res)
 		return false
 	}
 	res.Status, res.Bytes = page.Status, page.Size
-	v.check(s, &page, &res)
+	v.check(s, page, res)
 	if res.Outcome == stampede.OK && len(s.Extract) > 0 {
 		if v.vars.ext == nil {
 			v.vars.ext = map[string]string{}
 		}
 		for name, x := range s.Extract {
-			val, err := x.Extract(v.b, &page)
+			val, err := x.Extract(v.b, page)
 			if err != nil {
 				res.Outcome, res.Reason = stampede.FailContent, "extract "+name+": "+err.Error()
 				break
@@ -662,7 +690,7 @@ func (v *vu) step(ctx context.Context, s *Step, intended time.Time) bool {
 			v.vars.ext[name] = val
 		}
 	}
-	v.emit(ctx, &res)
+	v.emit(ctx, res)
 	return res.Outcome == stampede.OK
 }
 
@@ -840,6 +868,10 @@ func (v *vu) emit(_ context.Context, r *stampede.Result) {
 	r.Relogin = r.Relogin || (v.relogin && !v.started)
 	if r.Reason != "" {
 		r.Reason = v.maskReason(r.Reason)
+	}
+	if v.batch != nil {
+		*v.batch = append(*v.batch, *r) // on the event loop (browserloop.go)
+		return
 	}
 	v.out <- *r
 }

@@ -127,6 +127,11 @@ type Step struct {
 	NotRedirect string
 	NoRedirect  bool
 	pos         string
+	// abs is URL resolved against absBase (the plan's Target when the step
+	// was compiled), when URL has no variables; absText its text.
+	abs     *url.URL
+	absText string
+	absBase *url.URL
 }
 
 // Compile validates the scenario and builds its plan. dir resolves relative
@@ -261,6 +266,14 @@ func (sc *Scenario) Compile() (*Plan, error) {
 		return nil, err
 	}
 	p.secrets = scenarioSecrets(sc)
+	for _, s := range p.allSteps() {
+		// A URL without variables is resolved once, not a request.
+		if len(s.URL) == 1 && s.URL[0].lit && !s.SubmitForm {
+			if u, err := p.Target.Parse(s.URL[0].s); err == nil {
+				s.abs, s.absText, s.absBase = u, u.String(), p.Target
+			}
+		}
+	}
 	if p.Rows != nil && p.Assignment == Unique && p.Users > len(p.Rows) {
 		return nil, fmt.Errorf("%s: users_file has %d rows, fewer than the %d virtual users that unique assignment needs (add rows, or set user_assignment: round-robin)", sc.Pos("$.users_file"), len(p.Rows), p.Users)
 	}
@@ -607,6 +620,14 @@ func parseTmpl(s string) tmpl {
 		s = s[i+j+2:]
 	}
 	return t
+}
+
+// literal returns the template's text up to its first variable.
+func (t tmpl) literal() string {
+	if len(t) > 0 && t[0].lit {
+		return t[0].s
+	}
+	return ""
 }
 
 // render expands the template with the user's variables.

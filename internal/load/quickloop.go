@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	stampede "github.com/stampede-load/stampede"
@@ -88,23 +89,55 @@ func (e *Engine) newQuickLoop(out chan<- stampede.Result) *evloop.Loop {
 	return l
 }
 
-// runLoop runs the closed model's users on the event loop l: the plan's
+// loops are the event loops a run's users are spread over: user slot s
+// (from 0) runs on loop s%len as its user s/len+1, so that the users
+// started last, the first to stop, are spread over the loops too.
+type loops []*evloop.Loop
+
+// slot returns the slot (from 0) of loop i's user n.
+func (g loops) slot(i, n int) int { return (n-1)*len(g) + i }
+
+// SetUsers runs slots 0..n-1.
+func (g loops) SetUsers(n int) {
+	k := len(g)
+	for i, l := range g {
+		l.SetUsers(max(0, (n-i+k-1)/k))
+	}
+}
+
+// InFlight is the requests under way on the loops.
+func (g loops) InFlight() (n int) {
+	for _, l := range g {
+		n += l.InFlight()
+	}
+	return n
+}
+
+// runLoop runs the closed model's users on the event loops g: the plan's
 // users started on its schedule, then the changes of the load followed
 // (SetUsers), as runClosed does with goroutines. A user told to stop ends
-// after its request under way; the loop stops with ctx, its requests cut
-// off counted as aborted.
-func (e *Engine) runLoop(ctx context.Context, l *evloop.Loop) {
+// after its request under way (a scenario's, after its task: see
+// browserLoop.Next); the loops stop with ctx, their requests cut off
+// counted as aborted.
+func (e *Engine) runLoop(ctx context.Context, g loops) {
 	p := e.plan
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = l.Run(ctx)
-	}()
+	e.loops.Store(&g)
+	var wg sync.WaitGroup
+	for _, l := range g {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = l.Run(ctx)
+		}()
+	}
 	defer func() {
-		<-done
-		e.aborted.Add(l.Aborted())
+		wg.Wait()
+		for _, l := range g {
+			e.aborted.Add(l.Aborted())
+		}
 		e.users.Store(0)
 	}()
+	l := g
 	start := time.Now()
 	t := e.ctl.get()
 	ramp, k, n := start, 0, 0

@@ -49,8 +49,8 @@ func TestQuickLoop(t *testing.T) {
 			if _, ok := waitUsers(e, seg.Users, time.Second); !ok {
 				t.Fatalf("users %d, want %d", e.Users(), seg.Users)
 			}
-			if (e.loop.Load() != nil) != (mode == "loop") {
-				t.Fatalf("event loop in use: %v, mode %s", e.loop.Load() != nil, mode)
+			if (e.loops.Load() != nil) != (mode == "loop") {
+				t.Fatalf("event loop in use: %v, mode %s", e.loops.Load() != nil, mode)
 			}
 			time.Sleep(300 * time.Millisecond) // each user makes a few requests
 			if err := e.SetUsers(1, 1000); err != nil {

@@ -86,6 +86,11 @@ type Browser struct {
 	// a closure a request): from doStates for the time of Do, nil at rest,
 	// a pointer so that a user in think time holds 8 bytes of it.
 	hop *doState
+	// lx is the exchange under way on an event loop (loop.go), nil at
+	// rest; fullHeader keeps every header field of its pages.
+	lx         *loopState
+	lxIdle     *loopState // kept between exchanges, until Rest
+	fullHeader bool
 	// Last is the previous response, for submit_form and extract.
 	Last Page
 }
@@ -245,6 +250,9 @@ func (b *Browser) Cookie(u *url.URL, name string) (string, bool) {
 type Request struct {
 	Method string
 	URL    string
+	// Parsed, when not nil, is URL parsed, which Begin then does not parse
+	// again (Do does); it is only read.
+	Parsed *url.URL
 	Header http.Header
 	Body   []byte
 	// ContentType is set when Body is not empty.
@@ -302,11 +310,11 @@ func (b *Browser) Do(ctx context.Context, r *Request) (Page, Timing, error) {
 		*st = doState{}
 		doStates.Put(st)
 	}()
-	b.cookies.hand = req.Header.Get("Cookie")
+	b.cookies.hand, b.cookies.handChanged = req.Header.Get("Cookie"), false
 	resp, err := b.client.Do(req)
 	b.hop = nil
 	redirects := st.redirects
-	b.cookies.hand = ""
+	b.cookies.hand, b.cookies.handChanged = "", false
 	if err != nil {
 		return Page{}, tm, err
 	}
@@ -355,6 +363,7 @@ var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // next request's Referer), status and size: a user in think time keeps
 // its cookies, not its page. Last.Body is nil afterwards.
 func (b *Browser) Rest() {
+	b.releaseLoop()
 	if b.body != nil {
 		if b.body.Cap() <= 1<<20 {
 			// A buffer grown for a large page is left to the collector.

@@ -345,16 +345,22 @@ type cookieTransport struct {
 	// ("" when none); Browser.Do sets it. Redirects carry it while their
 	// host matches (the client drops it, a sensitive header, elsewhere).
 	hand string
+	// handChanged says a response replaced cookies of hand since.
+	handChanged bool
 }
 
 // RoundTrip sends req with the browser's cookies and stores those of the
 // response.
 func (t *cookieTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	hand := ""
-	if _, ok := req.Header["Cookie"]; ok {
+	_, handSet := req.Header["Cookie"]
+	if handSet {
 		hand = t.hand
 	}
-	if h := t.jar.inner.header(req.URL, time.Now(), hand); h != "" {
+	// A redirect's copy of a hand-set Cookie header whose cookies its
+	// responses all replaced is left empty, as net/http's client with a
+	// Jar leaves it (its header copier rewrites it; this client has none).
+	if h := t.jar.inner.header(req.URL, time.Now(), hand); h != "" || handSet && t.handChanged {
 		req.Header["Cookie"] = []string{h}
 	}
 	resp, err := t.rt.RoundTrip(req)
@@ -382,7 +388,9 @@ func (t *cookieTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if rc := resp.Cookies(); len(rc) > 0 {
 		t.jar.SetCookies(req.URL, rc)
 		if t.hand != "" {
-			t.hand = withoutCookies(t.hand, rc)
+			if h := withoutCookies(t.hand, rc); h != t.hand {
+				t.hand, t.handChanged = h, true
+			}
 		}
 	}
 	return resp, nil
