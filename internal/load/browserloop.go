@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
@@ -51,6 +52,9 @@ type browserLoop struct {
 	batch []stampede.Result
 	out   chan<- stampede.Result
 	full  bool // the pages keep their whole header (a step extracts one)
+	// noTransport is the browsers' transport, which they never use (the
+	// loop is theirs): shared, so that none makes one of its own.
+	noTransport http.RoundTripper
 }
 
 // loopUser is a virtual user on the event loop: a vu and where it is in its
@@ -96,8 +100,9 @@ func (e *Engine) newBrowserLoops(ctx context.Context, out chan<- stampede.Result
 		}
 	}
 	g := make(loops, max(1, min(runtime.GOMAXPROCS(0), p.Users)))
+	unused := session.NewTransport(2, false, nil)
 	for i := range g {
-		d := &browserLoop{e: e, g: g, i: i, ctx: ctx, out: out, full: full, dests: map[string]*evloop.Dest{}}
+		d := &browserLoop{e: e, g: g, i: i, ctx: ctx, out: out, full: full, dests: map[string]*evloop.Dest{}, noTransport: unused}
 		if g[i] = d.newLoop(); g[i] == nil {
 			return nil
 		}
@@ -136,7 +141,9 @@ func (d *browserLoop) newLoop() *evloop.Loop {
 }
 
 // errLoopHTTPS fails a request to an https URL on the event loop.
-var errLoopHTTPS = errors.New("https is not spoken on the event loop (a target over http with a step or redirect to https: STAMPEDE_BROWSER_LOOP=off runs the users as goroutines)")
+// Its text is whole in the failure's reason (session.Describe keeps what
+// follows the last ": ", so it has none).
+var errLoopHTTPS = errors.New("an https URL, which the event loop does not speak (STAMPEDE_BROWSER_LOOP=off runs the users as goroutines, which do)")
 
 // dest returns where the loop dials for u: nil for the target.
 func (d *browserLoop) dest(u *url.URL) (*evloop.Dest, error) {
@@ -174,7 +181,7 @@ func (d *browserLoop) user(n int) *loopUser {
 		e := d.e
 		gn := e.plan.Segment.global(d.g.slot(d.i, n))
 		lu = &loopUser{vu: vu{e: e, n: gn, out: d.out, batch: &d.batch, rng: rand.New(rand.NewPCG(uint64(gn), uint64(time.Now().UnixNano())))}}
-		lu.b = session.New(session.Options{Timeout: e.plan.Timeout,
+		lu.b = session.New(session.Options{Timeout: e.plan.Timeout, Transport: d.noTransport,
 			// Called during End, on the loop's goroutine: lu.endpoint is
 			// the step whose response set the cookie.
 			CookieRefused: func(r session.CookieRefusal) { e.cookies.add(&r, lu.endpoint) }})

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	stampede "github.com/stampede-load/stampede"
 )
 
 // A scenario's users on the event loops do what the goroutine users do
@@ -177,6 +179,38 @@ tasks:
 		`item GET ok 200 ""`, `away GET ok 200 ""`, `broken GET status 500 "HTTP 500"`} {
 		if !outcomes["loop"][want] {
 			t.Errorf("no %s among the loop's outcomes: %v", want, outcomes["loop"])
+		}
+	}
+}
+
+// A redirect to https, which the event loop does not speak, fails its
+// request with a reason that says so and how to run it (the goroutine
+// users follow it).
+func TestBrowserLoopHTTPSRedirect(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the event loop is Linux's")
+	}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "https://127.0.0.1:1/secure", http.StatusFound)
+	}))
+	defer ts.Close()
+	sc, err := ParseScenario("s.yaml", []byte(fmt.Sprintf("target: %s\nload: {users: 1, duration: 1s}\nthink: 50ms\ntasks:\n  - steps:\n      - {name: tls, get: /go}\n", ts.URL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := sc.Compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Duration = 300 * time.Millisecond
+	e := New(p)
+	rs, _ := collectWith(t, e)
+	if e.loops.Load() == nil || len(rs) == 0 {
+		t.Fatalf("loops %v, %d results", e.loops.Load() != nil, len(rs))
+	}
+	for _, r := range rs {
+		if r.Outcome != stampede.FailTransport || r.Reason != errLoopHTTPS.Error() {
+			t.Fatalf("result %s %q, want a transport failure %q", r.Outcome, r.Reason, errLoopHTTPS)
 		}
 	}
 }
