@@ -318,7 +318,22 @@ func TestSetLoadErrors(t *testing.T) {
 // at once, not after their think time; the end of the run ends the rest at
 // once; a slot freed by a user that left is taken again by the next one,
 // lowest first.
-func TestThinkingUsersHoldNoGoroutine(t *testing.T) {
+func TestThinkingUsersHoldNoGoroutine(t *testing.T) { bothUserModes(t, thinkingUsersHoldNoGoroutine) }
+
+// bothUserModes runs f with a scenario's users on the event loops (Linux)
+// and as goroutines (STAMPEDE_BROWSER_LOOP=off).
+func bothUserModes(t *testing.T, f func(t *testing.T)) {
+	for _, mode := range []string{"loop", "goroutines"} {
+		t.Run(mode, func(t *testing.T) {
+			if mode == "goroutines" {
+				t.Setenv(EnvBrowserLoop, "off")
+			}
+			f(t)
+		})
+	}
+}
+
+func thinkingUsersHoldNoGoroutine(t *testing.T) {
 	srv := &countingServer{seen: map[string]int{}}
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
@@ -410,6 +425,10 @@ func userGoroutines() int {
 // the server sees every connection closed while the users think, and none
 // before (a user browsing keeps its connection).
 func TestIdleTimeoutClosesThinkingUsersConnections(t *testing.T) {
+	bothUserModes(t, idleTimeoutClosesThinkingUsersConnections)
+}
+
+func idleTimeoutClosesThinkingUsersConnections(t *testing.T) {
 	var mu sync.Mutex
 	open := 0
 	ts := httptest.NewUnstartedServer(&countingServer{seen: map[string]int{}})
