@@ -138,6 +138,7 @@ type Loop struct {
 	want     atomic.Int64 // users asked for by SetUsers
 	aborted  atomic.Int64
 	inflight atomic.Int64
+	maxTurn  atomic.Int64 // the longest turn since Turn, in ns
 
 	sys // per operating system
 }
@@ -155,6 +156,14 @@ func (l *Loop) SetUsers(n int) {
 // ended: they are not reported to OnResult (neither a success nor a
 // failure). It counts over every Run of the loop.
 func (l *Loop) Aborted() int64 { return l.aborted.Load() }
+
+// Turn returns the longest turn of the loop since the last call and starts
+// a new measure: the time from epoll_wait's return to the events of that
+// pass handled, the timers due expired, the queued users' requests written
+// and the results handed on (OnPass). A response that arrives meanwhile waits that long to be read, a
+// user due to wake that long to be woken: the loop's own lag, which Go's
+// timers (a process's usual self-watch) do not see.
+func (l *Loop) Turn() time.Duration { return time.Duration(l.maxTurn.Swap(0)) }
 
 // InFlight returns the number of requests under way (dialling, writing or
 // waiting for their response), as of the loop's last pass.

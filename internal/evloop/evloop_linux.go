@@ -387,6 +387,7 @@ func (l *Loop) loop(done <-chan struct{}) error {
 		defer l.cfg.OnPass() // the results of the last pass
 	}
 	l.sync()
+	var woke time.Duration // when epoll_wait returned
 	for !isDone(done) {
 		now := l.now()
 		l.expire(now)
@@ -395,7 +396,13 @@ func (l *Loop) loop(done <-chan struct{}) error {
 		if l.cfg.OnPass != nil {
 			l.cfg.OnPass()
 		}
+		if woke > 0 {
+			if turn := l.now() - woke; turn > time.Duration(l.maxTurn.Load()) {
+				l.maxTurn.Store(int64(turn))
+			}
+		}
 		n, err := unix.EpollWait(l.epfd, l.events, l.waitTime())
+		woke = l.now()
 		if err != nil {
 			if err == unix.EINTR {
 				continue

@@ -980,3 +980,23 @@ func TestOnPassAfterResults(t *testing.T) {
 		t.Errorf("%d passes for %d results: one pass per request or more", passes, results)
 	}
 }
+
+// Turn is the loop's longest turn since the last call: a pass held up by
+// what it does (here the handler of a pass's results, sleeping 40 ms once) shows in
+// it, and the next measure starts afresh.
+func TestTurn(t *testing.T) {
+	addr, _, stop := rawServer(t, canned("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 0, writeWhole))
+	defer stop()
+	passes := 0
+	_, l := run(t, Config{Addr: addr, OnPass: func() {
+		if passes++; passes == 5 {
+			time.Sleep(40 * time.Millisecond)
+		}
+	}}, 1, 2*time.Second, atLeast(20))
+	if turn := l.Turn(); turn < 40*time.Millisecond {
+		t.Errorf("longest turn %v, want at least the 40 ms a pass slept", turn)
+	}
+	if turn := l.Turn(); turn != 0 {
+		t.Errorf("turn %v right after a measure, want 0 (a new measure)", turn)
+	}
+}

@@ -22,7 +22,8 @@ const (
 )
 
 // SelfWatch samples the generator itself: its CPU use and how late its
-// timers fire (scheduling lag), once per interval, as "generator" samples.
+// timers fire (scheduling lag; with the users on event loops, the loops'
+// longest turn too), once per interval, as "generator" samples.
 // The samples of a segment of a split load (Plan.Segment) carry it as
 // Info["segment"] = "i/N".
 type SelfWatch struct {
@@ -61,6 +62,13 @@ func (w *SelfWatch) Run(ctx context.Context, interval time.Duration, emit func(s
 			}
 			prevCPU, prev = cpu, now
 			lag := time.Duration(w.maxLag.Swap(0))
+			if g := w.e.loops.Load(); g != nil {
+				// The users' event loops: their longest turn is how late
+				// a response or a wake-up was handled.
+				for _, l := range *g {
+					lag = max(lag, l.Turn())
+				}
+			}
 			cores := runtime.NumCPU()
 			dr := w.e.Dropped()
 			sat := 0.0
