@@ -18,16 +18,16 @@ import (
 	"github.com/stampede-load/stampede/internal/session"
 )
 
-// EnvBrowserLoop turns the event loop of scenario users off when set to
+// EnvBrowserLoop turns the event loops of scenario users off when set to
 // "off": they then run as goroutines over net/http's client (for comparing
-// the two, and as a way out should the loop misbehave, or for a scenario
-// that redirects to another origin than its target's).
+// the two, as a way out should the loops misbehave, and for a scenario
+// redirected from http to https, which the loops do not speak).
 const EnvBrowserLoop = "STAMPEDE_BROWSER_LOOP"
 
 // A scenario's users on an event loop.
 //
-// The users of a closed-model scenario over plain HTTP run on one event
-// loop (internal/evloop) rather than a goroutine each: the loop writes
+// The users of a closed-model scenario over plain HTTP run on event loops
+// (internal/evloop), one a CPU, rather than a goroutine each: a loop writes
 // each user's requests and reads its responses over the user's one kept
 // connection; the user's browser (session.Browser, its Begin, Field,
 // BodyPart and End) builds the requests, stores the cookies and follows
@@ -37,8 +37,9 @@ const EnvBrowserLoop = "STAMPEDE_BROWSER_LOOP"
 // recorded and how a failure ends a task are those of the goroutine users.
 // A user's connection goes where its request goes: to the target, or to
 // another host a step or a redirect names (its name looked up once, on the
-// loop: a pause for every user). What the loop does not do is TLS: a
-// request to an https URL other than the target's fails (errLoopHTTPS).
+// loop: a pause for its users). What the loop does not do is TLS: a plan
+// with an https target or step runs as goroutines, and an https URL met at
+// run time (a redirect) fails its request (errLoopHTTPS).
 
 // browserLoop is the event loop's Driver for a scenario's users.
 type browserLoop struct {

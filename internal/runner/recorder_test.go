@@ -14,9 +14,10 @@ import (
 
 // TestRecorderLosesNothing checks that the recorder, taking the results in
 // batches between naps, records every request the server answered but for
-// those cut off by the end of the run (answered, their response not read):
-// served = recorded + cut off, with the users on the event loop (their
-// results sent a pass at a time) and as goroutines (one at a time).
+// those cut off by the end of the run: recorded <= served <= recorded + cut
+// off (a request cut off may have been answered, its response not read, or
+// not yet reached the server's handler), with the users on the event loop
+// (their results sent a pass at a time) and as goroutines (one at a time).
 func TestRecorderLosesNothing(t *testing.T) {
 	for _, loop := range []string{"on", "off"} {
 		t.Run("loop="+loop, func(t *testing.T) {
@@ -45,9 +46,9 @@ func TestRecorderLosesNothing(t *testing.T) {
 			if rec == 0 || res.Summary.Aggregated.Failures != 0 {
 				t.Fatalf("%d requests recorded, %d failed", rec, res.Summary.Aggregated.Failures)
 			}
-			if got := rec + meta.Aborted; got != served.Load() {
-				t.Errorf("server answered %d requests; recorded %d + cut off by the end %d = %d",
-					served.Load(), rec, meta.Aborted, got)
+			if s := served.Load(); rec > s || s > rec+meta.Aborted {
+				t.Errorf("server answered %d requests; recorded %d, cut off by the end %d: want recorded <= answered <= recorded + cut off",
+					s, rec, meta.Aborted)
 			}
 			if meta.RequestsRows != rec {
 				t.Errorf("requests.csv has %d rows, the summary %d requests", meta.RequestsRows, rec)
