@@ -35,6 +35,11 @@ type Engine struct {
 	ctl   control // the load followed (SetUsers, SetArrivalRate)
 	slots slots   // the users' numbers
 
+	// actions are the forms' actions parsed, by their text: the same few
+	// on every page of a scenario (read only: shared by the users).
+	actions  sync.Map // string -> *url.URL
+	nactions atomic.Int64
+
 	users    atomic.Int64 // virtual users alive
 	inflight atomic.Int64 // requests in flight
 	dropped  atomic.Int64 // open model: starts that found no free user
@@ -573,6 +578,23 @@ func (v *vu) step(ctx context.Context, s *Step, intended time.Time) bool {
 	return v.finish(ctx, s, &res, end, &page, tm, err)
 }
 
+// action returns a form's action parsed, from the ones parsed before when
+// it can (the first 256 kept), or nil when it does not parse back to the
+// same text (Request.Parsed's rule).
+func (e *Engine) action(text string) *url.URL {
+	if u, ok := e.actions.Load(text); ok {
+		return u.(*url.URL)
+	}
+	u, err := url.Parse(text)
+	if err != nil || u.String() != text {
+		return nil
+	}
+	if e.nactions.Add(1) <= 256 {
+		e.actions.Store(text, u)
+	}
+	return u
+}
+
 // prepare builds the request of step s into req. When it cannot be sent
 // (no form on the page, a bad URL), it records why and returns false.
 func (v *vu) prepare(ctx context.Context, s *Step, intended time.Time, req *session.Request, res *stampede.Result) bool {
@@ -596,26 +618,31 @@ func (v *vu) prepare(ctx context.Context, s *Step, intended time.Time, req *sess
 			v.emit(ctx, res)
 			return false
 		}
-		over := make(map[string]string, len(s.Fields))
+		var overBuf, pairBuf [8]session.Field
+		over := overBuf[:0]
 		for k, t := range s.Fields {
-			over[k] = t.render(&v.vars)
+			over = append(over, session.Field{Name: k, Value: t.render(&v.vars)})
 		}
 		req.Method = f.Method
 		res.Method = f.Method
-		req.URL = f.Action
-		vals := f.Values(over)
+		req.URL, req.Parsed = f.Action, v.e.action(f.Action)
+		pairs := f.Pairs(pairBuf[:0], over)
 		v.sent = v.sent[:0]
-		for k, vs := range vals {
-			if secret.IsKey(k) {
-				v.sent = append(v.sent, vs...)
+		for _, fl := range pairs {
+			if secret.IsKey(fl.Name) {
+				v.sent = append(v.sent, fl.Value)
 			}
 		}
 		if f.Method == "GET" {
 			u, _ := url.Parse(f.Action)
-			u.RawQuery = vals.Encode()
-			req.URL = u.String()
+			u.RawQuery = string(session.AppendQuery(nil, pairs))
+			req.URL, req.Parsed = u.String(), nil
 		} else {
-			req.Body = []byte(vals.Encode())
+			n := 0
+			for _, fl := range pairs {
+				n += len(fl.Name) + len(fl.Value) + 2
+			}
+			req.Body = session.AppendQuery(make([]byte, 0, n+n/4), pairs)
 			req.ContentType = "application/x-www-form-urlencoded"
 		}
 	case s.abs != nil && s.absBase == p.Target:
@@ -740,14 +767,15 @@ func (v *vu) check(s *Step, page *session.Page, res *stampede.Result) {
 	if v.e.plan.Quick {
 		return
 	}
-	isLogin := session.IsLoginPage(page.Body)
+	// The page is searched for a password input only where the answer
+	// matters, not on every page (it reads the whole body).
 	if s.NotLogin {
-		if isLogin {
+		if session.IsLoginPage(page.Body) {
 			res.Outcome, res.Reason = stampede.FailContent, loginPageReason(page.Body, v.maskReason)
 			return
 		}
 		v.loggedIn = true
-	} else if v.loggedIn && isLogin && page.Status < 300 && len(page.Redirects) > 0 {
+	} else if v.loggedIn && page.Status < 300 && len(page.Redirects) > 0 && session.IsLoginPage(page.Body) {
 		// Logged in, asked for a page and was sent to a login form: the
 		// session did not stick (a Secure cookie over HTTP, a session store
 		// that lost it).

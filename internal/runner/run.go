@@ -208,10 +208,15 @@ func Run(ctx context.Context, plan *load.Plan, o Options) (*Result, error) {
 		// drain records what the channel holds and reports false once it is
 		// closed and empty. It takes at most what was there when it began:
 		// the users, on other CPUs, may send as fast as it records.
+		// r is the one result being recorded: declared once, as its address
+		// goes to the writers (a variable per result would be one allocation
+		// per request).
+		var r stampede.Result
+		var ok bool
 		drain := func() bool {
 			for n := max(len(results), 1); n > 0; n-- {
 				select {
-				case r, ok := <-results:
+				case r, ok = <-results:
 					if !ok {
 						return false
 					}

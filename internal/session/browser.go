@@ -179,6 +179,10 @@ type Page struct {
 	Size int64
 	// Redirects lists the URLs redirected through, in order.
 	Redirects []string
+	// urlText is URL as text when the browser on a loop has it without
+	// String (the request's own URL, not redirected): the next request's
+	// Referer.
+	urlText string
 }
 
 // Timing is the per-phase timing of one request.
@@ -251,7 +255,7 @@ type Request struct {
 	Method string
 	URL    string
 	// Parsed, when not nil, is URL parsed, which Begin then does not parse
-	// again (Do does); it is only read.
+	// again (Do does); it is only read, and URL must be its String().
 	Parsed *url.URL
 	Header http.Header
 	Body   []byte

@@ -212,6 +212,69 @@ func (s *fscan) attr(lower string, tagStart int) (string, bool) {
 	return "", false
 }
 
+// add appends a field to the form, room for a login form's few made with
+// the first.
+func (f *Form) add(fl Field) {
+	if f.Fields == nil {
+		f.Fields = make([]Field, 0, 8)
+	}
+	f.Fields = append(f.Fields, fl)
+}
+
+// plainAttr returns the value of the tag's attribute named lower as it is
+// in the page, when the Tokenizer would give it unchanged (no character
+// reference, NUL or carriage return in it).
+func (s *fscan) plainAttr(lower string) (v []byte, has, plain bool) {
+	for _, a := range s.attrs {
+		if !eqLower(s.b[a.key.start:a.key.end], lower) {
+			continue
+		}
+		v = s.b[a.val.start:a.val.end]
+		return v, true, bytes.IndexByte(v, '&') < 0 && bytes.IndexByte(v, 0) < 0 && bytes.IndexByte(v, '\r') < 0
+	}
+	return nil, false, false
+}
+
+// method returns the form's method upper-cased, "GET" when it has none:
+// the common ones without a copy of the page's bytes.
+func (s *fscan) method(tagStart int) string {
+	v, has, plain := s.plainAttr("method")
+	switch {
+	case !has:
+		return "GET"
+	case plain && eqLower(v, "post"):
+		return "POST"
+	case plain && eqLower(v, "get"):
+		return "GET"
+	}
+	m, _ := s.attr("method", tagStart)
+	if m = strings.ToUpper(m); m == "" {
+		return "GET"
+	}
+	return m
+}
+
+// inputTypes are the input types the scan tells apart, and the common others.
+var inputTypes = [...]string{"hidden", "text", "password", "email", "submit", "checkbox", "radio", "button", "image", "reset", "file"}
+
+// inputType returns the input's type lower-cased: the common ones without
+// a copy of the page's bytes.
+func (s *fscan) inputType(tagStart int) string {
+	v, has, plain := s.plainAttr("type")
+	if !has {
+		return ""
+	}
+	if plain {
+		for _, t := range inputTypes {
+			if eqLower(v, t) {
+				return t
+			}
+		}
+	}
+	t, _ := s.attr("type", tagStart)
+	return strings.ToLower(t)
+}
+
 // tagAttr reads the attribute named lower of the one start tag in raw with
 // the Tokenizer.
 func tagAttr(raw []byte, lower string) (string, bool) {
@@ -403,7 +466,7 @@ func scanFormsFast(body []byte) (forms []*Form, ok bool) {
 				cur = nil
 			case eqLower(name, "textarea"):
 				if inTextarea && cur != nil && taName != "" {
-					cur.Fields = append(cur.Fields, Field{taName, ta.String()})
+					cur.add(Field{taName, ta.String()})
 				}
 				inTextarea = false
 			case eqLower(name, "option"):
@@ -423,9 +486,9 @@ func scanFormsFast(body []byte) (forms []*Form, ok bool) {
 			case eqLower(name, "select"):
 				if inSelect && cur != nil && selName != "" {
 					if selHasChosen {
-						cur.Fields = append(cur.Fields, Field{selName, selChosen})
+						cur.add(Field{selName, selChosen})
 					} else if selHasFirst {
-						cur.Fields = append(cur.Fields, Field{selName, selFirst})
+						cur.add(Field{selName, selFirst})
 					}
 				}
 				inSelect, inOption = false, false
@@ -444,18 +507,13 @@ func scanFormsFast(body []byte) (forms []*Form, ok bool) {
 		switch {
 		case eqLower(name, "form"):
 			action, _ := s.attr("action", tagStart)
-			method, _ := s.attr("method", tagStart)
-			cur = &Form{Action: action, Method: strings.ToUpper(method)}
-			if cur.Method == "" {
-				cur.Method = "GET"
-			}
+			cur = &Form{Action: action, Method: s.method(tagStart)}
 			forms = append(forms, cur)
 		case eqLower(name, "input"):
 			if cur == nil {
 				break
 			}
-			typ, _ := s.attr("type", tagStart)
-			typ = strings.ToLower(typ)
+			typ := s.inputType(tagStart)
 			if typ == "password" {
 				cur.HasPassword = true
 			}
@@ -474,11 +532,11 @@ func scanFormsFast(body []byte) (forms []*Form, ok bool) {
 				if !has {
 					v = "on"
 				}
-				cur.Fields = append(cur.Fields, Field{n, v})
+				cur.add(Field{n, v})
 				continue
 			}
 			v, _ := s.attr("value", tagStart)
-			cur.Fields = append(cur.Fields, Field{n, v})
+			cur.add(Field{n, v})
 		case eqLower(name, "textarea"):
 			if cur == nil {
 				break

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/PuerkitoBio/goquery"
@@ -55,6 +56,81 @@ func (f *Form) Values(overrides map[string]string) url.Values {
 	return v
 }
 
+// Pairs appends to dst the fields Values(overrides) holds, with overrides
+// given as pairs of distinct names, in the order url.Values.Encode writes
+// them: sorted by name, a name's values in document order. It is Values
+// without the maps, for the hot path of a login (AppendQuery encodes the
+// result).
+func (f *Form) Pairs(dst []Field, overrides []Field) []Field {
+	start := len(dst)
+	override := func(name string) (string, bool) {
+		for _, o := range overrides {
+			if o.Name == name {
+				return o.Value, true
+			}
+		}
+		return "", false
+	}
+	for i, fl := range f.Fields {
+		o, ok := override(fl.Name)
+		if !ok {
+			dst = append(dst, fl)
+			continue
+		}
+		// An override takes the place of the first field of its name; the
+		// others of that name are left out.
+		first := true
+		for _, e := range f.Fields[:i] {
+			if e.Name == fl.Name {
+				first = false
+				break
+			}
+		}
+		if first {
+			dst = append(dst, Field{fl.Name, o})
+		}
+	}
+	for _, o := range overrides {
+		if !slices.ContainsFunc(f.Fields, func(fl Field) bool { return fl.Name == o.Name }) {
+			dst = append(dst, o)
+		}
+	}
+	slices.SortStableFunc(dst[start:], func(a, b Field) int { return strings.Compare(a.Name, b.Name) })
+	return dst
+}
+
+// AppendQuery appends pairs to dst URL-encoded, "name=value" joined by
+// "&", each escaped as url.QueryEscape does: the bytes url.Values.Encode
+// writes for the same pairs in the same order.
+func AppendQuery(dst []byte, pairs []Field) []byte {
+	for i, p := range pairs {
+		if i > 0 {
+			dst = append(dst, '&')
+		}
+		dst = appendQueryEscape(dst, p.Name)
+		dst = append(dst, '=')
+		dst = appendQueryEscape(dst, p.Value)
+	}
+	return dst
+}
+
+// appendQueryEscape appends s escaped as url.QueryEscape does: letters,
+// digits and "-_.~" as they are, a space as "+", every other byte as %XX.
+func appendQueryEscape(dst []byte, s string) []byte {
+	const hex = "0123456789ABCDEF"
+	for i := range len(s) {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.', c == '~':
+			dst = append(dst, c)
+		case c == ' ':
+			dst = append(dst, '+')
+		default:
+			dst = append(dst, '%', hex[c>>4], hex[c&15])
+		}
+	}
+	return dst
+}
+
 // FindForm returns the form to submit from body, a page at pageURL. With an
 // empty selector it picks the form that has a password field (a login form),
 // else the only form, else the first. A selector is a CSS selector matched
@@ -98,11 +174,54 @@ func resolve(base *url.URL, ref string) string {
 	if ref == "" {
 		return base.String()
 	}
+	if s, ok := resolvePlainPath(base, ref); ok {
+		return s
+	}
 	u, err := base.Parse(strings.TrimSpace(ref))
 	if err != nil {
 		return base.String()
 	}
 	return u.String()
+}
+
+// resolvePlainPath resolves the common action, an absolute path of plain
+// characters ("/accounts/login/") on an http or https page, to what
+// base.Parse(ref).String() gives, without parsing: ok is false for any
+// other ref or base (TestResolvePlainPath and FuzzResolve hold the two to
+// the same strings).
+func resolvePlainPath(base *url.URL, ref string) (string, bool) {
+	if !plainPath(ref) || base.User != nil || base.Opaque != "" || base.Host == "" || base.Scheme != "http" && base.Scheme != "https" {
+		return "", false
+	}
+	for i := range len(base.Host) {
+		c := base.Host[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == ':' || c == '[' || c == ']') {
+			return "", false
+		}
+	}
+	return base.Scheme + "://" + base.Host + ref, true
+}
+
+// plainPath reports whether ref is an absolute path of plain characters
+// (letters, digits, "-_~./"), with no empty or dot segment and no "//":
+// one that url.Parse cannot fail on and ResolveReference leaves as it is.
+func plainPath(ref string) bool {
+	if ref == "" || ref[0] != '/' {
+		return false
+	}
+	for i := range len(ref) {
+		c := ref[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '~' {
+			continue
+		}
+		// A "/" or "." after a "/" is left to ResolveReference: "//host",
+		// an empty segment, a dot segment.
+		if (c == '/' || c == '.') && (i == 0 || ref[i-1] != '/') {
+			continue
+		}
+		return false
+	}
+	return true
 }
 
 // scanForms tokenizes the page once and collects every form and its

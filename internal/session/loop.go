@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/idna"
@@ -53,6 +54,7 @@ type loopState struct {
 	location   string
 	haveLoc    bool
 	full       http.Header // every field, when the browser keeps them (FullHeader)
+	utext      string      // u0 as text, when the request gave it (Request.Parsed)
 	size       int64
 }
 
@@ -97,7 +99,12 @@ func (b *Browser) Begin(r *Request) ([]byte, error) {
 	// Do sets the Referer to the last page's URL unless the step set one;
 	// net/http's client keeps it through the redirects.
 	if st.referer = r.Header.Get("Referer"); st.referer == "" && b.Last.URL != nil {
-		st.referer = b.Last.URL.String()
+		if st.referer = b.Last.urlText; st.referer == "" {
+			st.referer = b.Last.URL.String()
+		}
+	}
+	if r.Parsed != nil {
+		st.utext = r.URL
 	}
 	if v, ok := r.Header["Cookie"]; ok {
 		st.handSet = true
@@ -224,7 +231,11 @@ func (b *Browser) appendRequest(w []byte) []byte {
 	if handSet {
 		hand = st.hand
 	}
-	cookie := b.jar.inner.header(u, time.Now(), hand)
+	// The Cookie header is built in a buffer on the stack and written from
+	// it (a string of it would be one more allocation per request).
+	var cookieBuf [256]byte
+	cb := b.jar.inner.appendHeader(cookieBuf[:0], u, time.Now(), hand)
+	cookie := unsafe.String(unsafe.SliceData(cb), len(cb)) // read only, while cb lives
 	if cookie != "" || handSet && len(st.header["Cookie"]) > 0 {
 		keys = append(keys, "Cookie")
 	}
@@ -320,7 +331,7 @@ func (b *Browser) End(status int) (hop []byte, page Page, err error) {
 	// In net/http's client's order: a 3xx without a Location is the page;
 	// an unparsable one fails, even where the step takes the 3xx as its
 	// page (CheckRedirect comes after); the eleventh request is refused.
-	if method, follow, keepBody := redirectBehavior(st.method, status); follow && st.haveLoc && st.location != "" {
+	if method, follow, keepBody := redirectBehavior(st.method, status); follow && st.haveLoc && st.location != "" && !(st.noRedirect && plainPath(st.location)) {
 		next, err := st.u.Parse(st.location)
 		if err != nil {
 			b.Abort()
@@ -363,6 +374,9 @@ func (b *Browser) End(status int) (hop []byte, page Page, err error) {
 		redirects = slices.Clone(st.redirects)
 	}
 	p := Page{URL: st.u, Status: status, Header: h, Body: b.body.Bytes(), Size: st.size, Redirects: redirects}
+	if st.u == st.u0 {
+		p.urlText = st.utext
+	}
 	b.Last = p
 	b.release()
 	return nil, p, nil
@@ -409,6 +423,10 @@ func appendHeaderValue(w []byte, v string) []byte {
 	for end > start && isHeaderSpace(v[end-1]) {
 		end--
 	}
+	v = v[:end]
+	if strings.IndexByte(v[start:], '\r') < 0 && strings.IndexByte(v[start:], '\n') < 0 {
+		return append(w, v[start:]...) // the common value: one line
+	}
 	for i := start; i < end; i++ {
 		if c := v[i]; c == '\r' || c == '\n' {
 			w = append(w, v[start:i]...)
@@ -438,10 +456,11 @@ func (b *Browser) storeCookies(st *loopState) {
 				URL: responseURL(st.u), Detail: "unparsable Set-Cookie line (" + why + ") sent"})
 		}
 	}
+	cs := make([]http.Cookie, len(st.setCookies))
 	rc := make([]*http.Cookie, 0, len(st.setCookies))
-	for _, line := range st.setCookies {
-		if c, err := http.ParseSetCookie(line); err == nil {
-			rc = append(rc, c)
+	for i, line := range st.setCookies {
+		if parseSetCookie(line, &cs[i]) {
+			rc = append(rc, &cs[i])
 		}
 	}
 	if len(rc) == 0 {

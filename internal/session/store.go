@@ -244,70 +244,74 @@ func (s *cookieStore) cookies(u *url.URL, now time.Time) []*http.Cookie {
 // writes by adding Cookies(u) to the request one by one (AddCookie), built
 // without the cookies and the copies.
 func (s *cookieStore) header(u *url.URL, now time.Time, prefix string) string {
+	var buf [256]byte
+	h := s.appendHeader(buf[:0], u, now, prefix)
+	if len(h) == len(prefix) {
+		return prefix
+	}
+	return string(h)
+}
+
+// appendHeader appends to dst the Cookie header header returns.
+func (s *cookieStore) appendHeader(dst []byte, u *url.URL, now time.Time, prefix string) []byte {
 	var selBuf [16]int
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sel := s.selectLocked(u, now, selBuf[:0])
-	if len(sel) == 0 {
-		return prefix
-	}
-	n := len(prefix)
-	for _, k := range sel {
-		n += len(s.entries[k].nv) + 5 // "; ", "=" and quotes
-	}
-	var b strings.Builder
-	b.Grow(n)
-	b.WriteString(prefix)
-	for _, k := range sel {
+	dst = append(dst, prefix...)
+	start := len(dst) - len(prefix)
+	for _, k := range s.selectLocked(u, now, selBuf[:0]) {
 		e := &s.entries[k]
-		if b.Len() > 0 {
-			b.WriteString("; ")
+		if len(dst) > start {
+			dst = append(dst, "; "...)
 		}
-		writeCookiePair(&b, e.name(), e.value(), e.quoted)
+		dst = appendCookiePair(dst, e.name(), e.value(), e.quoted)
 	}
-	return b.String()
+	return dst
 }
 
-// writeCookiePair writes name=value as AddCookie does: a new line in the
-// name as "-", the bytes not allowed in a value left out, a value with a
-// space or a comma (or one that came quoted) in quotes. The store's names
-// and values came through ParseSetCookie, so only the quotes ever apply.
-func writeCookiePair(b *strings.Builder, name, value string, quoted bool) {
-	if strings.ContainsAny(name, "\n\r") {
+// appendCookiePair appends name=value as AddCookie writes it: a new line
+// in the name as "-", the bytes not allowed in a value left out, a value
+// with a space or a comma (or one that came quoted) in quotes. The store's
+// names and values came through ParseSetCookie, so only the quotes ever
+// apply.
+func appendCookiePair(b []byte, name, value string, quoted bool) []byte {
+	if strings.IndexByte(name, '\n') >= 0 || strings.IndexByte(name, '\r') >= 0 {
 		for i := range len(name) {
 			c := name[i]
 			if c == '\n' || c == '\r' {
 				c = '-'
 			}
-			b.WriteByte(c)
+			b = append(b, c)
 		}
 	} else {
-		b.WriteString(name)
+		b = append(b, name...)
 	}
-	b.WriteByte('=')
-	q := quoted || strings.ContainsAny(value, " ,")
-	if q {
-		b.WriteByte('"')
-	}
-	clean := true
+	b = append(b, '=')
+	q, clean := quoted, true
 	for i := range len(value) {
-		if c := value[i]; c < 0x20 || c >= 0x7f || c == '"' || c == ';' || c == '\\' {
+		switch c := value[i]; {
+		case c == ' ' || c == ',':
+			q = true
+		case c < 0x20 || c >= 0x7f || c == '"' || c == ';' || c == '\\':
 			clean = false
-			break
 		}
 	}
+	if q {
+		b = append(b, '"')
+	}
 	if clean {
-		b.WriteString(value)
+		b = append(b, value...)
 	} else {
 		for i := range len(value) {
 			if c := value[i]; 0x20 <= c && c < 0x7f && c != '"' && c != ';' && c != '\\' {
-				b.WriteByte(c)
+				b = append(b, c)
 			}
 		}
 	}
 	if q {
-		b.WriteByte('"')
+		b = append(b, '"')
 	}
+	return b
 }
 
 // selectLocked removes the expired cookies of u's key and returns, in sel,
