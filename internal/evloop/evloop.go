@@ -69,6 +69,18 @@ type Config struct {
 	// longer than it once it has been idle that long (a browser's idle
 	// timeout): the next request dials. With a Driver only.
 	IdleClose time.Duration
+	// KeepP makes the loop wait for events in a system call that Go's
+	// scheduler does not see (as its reads and writes are): the loop keeps
+	// its P while it waits. A wait the scheduler sees lets sysmon take the
+	// P from the loop's thread once it has waited 20 µs, and the loop take
+	// one back on waking: when the loop waits after most responses (its
+	// target the slower), that hand-over, and sysmon waking every 20 µs to
+	// make it, cost as much as the loop's own work. Set it only when the
+	// process has a P for its other goroutines besides the loops' (the
+	// loops' users, load.loopProcs); a wait is then at most 10 ms, so that
+	// a stop of the world that cannot signal the loop's thread waits no
+	// longer. Linux only; elsewhere there is no loop.
+	KeepP bool
 }
 
 // Driver runs users whose requests differ (Config.Driver). Its methods are

@@ -401,7 +401,7 @@ func (l *Loop) loop(done <-chan struct{}) error {
 				l.maxTurn.Store(int64(turn))
 			}
 		}
-		n, err := unix.EpollWait(l.epfd, l.events, l.waitTime())
+		n, err := l.wait()
 		woke = l.now()
 		if err != nil {
 			if err == unix.EINTR {
@@ -433,6 +433,26 @@ func (l *Loop) loop(done <-chan struct{}) error {
 		}
 	}
 	return nil
+}
+
+// keptWaitMax is the longest wait of a loop that keeps its P (Config.KeepP),
+// in milliseconds.
+const keptWaitMax = 10
+
+// wait waits for events, up to waitTime, as Config.KeepP says.
+func (l *Loop) wait() (int, error) {
+	ms := l.waitTime()
+	if !l.cfg.KeepP {
+		return unix.EpollWait(l.epfd, l.events, ms)
+	}
+	if ms < 0 || ms > keptWaitMax {
+		ms = keptWaitMax
+	}
+	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(unsafe.SliceData(l.events))), uintptr(len(l.events)), uintptr(ms), 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
 }
 
 // waitTime returns epoll_wait's timeout in milliseconds: until the earliest

@@ -1000,3 +1000,81 @@ func TestTurn(t *testing.T) {
 		t.Errorf("turn %v right after a measure, want 0 (a new measure)", turn)
 	}
 }
+
+// TestKeepP runs a loop that keeps its P while it waits (Config.KeepP):
+// its users think, answer and time out as in a loop that does not; the
+// world stops for the collector while it waits (the runtime signals its
+// thread out of the wait); another goroutine's timers fire meanwhile on the
+// process's other P; a change of users wakes it; Run returns at once when
+// cancelled.
+func TestKeepP(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("KeepP is for a process with a P besides the loop's")
+	}
+	addr, _, _ := rawServer(t, canned(helloResp, 0, writeWhole))
+	var results atomic.Int32
+	l, err := New(Config{Addr: addr, Request: request("/"), Timeout: 5 * time.Second, KeepP: true,
+		Think: func() time.Duration { return 25 * time.Millisecond },
+		OnResult: func(r Result) {
+			if r.Err != nil {
+				t.Error(r.Err)
+			}
+			results.Add(1)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetUsers(4)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+
+	// Timers of another goroutine keep time while the loop waits.
+	var late atomic.Int64
+	tick := make(chan struct{})
+	go func() {
+		defer close(tick)
+		for range 100 {
+			at := time.Now()
+			time.Sleep(2 * time.Millisecond)
+			if d := time.Since(at) - 2*time.Millisecond; d > time.Duration(late.Load()) {
+				late.Store(int64(d))
+			}
+		}
+	}()
+	for range 10 {
+		start := time.Now()
+		runtime.GC() // stops the world: the loop's thread must come out of its wait
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("a collection took %v with the loop waiting", d)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	<-tick
+	// The timer lag a loop keeping its P leaves the others: the process has
+	// another P, so a few ms at most on a quiet machine; 100 ms tells a P
+	// held from them (sysmon's preemption every 10 ms) from a busy machine.
+	if d := time.Duration(late.Load()); d > 100*time.Millisecond {
+		t.Errorf("another goroutine's 2 ms timer fired up to %v late while the loop waited", d)
+	}
+	before := results.Load()
+	l.SetUsers(8) // wakes the loop out of its wait
+	for deadline := time.Now().Add(5 * time.Second); results.Load() < before+40; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d results after raising the users, %d before", results.Load(), before)
+		}
+	}
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("Run returned %v after the cancellation", d)
+	}
+}

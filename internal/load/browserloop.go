@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"runtime"
 	"time"
 
 	stampede "github.com/stampede-load/stampede"
@@ -79,7 +78,8 @@ const (
 )
 
 // newBrowserLoops returns the event loops that run the plan's users, one a
-// CPU the process may use (GOMAXPROCS) and no more than the users, or nil
+// CPU the process may use (GOMAXPROCS; see loopProcs) and no more than the
+// users, or nil
 // when the plan is not a closed-model scenario over plain HTTP, the loops
 // are turned off (EnvBrowserLoop) or not available here (not Linux).
 func (e *Engine) newBrowserLoops(ctx context.Context, out chan<- stampede.Result) loops {
@@ -100,25 +100,28 @@ func (e *Engine) newBrowserLoops(ctx context.Context, out chan<- stampede.Result
 			}
 		}
 	}
-	g := make(loops, max(1, min(runtime.GOMAXPROCS(0), p.Users)))
+	n, keepP, release := loopProcs(p.Users)
+	g := make(loops, n)
 	unused := session.NewTransport(2, false, nil)
 	for i := range g {
 		d := &browserLoop{e: e, g: g, i: i, ctx: ctx, out: out, full: full, dests: map[string]*evloop.Dest{}, noTransport: unused}
-		if g[i] = d.newLoop(); g[i] == nil {
+		if g[i] = d.newLoop(keepP); g[i] == nil {
+			release()
 			return nil
 		}
 	}
+	e.releaseProcs = release
 	return g
 }
 
 // newLoop returns the loop d drives, or nil when there is none here.
-func (d *browserLoop) newLoop() *evloop.Loop {
+func (d *browserLoop) newLoop(keepP bool) *evloop.Loop {
 	p := d.e.plan
 	host := p.Target.Host
 	if p.Target.Port() == "" {
 		host = net.JoinHostPort(p.Target.Hostname(), "80")
 	}
-	cfg := evloop.Config{Addr: p.Hosts.Map(host), Timeout: p.Timeout, Driver: d,
+	cfg := evloop.Config{Addr: p.Hosts.Map(host), Timeout: p.Timeout, Driver: d, KeepP: keepP,
 		From: func(user int) netip.Addr { return p.LocalIPs.At(d.g.slot(d.i, user)) },
 		OnPass: func() {
 			for i := range d.batch {

@@ -40,6 +40,8 @@ type Engine struct {
 	actions  sync.Map // string -> *url.URL
 	nactions atomic.Int64
 
+	releaseProcs func() // gives back the loops' P (loopProcs), when they run
+
 	users    atomic.Int64 // virtual users alive
 	inflight atomic.Int64 // requests in flight
 	dropped  atomic.Int64 // open model: starts that found no free user
@@ -105,10 +107,12 @@ func (e *Engine) Run(ctx context.Context, out chan<- stampede.Result) error {
 	var wg sync.WaitGroup
 	if l := e.newQuickLoop(out); l != nil {
 		e.runLoop(ctx, loops{l})
+		e.releaseProcs()
 		return nil
 	}
 	if g := e.newBrowserLoops(ctx, out); g != nil {
 		e.runLoop(ctx, g)
+		e.releaseProcs()
 		return nil
 	}
 	if e.plan.Model == Open {

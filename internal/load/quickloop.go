@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -82,11 +83,58 @@ func (e *Engine) newQuickLoop(out chan<- stampede.Result) *evloop.Loop {
 			return d
 		}
 	}
+	_, keepP, release := loopProcs(1)
+	cfg.KeepP = keepP
 	l, err := evloop.New(cfg)
 	if err != nil {
+		release()
 		return nil
 	}
+	e.releaseProcs = release
 	return l
+}
+
+// The Ps of the loops. A loop keeps its P while it waits for events
+// (evloop.Config.KeepP) when the process has another P for its other
+// goroutines (the recorder, the probes, the log tails, the live page):
+// loopProcs gives it one, raising GOMAXPROCS by one while loops run, unless
+// GOMAXPROCS was set, which is then kept, the loops taking one P fewer.
+var (
+	procsMu    sync.Mutex
+	procsUsers int // runs whose loops hold the P added
+	procsAdded int // the P added, while procsUsers > 0
+)
+
+// loopProcs returns how many loops to run for users (one a P, no more
+// than the users) and whether they keep their Ps, and release, to call
+// once they have stopped.
+func loopProcs(users int) (n int, keepP bool, release func()) {
+	procsMu.Lock()
+	defer procsMu.Unlock()
+	procs := runtime.GOMAXPROCS(0) - procsAdded
+	n = max(1, min(procs, users))
+	if _, set := os.LookupEnv("GOMAXPROCS"); set {
+		if n == procs && procs > 1 {
+			n--
+		}
+		return n, procs > n, func() {}
+	}
+	if n < procs {
+		return n, true, func() {}
+	}
+	if procsUsers == 0 {
+		runtime.GOMAXPROCS(procs + 1)
+		procsAdded = 1
+	}
+	procsUsers++
+	return n, true, sync.OnceFunc(func() {
+		procsMu.Lock()
+		defer procsMu.Unlock()
+		if procsUsers--; procsUsers == 0 {
+			procsAdded = 0
+			runtime.SetDefaultGOMAXPROCS()
+		}
+	})
 }
 
 // loops are the event loops a run's users are spread over: user slot s

@@ -3,6 +3,7 @@ package load
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -90,5 +91,56 @@ func TestQuickLoop(t *testing.T) {
 				t.Errorf("after the run: %d in flight, %d users", e.InFlight(), e.Users())
 			}
 		})
+	}
+}
+
+// TestLoopProcs: loops keep their Ps only with a P left for the process's
+// other goroutines: one added while they run (given back after) unless
+// GOMAXPROCS was set, when the loops take one P fewer.
+func TestLoopProcs(t *testing.T) {
+	t.Setenv("GOMAXPROCS", "") // the test's own setting, if any, comes back after
+	os.Unsetenv("GOMAXPROCS")
+	procs := runtime.GOMAXPROCS(0)
+	n, keep, release := loopProcs(1000)
+	if n != procs || !keep || runtime.GOMAXPROCS(0) != procs+1 {
+		t.Errorf("default: %d loops (keep %v) on GOMAXPROCS %d; want %d loops keeping their Ps on %d", n, keep, runtime.GOMAXPROCS(0), procs, procs+1)
+	}
+	// A second run at once shares the added P.
+	n2, _, release2 := loopProcs(1000)
+	if n2 != procs || runtime.GOMAXPROCS(0) != procs+1 {
+		t.Errorf("a second run: %d loops on GOMAXPROCS %d", n2, runtime.GOMAXPROCS(0))
+	}
+	release()
+	release() // once only
+	if runtime.GOMAXPROCS(0) != procs+1 {
+		t.Errorf("GOMAXPROCS %d while a run still has its loops", runtime.GOMAXPROCS(0))
+	}
+	release2()
+	if runtime.GOMAXPROCS(0) != procs {
+		t.Errorf("GOMAXPROCS %d after the runs, %d before", runtime.GOMAXPROCS(0), procs)
+	}
+	// Fewer users than Ps: a P is left without adding one.
+	if procs > 1 {
+		n, keep, release := loopProcs(1)
+		if n != 1 || !keep || runtime.GOMAXPROCS(0) != procs {
+			t.Errorf("one user: %d loops (keep %v) on GOMAXPROCS %d", n, keep, runtime.GOMAXPROCS(0))
+		}
+		release()
+	}
+	// GOMAXPROCS set: kept; the loops leave a P, or wait as the scheduler sees.
+	t.Setenv("GOMAXPROCS", "1")
+	runtime.GOMAXPROCS(1)
+	defer runtime.SetDefaultGOMAXPROCS()
+	if n, keep, release := loopProcs(1000); n != 1 || keep || runtime.GOMAXPROCS(0) != 1 {
+		t.Errorf("GOMAXPROCS=1: %d loops (keep %v) on %d", n, keep, runtime.GOMAXPROCS(0))
+	} else {
+		release()
+	}
+	t.Setenv("GOMAXPROCS", "3")
+	runtime.GOMAXPROCS(3)
+	if n, keep, release := loopProcs(1000); n != 2 || !keep || runtime.GOMAXPROCS(0) != 3 {
+		t.Errorf("GOMAXPROCS=3: %d loops (keep %v) on %d", n, keep, runtime.GOMAXPROCS(0))
+	} else {
+		release()
 	}
 }
