@@ -98,7 +98,8 @@ func (e *Engine) newQuickLoop(out chan<- stampede.Result) *evloop.Loop {
 // (evloop.Config.KeepP) when the process has another P for its other
 // goroutines (the recorder, the probes, the log tails, the live page):
 // loopProcs gives it one, raising GOMAXPROCS by one while loops run, unless
-// GOMAXPROCS was set, which is then kept, the loops taking one P fewer.
+// GOMAXPROCS was set: it is then kept, a loop a P, and the loops wait as
+// the scheduler sees (with fewer users than Ps, a P is left anyway).
 var (
 	procsMu    sync.Mutex
 	procsUsers int // runs whose loops hold the P added
@@ -114,9 +115,6 @@ func loopProcs(users int) (n int, keepP bool, release func()) {
 	procs := runtime.GOMAXPROCS(0) - procsAdded
 	n = max(1, min(procs, users))
 	if _, set := os.LookupEnv("GOMAXPROCS"); set {
-		if n == procs && procs > 1 {
-			n--
-		}
 		return n, procs > n, func() {}
 	}
 	if n < procs {

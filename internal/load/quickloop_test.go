@@ -96,7 +96,8 @@ func TestQuickLoop(t *testing.T) {
 
 // TestLoopProcs: loops keep their Ps only with a P left for the process's
 // other goroutines: one added while they run (given back after) unless
-// GOMAXPROCS was set, when the loops take one P fewer.
+// GOMAXPROCS was set, which is kept: a loop a P, waiting as the scheduler
+// sees, unless fewer users than Ps leave one.
 func TestLoopProcs(t *testing.T) {
 	t.Setenv("GOMAXPROCS", "") // the test's own setting, if any, comes back after
 	os.Unsetenv("GOMAXPROCS")
@@ -127,7 +128,8 @@ func TestLoopProcs(t *testing.T) {
 		}
 		release()
 	}
-	// GOMAXPROCS set: kept; the loops leave a P, or wait as the scheduler sees.
+	// GOMAXPROCS set: kept, a loop a P, waiting as the scheduler sees;
+	// fewer users than Ps leave one, and the loops keep theirs.
 	t.Setenv("GOMAXPROCS", "1")
 	runtime.GOMAXPROCS(1)
 	defer runtime.SetDefaultGOMAXPROCS()
@@ -138,8 +140,13 @@ func TestLoopProcs(t *testing.T) {
 	}
 	t.Setenv("GOMAXPROCS", "3")
 	runtime.GOMAXPROCS(3)
-	if n, keep, release := loopProcs(1000); n != 2 || !keep || runtime.GOMAXPROCS(0) != 3 {
+	if n, keep, release := loopProcs(1000); n != 3 || keep || runtime.GOMAXPROCS(0) != 3 {
 		t.Errorf("GOMAXPROCS=3: %d loops (keep %v) on %d", n, keep, runtime.GOMAXPROCS(0))
+	} else {
+		release()
+	}
+	if n, keep, release := loopProcs(2); n != 2 || !keep || runtime.GOMAXPROCS(0) != 3 {
+		t.Errorf("GOMAXPROCS=3, 2 users: %d loops (keep %v) on %d", n, keep, runtime.GOMAXPROCS(0))
 	} else {
 		release()
 	}
