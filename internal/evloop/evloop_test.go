@@ -563,19 +563,7 @@ func TestCancel(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	start := time.Now()
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Run did not return")
-	}
-	if el := time.Since(start); el > 500*time.Millisecond {
-		t.Errorf("Run returned %v after the cancellation", el)
-	}
+	cancelRun(t, cancel, done)
 	if n := l.Aborted(); n != users || reported.Load() != 0 || l.InFlight() != 0 {
 		t.Errorf("%d aborted, %d reported, %d in flight; want %d, 0, 0", n, reported.Load(), l.InFlight(), users)
 	}
@@ -1064,6 +1052,13 @@ func TestKeepP(t *testing.T) {
 			t.Fatalf("%d results after raising the users, %d before", results.Load(), before)
 		}
 	}
+	cancelRun(t, cancel, done)
+}
+
+// cancelRun cancels a loop's Run and checks that it returns at once and
+// without an error.
+func cancelRun(t *testing.T, cancel func(), done <-chan error) {
+	t.Helper()
 	start := time.Now()
 	cancel()
 	select {
